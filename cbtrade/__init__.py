@@ -1,0 +1,1 @@
+"""cb-trade data service: gap-filled historical OHLCV candles from ccxt exchanges."""

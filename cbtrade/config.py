@@ -1,0 +1,174 @@
+"""Settings of the data service, read from ``CBTRADE_*`` environment variables.
+
+The names are part of the deployment contract (see DESIGN.md). A bad value fails at start-up
+with a :class:`~cbtrade.errors.ConfigurationError` that names the environment variable.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal, NamedTuple
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cbtrade.errors import ConfigurationError
+from cbtrade.timeframes import timeframe_to_ms
+
+ENV_PREFIX = "CBTRADE_"
+_EXCHANGE_ID = re.compile(r"^[a-z0-9]{1,32}$")
+_CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+class WatchedSeries(NamedTuple):
+    """One series the timer keeps topped up."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All settings of the service; see ``local.settings.json.example`` for every one."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Storage
+    storage_backend: Literal["local", "azure"] = "local"
+    local_storage_root: Path = Path("./data")
+    azure_connection_string: SecretStr | None = None
+    azure_account_url: str | None = None
+    azure_container: str = "cbtrade"
+    storage_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    storage_write_attempts: int = Field(default=20, ge=1, le=100)
+
+    # Auth
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    auth_disabled: bool = False
+    jwt_hs256_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+
+    # Exchanges
+    exchange_url_overrides: dict[str, str] = Field(default_factory=dict)
+    exchange_timeout_ms: int = Field(default=15_000, ge=100, le=120_000)
+    exchange_retry_attempts: int = Field(default=5, ge=1, le=20)
+    exchange_retry_max_wait_seconds: float = Field(default=8.0, gt=0, le=120)
+
+    # History and pages
+    page_default_limit: int = Field(default=5_000, ge=1)
+    page_max_limit: int = Field(default=10_000, ge=1, le=100_000)
+    empty_fetch_grace_seconds: int = Field(default=3_600, ge=0)
+    continuation_token_secret: SecretStr | None = None
+
+    # Timer top-up
+    watchlist: Annotated[list[WatchedSeries], NoDecode] = Field(default_factory=list)
+    topup_schedule: str = "0 */5 * * * *"
+    topup_max_backfill_days: float = Field(default=7.0, gt=0, le=3_650)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("watchlist", mode="before")
+    @classmethod
+    def _parse_watchlist(cls, value: object) -> object:
+        items = _split_csv(value)
+        if not isinstance(items, list):
+            return items
+        series = []
+        for item in items:
+            if isinstance(item, WatchedSeries):
+                series.append(item)
+                continue
+            exchange, sep, rest = str(item).partition(":")
+            symbol, sep2, timeframe = rest.rpartition(":")
+            if not (sep and sep2 and exchange and symbol and timeframe):
+                raise ValueError(f"{item!r} is not exchange:SYMBOL:timeframe")
+            if not _EXCHANGE_ID.match(exchange):
+                raise ValueError(f"{item!r}: exchange id must match [a-z0-9]+")
+            timeframe_to_ms(timeframe)
+            series.append(WatchedSeries(exchange, symbol, timeframe))
+        return series
+
+    @field_validator("exchange_url_overrides")
+    @classmethod
+    def _check_overrides(cls, value: dict[str, str]) -> dict[str, str]:
+        for exchange, origin in value.items():
+            if not _EXCHANGE_ID.match(exchange):
+                raise ValueError(f"{exchange!r}: exchange id must match [a-z0-9]+")
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in (
+                "",
+                "/",
+            ):
+                raise ValueError(f"{origin!r} for {exchange!r} must be an origin like http://host:port")
+        return value
+
+    @field_validator("azure_container")
+    @classmethod
+    def _check_container(cls, value: str) -> str:
+        if not _CONTAINER_NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid blob container name")
+        return value
+
+    @field_validator("azure_account_url", "jwt_jwks_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("topup_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        if len(value.split()) != 6:
+            raise ValueError(f"{value!r} is not a six-field CRON expression")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if (
+            self.storage_backend == "azure"
+            and self.azure_connection_string is None
+            and self.azure_account_url is None
+        ):
+            raise ValueError(
+                f"{ENV_PREFIX}STORAGE_BACKEND=azure needs {ENV_PREFIX}AZURE_CONNECTION_STRING "
+                f"or {ENV_PREFIX}AZURE_ACCOUNT_URL"
+            )
+        if self.page_default_limit > self.page_max_limit:
+            raise ValueError(
+                f"{ENV_PREFIX}PAGE_DEFAULT_LIMIT must not exceed {ENV_PREFIX}PAGE_MAX_LIMIT"
+            )
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation failure into a ConfigurationError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,139 @@
+"""Typed errors of the data service.
+
+Every error carries a stable machine-readable ``code`` and the HTTP ``status_code`` that the
+API answers with, so the API layer maps them in one place and no traceback reaches a client.
+"""
+
+from __future__ import annotations
+
+
+class CbTradeError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    code = "internal_error"
+    status_code = 500
+
+
+class ConfigurationError(CbTradeError):
+    """A setting is missing or has a bad value; raised at start-up."""
+
+    code = "configuration_error"
+
+
+class InvalidInputError(CbTradeError, ValueError):
+    """The caller's input is malformed or out of range."""
+
+    code = "bad_request"
+    status_code = 400
+
+
+class InvalidPathComponentError(InvalidInputError):
+    """An exchange id, symbol or timeframe cannot be used in a storage path."""
+
+    code = "invalid_path_component"
+
+
+class InvalidTimeframeError(InvalidInputError):
+    """The timeframe is not one the service supports."""
+
+    code = "invalid_timeframe"
+
+
+class InvalidCandleError(InvalidInputError):
+    """A candle is malformed: wrong types, not finite, or not aligned to its timeframe."""
+
+    code = "invalid_candle"
+
+
+class InvalidContinuationTokenError(InvalidInputError):
+    """A continuation token is garbage, truncated, tampered with or from another query."""
+
+    code = "invalid_continuation_token"
+
+
+class AuthenticationError(CbTradeError):
+    """The request carries no valid credentials."""
+
+    code = "unauthorized"
+    status_code = 401
+
+
+class NotFoundError(CbTradeError):
+    """The named resource does not exist."""
+
+    code = "not_found"
+    status_code = 404
+
+
+class UnknownExchangeError(NotFoundError):
+    """No plugin serves this exchange id."""
+
+    code = "unknown_exchange"
+
+
+class UnknownSymbolError(NotFoundError):
+    """The exchange does not list this symbol, and nothing is stored for it."""
+
+    code = "unknown_symbol"
+
+
+class StorageError(CbTradeError):
+    """The raw-data store failed."""
+
+    code = "storage_error"
+    status_code = 503
+
+
+class StorageUnavailableError(StorageError):
+    """The store cannot be reached (network, timeout, emulator down)."""
+
+    code = "storage_unavailable"
+
+
+class StoragePermissionError(StorageError):
+    """The store refused access (file permissions, RBAC, bad key)."""
+
+    code = "storage_permission_denied"
+
+
+class StorageFullError(StorageError):
+    """The store has no space left."""
+
+    code = "storage_full"
+
+
+class StorageConflictError(StorageError):
+    """A conditional write kept losing to concurrent writers until the retry budget ran out."""
+
+    code = "storage_conflict"
+
+
+class StorageCorruptError(StorageError):
+    """A stored object cannot be decoded."""
+
+    code = "storage_corrupt"
+
+
+class ExchangeError(CbTradeError):
+    """The exchange answered with an error the service cannot recover from."""
+
+    code = "exchange_error"
+    status_code = 502
+
+
+class ExchangeUnavailableError(ExchangeError):
+    """The exchange stayed down, slow or rate-limiting through the whole retry budget."""
+
+    code = "exchange_unavailable"
+    status_code = 503
+
+
+class ExchangeHistoryUnavailableError(ExchangeError):
+    """The exchange's API cannot serve candles this far back (e.g. Kraken's last 720)."""
+
+    code = "exchange_history_unavailable"
+    status_code = 422
+
+    def __init__(self, message: str, *, earliest_available: int | None = None) -> None:
+        super().__init__(message)
+        self.earliest_available = earliest_available

@@ -1,0 +1,46 @@
+"""Timeframes the service supports, and millisecond alignment to them.
+
+Only fixed-length timeframes are supported, so candle open times are multiples of the
+timeframe's length in epoch milliseconds (UTC), as exchanges align them.
+"""
+
+from __future__ import annotations
+
+from cbtrade.errors import InvalidTimeframeError
+
+TIMEFRAME_MS: dict[str, int] = {
+    "1m": 60_000,
+    "3m": 3 * 60_000,
+    "5m": 5 * 60_000,
+    "15m": 15 * 60_000,
+    "30m": 30 * 60_000,
+    "1h": 3_600_000,
+    "2h": 2 * 3_600_000,
+    "4h": 4 * 3_600_000,
+    "6h": 6 * 3_600_000,
+    "12h": 12 * 3_600_000,
+    "1d": 86_400_000,
+}
+
+DEFAULT_TIMEFRAME = "5m"
+
+
+def timeframe_to_ms(timeframe: str) -> int:
+    """Return the length of ``timeframe`` in milliseconds, or raise InvalidTimeframeError."""
+    try:
+        return TIMEFRAME_MS[timeframe]
+    except (KeyError, TypeError):
+        supported = ", ".join(TIMEFRAME_MS)
+        raise InvalidTimeframeError(
+            f"unsupported timeframe {timeframe!r}; supported: {supported}"
+        ) from None
+
+
+def align_down(timestamp: int, timeframe_ms: int) -> int:
+    """The open time of the candle that contains ``timestamp``."""
+    return timestamp - timestamp % timeframe_ms
+
+
+def align_up(timestamp: int, timeframe_ms: int) -> int:
+    """The first candle open time at or after ``timestamp``."""
+    return -(-timestamp // timeframe_ms) * timeframe_ms
