@@ -109,11 +109,18 @@ class Settings(BaseSettings):
             if not _EXCHANGE_ID.match(exchange):
                 raise ValueError(f"{exchange!r}: exchange id must match [a-z0-9]+")
             parts = urlsplit(origin)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in (
-                "",
-                "/",
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or parts.path
+                not in (
+                    "",
+                    "/",
+                )
             ):
-                raise ValueError(f"{origin!r} for {exchange!r} must be an origin like http://host:port")
+                raise ValueError(
+                    f"{origin!r} for {exchange!r} must be an origin like http://host:port"
+                )
         return value
 
     @field_validator("azure_container")

@@ -1,0 +1,43 @@
+"""The history interface the API and the timer use."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+from cbtrade.models import Candle
+
+
+class OhlcvPage(NamedTuple):
+    """One page of a range: contiguous, gap-filled, at most ``limit`` candles."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    candles: list[Candle]
+    continuation_token: str | None
+    """Token for the rest of the range, or None on the last page."""
+
+
+class IHistoricalDataManager(ABC):
+    """Serves gap-filled history page by page, and the newest stored timestamp."""
+
+    @abstractmethod
+    async def get_page(
+        self,
+        *,
+        exchange_name: str | None = None,
+        coin_symbol: str | None = None,
+        timeframe: str | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int | None = None,
+        continuation_token: str | None = None,
+    ) -> OhlcvPage:
+        """The first page of a query, or the next one for ``continuation_token``."""
+
+    @abstractmethod
+    async def get_most_recent_timestamp(
+        self, exchange_name: str, coin_symbol: str, timeframe: str
+    ) -> int | None:
+        """Epoch ms of the newest stored candle of the series, or None."""

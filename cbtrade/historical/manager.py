@@ -1,0 +1,175 @@
+"""HistoricalDataManagerImpl: page-bounded, gap-filled delivery with continuation tokens."""
+
+from __future__ import annotations
+
+import time
+
+from cbtrade.errors import InvalidContinuationTokenError, InvalidInputError
+from cbtrade.exchange_source.interfaces import IDataSourceConnector
+from cbtrade.historical.current_fetcher import CurrentDataFetcher
+from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
+from cbtrade.historical.interfaces import IHistoricalDataManager, OhlcvPage
+from cbtrade.historical.tokens import ContinuationTokenCodec, PageCursor
+from cbtrade.models import Candle
+from cbtrade.timeframes import DEFAULT_TIMEFRAME, align_up, timeframe_to_ms
+
+
+class HistoricalDataManagerImpl(IHistoricalDataManager):
+    """Cuts a query into pages and gap-fills each page before returning it.
+
+    A page covers a contiguous range with at most ``limit`` candles. When a stretch of the
+    range holds fewer candles than the limit (before a listing, a quiet market), the page
+    reads on into the next stretch until it has ``limit`` candles or its time budget is
+    spent, so one request always does bounded work (Azure Functions answers HTTP within
+    230 s) and clients are not sent long runs of empty pages.
+    """
+
+    def __init__(
+        self,
+        fetcher: HistoricalFetcher,
+        current_fetcher: CurrentDataFetcher,
+        connector: IDataSourceConnector,
+        token_codec: ContinuationTokenCodec,
+        *,
+        default_limit: int = 5_000,
+        max_limit: int = 10_000,
+        page_time_budget_seconds: float = 20.0,
+    ) -> None:
+        self._fetcher = fetcher
+        self._current_fetcher = current_fetcher
+        self._connector = connector
+        self._token_codec = token_codec
+        self._default_limit = default_limit
+        self._max_limit = max_limit
+        self._page_time_budget_seconds = page_time_budget_seconds
+
+    async def get_page(
+        self,
+        *,
+        exchange_name: str | None = None,
+        coin_symbol: str | None = None,
+        timeframe: str | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int | None = None,
+        continuation_token: str | None = None,
+    ) -> OhlcvPage:
+        """The first page of a query, or the next one for ``continuation_token``."""
+        page_limit = self._resolve_limit(limit)
+        if continuation_token is not None:
+            query = self._token_codec.decode(continuation_token)
+            _check_token_matches(
+                query,
+                exchange_name=exchange_name,
+                coin_symbol=coin_symbol,
+                timeframe=timeframe,
+                start_time=start_time,
+                end_time=end_time,
+            )
+        else:
+            query = self._new_query(exchange_name, coin_symbol, timeframe, start_time, end_time)
+        # Unknown exchanges fail here, before any storage or exchange I/O.
+        self._connector.get_client(query.exchange)
+        candles, next_cursor = await self._read_page(query, page_limit)
+        token = None
+        if next_cursor is not None:
+            token = self._token_codec.encode(query.model_copy(update={"cursor": next_cursor}))
+        return OhlcvPage(query.exchange, query.symbol, query.timeframe, candles, token)
+
+    async def get_most_recent_timestamp(
+        self, exchange_name: str, coin_symbol: str, timeframe: str
+    ) -> int | None:
+        """Epoch ms of the newest stored candle of the series, or None."""
+        timeframe_to_ms(timeframe)
+        self._connector.get_client(exchange_name)
+        return await self._current_fetcher.get_latest_timestamp(
+            exchange_name, coin_symbol, timeframe
+        )
+
+    def _resolve_limit(self, limit: int | None) -> int:
+        if limit is None:
+            return self._default_limit
+        if not 1 <= limit <= self._max_limit:
+            raise InvalidInputError(f"limit must be between 1 and {self._max_limit}, got {limit}")
+        return limit
+
+    def _new_query(
+        self,
+        exchange_name: str | None,
+        coin_symbol: str | None,
+        timeframe: str | None,
+        start_time: int | None,
+        end_time: int | None,
+    ) -> PageCursor:
+        if exchange_name is None or coin_symbol is None or start_time is None:
+            missing = [
+                name
+                for name, value in (
+                    ("exchange", exchange_name),
+                    ("symbol", coin_symbol),
+                    ("start", start_time),
+                )
+                if value is None
+            ]
+            raise InvalidInputError(
+                f"missing {', '.join(missing)} (or a continuation_token from a previous page)"
+            )
+        timeframe = timeframe or DEFAULT_TIMEFRAME
+        timeframe_to_ms(timeframe)
+        end = self._fetcher.now() if end_time is None else end_time
+        if start_time < 0:
+            raise InvalidInputError(f"start must not be before 1970, got {start_time}")
+        if end <= start_time:
+            raise InvalidInputError(f"end ({end}) must be after start ({start_time})")
+        return PageCursor(
+            exchange=exchange_name,
+            symbol=coin_symbol,
+            timeframe=timeframe,
+            start=start_time,
+            end=end,
+            cursor=start_time,
+        )
+
+    async def _read_page(self, query: PageCursor, limit: int) -> tuple[list[Candle], int | None]:
+        """Candles from ``query.cursor`` on, and the cursor of the next page (None at the end)."""
+        timeframe_ms = timeframe_to_ms(query.timeframe)
+        horizon = min(
+            align_up(query.end, timeframe_ms), closed_end(self._fetcher.now(), timeframe_ms)
+        )
+        deadline = time.monotonic() + self._page_time_budget_seconds
+        position = align_up(query.cursor, timeframe_ms)
+        candles: list[Candle] = []
+        while position < horizon and len(candles) < limit:
+            stretch_end = min(position + (limit - len(candles)) * timeframe_ms, horizon)
+            candles.extend(
+                await self._fetcher.fetch_data(
+                    query.exchange, query.symbol, query.timeframe, position, stretch_end
+                )
+            )
+            position = stretch_end
+            if time.monotonic() >= deadline:
+                break
+        return candles, (position if position < horizon else None)
+
+
+def _check_token_matches(
+    query: PageCursor,
+    *,
+    exchange_name: str | None,
+    coin_symbol: str | None,
+    timeframe: str | None,
+    start_time: int | None,
+    end_time: int | None,
+) -> None:
+    """Parameters repeated beside a token must be the ones the token was issued for."""
+    for name, given, expected in (
+        ("exchange", exchange_name, query.exchange),
+        ("symbol", coin_symbol, query.symbol),
+        ("timeframe", timeframe, query.timeframe),
+        ("start", start_time, query.start),
+        ("end", end_time, query.end),
+    ):
+        if given is not None and given != expected:
+            raise InvalidContinuationTokenError(
+                f"{name}={given!r} does not match the continuation_token's {name}={expected!r}"
+            )
