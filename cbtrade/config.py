@@ -13,7 +13,7 @@ from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from cbtrade.errors import ConfigurationError
 from cbtrade.timeframes import timeframe_to_ms
@@ -40,7 +40,9 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """All settings of the service; see ``local.settings.json.example`` for every one."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     # Storage
     storage_backend: Literal["local", "azure"] = "local"
@@ -68,6 +70,7 @@ class Settings(BaseSettings):
     # History and pages
     page_default_limit: int = Field(default=5_000, ge=1)
     page_max_limit: int = Field(default=10_000, ge=1, le=100_000)
+    page_time_budget_seconds: float = Field(default=20.0, gt=0, le=200)
     empty_fetch_grace_seconds: int = Field(default=3_600, ge=0)
     continuation_token_secret: SecretStr | None = None
 
@@ -137,6 +140,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value
 
+    @field_validator("continuation_token_secret")
+    @classmethod
+    def _check_token_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 16:
+            raise ValueError("must be at least 16 bytes long")
+        return value
+
     @field_validator("topup_schedule")
     @classmethod
     def _check_schedule(cls, value: str) -> str:
@@ -173,6 +183,11 @@ def load_settings(**overrides: object) -> Settings:
             name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
             problems.append(f"{name}: {error['msg']}")
         raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None
+    except SettingsError as exc:
+        # Raised for values that must be JSON and are not; the message names the field.
+        field = re.search(r'field "([a-z_]+)"', str(exc))
+        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "settings"
+        raise ConfigurationError(f"invalid settings: {name}: not valid JSON") from None
 
 
 @lru_cache(maxsize=1)

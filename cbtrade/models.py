@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from pydantic import BaseModel, Field
+
 
 class Candle(NamedTuple):
     """One OHLCV candle; ``timestamp`` is its open time in epoch milliseconds UTC.
@@ -25,3 +27,75 @@ class TimeRange(NamedTuple):
 
     start: int
     end: int
+
+
+# The API's response models. Routes encode responses with orjson straight to bytes; these
+# models document the wire format in the OpenAPI spec and type the Python client.
+
+
+class CandleOut(BaseModel):
+    """A candle on the wire."""
+
+    timestamp: int = Field(description="open time, epoch milliseconds UTC")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class SeriesOut(BaseModel):
+    """Names one series."""
+
+    exchange: str = Field(examples=["cryptocom"])
+    symbol: str = Field(examples=["BTC/USD"])
+    timeframe: str = Field(examples=["5m"])
+
+
+class OhlcvPageOut(SeriesOut):
+    """One page of candles and the way to the next."""
+
+    candles: list[CandleOut]
+    continuation_token: str | None = Field(
+        description="pass to get the next page; null on the last page"
+    )
+    next_link: str | None = Field(description="relative URL of the next page; null on the last")
+
+
+class LatestOut(SeriesOut):
+    """The newest stored candle of a series."""
+
+    timestamp: int | None = Field(description="open time of the newest stored candle, or null")
+
+
+class ExchangesOut(BaseModel):
+    """Exchanges that have a plugin."""
+
+    exchanges: list[str]
+
+
+class CoinsOut(BaseModel):
+    """Symbols stored for an exchange."""
+
+    exchange: str
+    coins: list[str]
+
+
+class HealthOut(BaseModel):
+    """Liveness and storage reachability."""
+
+    status: str = Field(examples=["ok", "unhealthy"])
+    storage: str = Field(examples=["ok"])
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error response."""
+
+    error: ErrorDetail

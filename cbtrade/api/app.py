@@ -1,0 +1,47 @@
+"""The FastAPI application factory (``uvicorn --factory cbtrade.api:create_app``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cbtrade.api.errors import install_error_handlers
+from cbtrade.api.routes import health_router, v1_router
+from cbtrade.config import Settings, get_settings
+from cbtrade.services import ServiceContainer
+
+
+def create_app(
+    settings: Settings | None = None, *, services: ServiceContainer | None = None
+) -> FastAPI:
+    """Build the app; with no arguments it reads the settings from the environment.
+
+    Pass ``services`` to share them with another host (the timer trigger); the app then
+    leaves closing them to that host. Otherwise the app builds its own and closes them on
+    shutdown.
+    """
+    owns_services = services is None
+    container = services or ServiceContainer.from_settings(settings or get_settings())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_services:
+            await container.aclose()
+
+    app = FastAPI(
+        title="cb-trade data service",
+        summary="Gap-filled historical OHLCV candles from ccxt exchanges",
+        version="1.0.0",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = container
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(v1_router)
+    return app

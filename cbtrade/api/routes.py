@@ -1,0 +1,188 @@
+"""The HTTP routes of DESIGN.md."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.responses import Response
+
+from cbtrade.api.params import normalize_symbol, parse_timestamp
+from cbtrade.errors import AuthenticationError, StorageError
+from cbtrade.models import (
+    CoinsOut,
+    ErrorOut,
+    ExchangesOut,
+    HealthOut,
+    LatestOut,
+    OhlcvPageOut,
+)
+from cbtrade.services import ServiceContainer
+from cbtrade.timeframes import DEFAULT_TIMEFRAME
+
+_CANDLE_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
+_HEALTH_TIMEOUT_SECONDS = 10.0
+_bearer = HTTPBearer(auto_error=False, description="an API key or a JWT")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "bad input: the message names the parameter"),
+        (401, "missing or invalid bearer token"),
+        (404, "unknown exchange or symbol"),
+        (422, "the exchange cannot serve that far back"),
+        (502, "the exchange answered with an error"),
+        (503, "the exchange or the storage is unavailable"),
+    )
+}
+
+
+def _services(request: Request) -> ServiceContainer:
+    services: ServiceContainer = request.app.state.services
+    return services
+
+
+Services = Annotated[ServiceContainer, Depends(_services)]
+
+
+async def _require_auth(
+    services: Services,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if services.settings.auth_disabled:
+        return
+    if credentials is None:
+        raise AuthenticationError("send 'Authorization: Bearer <api key or JWT>'")
+    await services.auth.validate_token(credentials.credentials)
+
+
+def _json(payload: object, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
+
+
+health_router = APIRouter(prefix="/api", tags=["health"])
+v1_router = APIRouter(
+    prefix="/api/v1", tags=["candles"], dependencies=[Depends(_require_auth)], responses=_ERRORS
+)
+
+ExchangeParam = Annotated[
+    str | None, Query(max_length=32, description="ccxt exchange id", examples=["cryptocom"])
+]
+SymbolParam = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="ccxt unified symbol; BTC-USD and BTC_USD are accepted too",
+        examples=["BTC/USD"],
+    ),
+]
+TimeframeParam = Annotated[
+    str | None, Query(max_length=8, description=f"candle length, default {DEFAULT_TIMEFRAME}")
+]
+
+
+@health_router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
+async def health(services: Services) -> Response:
+    """Liveness and storage reachability; needs no auth."""
+    try:
+        await asyncio.wait_for(services.storage.check_health(), _HEALTH_TIMEOUT_SECONDS)
+    except (StorageError, TimeoutError) as exc:
+        reason = exc.code if isinstance(exc, StorageError) else "storage_timeout"
+        return _json({"status": "unhealthy", "storage": reason}, status_code=503)
+    return _json({"status": "ok", "storage": "ok"})
+
+
+@v1_router.get("/ohlcv", response_model=OhlcvPageOut)
+async def get_ohlcv(
+    request: Request,
+    services: Services,
+    exchange: ExchangeParam = None,
+    symbol: SymbolParam = None,
+    timeframe: TimeframeParam = None,
+    start: Annotated[
+        str | None,
+        Query(max_length=40, description="inclusive; ISO-8601 UTC or epoch milliseconds"),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(max_length=40, description="exclusive; ISO-8601 UTC or epoch ms; default now"),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            description=(
+                "candles per page; default CBTRADE_PAGE_DEFAULT_LIMIT (5000), "
+                "maximum CBTRADE_PAGE_MAX_LIMIT (10000)"
+            )
+        ),
+    ] = None,
+    continuation_token: Annotated[
+        str | None, Query(max_length=2048, description="from the previous page")
+    ] = None,
+) -> Response:
+    """Candles of ``[start, end)``, ascending, gap-filled from the exchange, page by page."""
+    page = await services.history.get_page(
+        exchange_name=exchange,
+        coin_symbol=normalize_symbol(symbol),
+        timeframe=timeframe,
+        start_time=parse_timestamp("start", start),
+        end_time=parse_timestamp("end", end),
+        limit=limit,
+        continuation_token=continuation_token,
+    )
+    next_link = None
+    if page.continuation_token is not None:
+        query: dict[str, str | int] = {"continuation_token": page.continuation_token}
+        if limit is not None:
+            query["limit"] = limit
+        next_link = f"{request.url.path}?{urlencode(query)}"
+    return _json(
+        {
+            "exchange": page.exchange,
+            "symbol": page.symbol,
+            "timeframe": page.timeframe,
+            "candles": [dict(zip(_CANDLE_FIELDS, candle, strict=True)) for candle in page.candles],
+            "continuation_token": page.continuation_token,
+            "next_link": next_link,
+        }
+    )
+
+
+@v1_router.get("/ohlcv/latest", response_model=LatestOut)
+async def get_latest(
+    services: Services,
+    exchange: Annotated[str, Query(max_length=32, description="ccxt exchange id")],
+    symbol: Annotated[str, Query(max_length=64, description="ccxt unified symbol")],
+    timeframe: TimeframeParam = None,
+) -> Response:
+    """Open time of the newest stored candle of a series (null when nothing is stored)."""
+    coin_symbol = normalize_symbol(symbol) or symbol
+    series_timeframe = timeframe or DEFAULT_TIMEFRAME
+    timestamp = await services.history.get_most_recent_timestamp(
+        exchange, coin_symbol, series_timeframe
+    )
+    return _json(
+        {
+            "exchange": exchange,
+            "symbol": coin_symbol,
+            "timeframe": series_timeframe,
+            "timestamp": timestamp,
+        }
+    )
+
+
+@v1_router.get("/exchanges", response_model=ExchangesOut)
+async def list_exchanges(services: Services) -> Response:
+    """Exchange ids that have a plugin."""
+    return _json({"exchanges": services.connector.list_exchanges()})
+
+
+@v1_router.get("/exchanges/{exchange}/coins", response_model=CoinsOut)
+async def list_coins(services: Services, exchange: Annotated[str, Path(max_length=32)]) -> Response:
+    """Symbols with candles stored for an exchange."""
+    services.connector.get_client(exchange)
+    return _json({"exchange": exchange, "coins": await services.storage.list_coins(exchange)})

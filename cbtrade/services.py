@@ -1,0 +1,87 @@
+"""The service's shared objects, built once per process from settings.
+
+The HTTP routes and the timer trigger use the same container, so they share one blob
+client and one exchange instance per exchange (ccxt's rate limiter lives in it). Building
+it does no I/O and does not import ccxt.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from cbtrade.auth.interfaces import IAuthenticationModule
+from cbtrade.auth.module import AuthenticationModuleImpl
+from cbtrade.config import Settings
+from cbtrade.exchange_source.interfaces import IDataSourceConnector
+from cbtrade.exchange_source.microkernel import create_data_source_connector
+from cbtrade.historical.current_fetcher import CurrentDataFetcher
+from cbtrade.historical.fetcher import HistoricalFetcher
+from cbtrade.historical.manager import HistoricalDataManagerImpl
+from cbtrade.historical.tokens import ContinuationTokenCodec
+from cbtrade.historical.topup import TopUpRunner
+from cbtrade.storage.interfaces import IStorageManager
+from cbtrade.storage.manager import create_storage_manager
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceContainer:
+    """Everything the routes and the timer need, wired together."""
+
+    settings: Settings
+    storage: IStorageManager
+    connector: IDataSourceConnector
+    history: HistoricalDataManagerImpl
+    topup: TopUpRunner
+    auth: IAuthenticationModule
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceContainer:
+        """Wire the service as the settings say (no I/O happens here)."""
+        storage = create_storage_manager(settings)
+        connector = create_data_source_connector(settings)
+        fetcher = HistoricalFetcher(
+            storage, connector, empty_fetch_grace_ms=settings.empty_fetch_grace_seconds * 1000
+        )
+        history = HistoricalDataManagerImpl(
+            fetcher,
+            CurrentDataFetcher(storage),
+            connector,
+            ContinuationTokenCodec(_token_secret(settings)),
+            default_limit=settings.page_default_limit,
+            max_limit=settings.page_max_limit,
+            page_time_budget_seconds=settings.page_time_budget_seconds,
+        )
+        topup = TopUpRunner(
+            fetcher,
+            settings.watchlist,
+            max_backfill_ms=int(settings.topup_max_backfill_days * 86_400_000),
+        )
+        return cls(
+            settings=settings,
+            storage=storage,
+            connector=connector,
+            history=history,
+            topup=topup,
+            auth=AuthenticationModuleImpl.from_settings(settings),
+        )
+
+    async def aclose(self) -> None:
+        """Close the exchange sessions and the storage client."""
+        try:
+            await self.connector.close()
+        finally:
+            await self.storage.close()
+
+
+def _token_secret(settings: Settings) -> bytes:
+    if settings.continuation_token_secret is not None:
+        return settings.continuation_token_secret.get_secret_value().encode()
+    logger.warning(
+        "CBTRADE_CONTINUATION_TOKEN_SECRET is not set: continuation tokens are signed with a "
+        "random per-process key and will not work across instances or restarts"
+    )
+    return secrets.token_bytes(32)
