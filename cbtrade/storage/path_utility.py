@@ -1,0 +1,236 @@
+"""Storage keys of the raw candle data: where each candle of each series lives.
+
+Layout (keys use ``/`` on every backend; LocalFileStorage maps them under its root)::
+
+    raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}.json            year objects
+    raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}.json       month objects
+    raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}/{dd}.json  day objects
+
+Granularity: one object holds one UTC calendar period of one series, and the period is the
+coarsest of year, month or day whose candle count stays <= 10,000 (``MAX_CANDLES_PER_OBJECT``):
+1m and 3m -> day; 5m, 15m and 30m -> month; 1h and coarser -> year. The trade-off, measured on
+Azurite: one GET costs ~5-6 ms whatever its size at this scale, so reading a year of daily
+objects (365 GETs) takes 1.7 s even 32 at once, while 12 monthly objects take 0.2 s. Fewer,
+larger objects are cheaper to read; but a year of 5m candles is 105,120, and every write
+re-reads and re-writes its whole object (read-merge-write with an ETag condition), so an object
+must stay small enough to rewrite cheaply when the newest candles are topped up every few
+minutes. 10,000 candles (~0.6 MB of JSON) keeps both costs low. Never one object per candle.
+
+Symbols: the input is a ccxt unified symbol (``BTC/USD``, ``BTC/USDT:USDT``). The encoding is
+reversible and injective: ``/`` becomes ``-``, characters in ``[A-Za-z0-9._]`` stay, and every
+other allowed character is ``%XX``-escaped (``-`` -> ``%2D``, ``:`` -> ``%3A``), so
+``BTC/USD`` -> ``BTC-USD`` and ``BTC/USDT:USDT`` -> ``BTC-USDT%3AUSDT``. Anything that could
+escape the layout or confuse a filesystem (``..``, ``\\``, control characters, whitespace,
+a leading ``.``) is rejected with :class:`~cbtrade.errors.InvalidPathComponentError`.
+"""
+
+from __future__ import annotations
+
+import re
+from calendar import isleap, monthrange
+from datetime import date
+from typing import Literal, NamedTuple
+
+from cbtrade.errors import InvalidPathComponentError
+from cbtrade.models import TimeRange
+from cbtrade.timeframes import TIMEFRAME_MS, timeframe_to_ms
+
+ROOT = "raw_data"
+OBJECT_SUFFIX = ".json"
+MAX_CANDLES_PER_OBJECT = 10_000
+MAX_SYMBOL_LENGTH = 64
+DAY_MS = 86_400_000
+
+Granularity = Literal["year", "month", "day"]
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+MAX_TIMESTAMP = (date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * DAY_MS
+"""Exclusive upper bound of storable timestamps (the year must have four digits)."""
+
+_EXCHANGE_ID = re.compile(r"[a-z0-9]{1,32}")
+_SYMBOL_CHARS = re.compile(r"[A-Za-z0-9._/:-]+")
+_ENCODED_SYMBOL = re.compile(r"(?:[A-Za-z0-9._-]|%[0-9A-F]{2})+")
+_ESCAPE = re.compile(r"[^A-Za-z0-9._/]")
+_UNESCAPE = re.compile(r"%([0-9A-F]{2})")
+_DIGITS = {"yyyy": re.compile(r"[0-9]{4}"), "mm": re.compile(r"[0-9]{2}")}
+_DATE_PARTS: dict[Granularity, int] = {"year": 1, "month": 2, "day": 3}
+# The longest period of each granularity, in days (a leap year, a 31-day month).
+_MAX_DAYS: dict[Granularity, int] = {"year": 366, "month": 31, "day": 1}
+
+
+class ParsedRawDataPath(NamedTuple):
+    """What a storage key names: a series and the period its object holds."""
+
+    exchange_name: str
+    coin_symbol: str
+    timeframe: str
+    period: TimeRange
+
+
+class RawDataObject(NamedTuple):
+    """One stored object: its key and the period ``[start, end)`` of candles it holds."""
+
+    key: str
+    period: TimeRange
+
+
+def _granularity(timeframe_ms: int) -> Granularity:
+    for granularity in ("year", "month", "day"):
+        if _MAX_DAYS[granularity] * DAY_MS // timeframe_ms <= MAX_CANDLES_PER_OBJECT:
+            return granularity
+    return "day"
+
+
+_GRANULARITY: dict[str, Granularity] = {tf: _granularity(ms) for tf, ms in TIMEFRAME_MS.items()}
+
+
+def _ms_to_day(timestamp: int) -> date:
+    return date.fromordinal(_EPOCH_ORDINAL + timestamp // DAY_MS)
+
+
+def _period_of_day(day: date, granularity: Granularity) -> TimeRange:
+    """The period ``[start, end)`` in epoch ms of the given granularity that contains ``day``."""
+    if granularity == "day":
+        first, days = day.toordinal(), 1
+    elif granularity == "month":
+        first, days = day.replace(day=1).toordinal(), monthrange(day.year, day.month)[1]
+    else:
+        first, days = date(day.year, 1, 1).toordinal(), 366 if isleap(day.year) else 365
+    return TimeRange((first - _EPOCH_ORDINAL) * DAY_MS, (first + days - _EPOCH_ORDINAL) * DAY_MS)
+
+
+def _date_suffix(day: date, granularity: Granularity) -> str:
+    parts = [f"{day.year:04d}", f"{day.month:02d}", f"{day.day:02d}"]
+    return "/".join(parts[: _DATE_PARTS[granularity]]) + OBJECT_SUFFIX
+
+
+class StoragePathUtility:
+    """Builds, validates and parses the storage keys of raw candle data (see module docstring)."""
+
+    def validate_exchange(self, exchange_name: str) -> str:
+        """Return ``exchange_name`` if it is a ccxt-style id (``[a-z0-9]{1,32}``), else raise."""
+        if not isinstance(exchange_name, str) or not _EXCHANGE_ID.fullmatch(exchange_name):
+            raise InvalidPathComponentError(
+                f"invalid exchange id {exchange_name!r}: must match [a-z0-9]{{1,32}}"
+            )
+        return exchange_name
+
+    def validate_symbol(self, coin_symbol: str) -> str:
+        """Return ``coin_symbol`` if it can be stored, else raise naming the problem."""
+        if not isinstance(coin_symbol, str):
+            raise InvalidPathComponentError(f"invalid symbol {coin_symbol!r}: not a string")
+        problem = None
+        if not coin_symbol:
+            problem = "empty"
+        elif len(coin_symbol) > MAX_SYMBOL_LENGTH:
+            problem = f"longer than {MAX_SYMBOL_LENGTH} characters"
+        elif any(ord(ch) < 32 or ord(ch) == 127 for ch in coin_symbol):
+            problem = "contains a NUL or control character"
+        elif any(ch.isspace() for ch in coin_symbol):
+            problem = "contains whitespace"
+        elif ".." in coin_symbol:
+            problem = "contains '..'"
+        elif "\\" in coin_symbol:
+            problem = "contains a backslash"
+        elif coin_symbol.startswith("."):
+            problem = "starts with '.'"
+        elif not _SYMBOL_CHARS.fullmatch(coin_symbol):
+            problem = "has characters outside [A-Za-z0-9._/:-]"
+        if problem:
+            raise InvalidPathComponentError(f"invalid symbol {coin_symbol!r}: {problem}")
+        return coin_symbol
+
+    def encode_symbol(self, coin_symbol: str) -> str:
+        """The path component of a ccxt unified symbol: ``BTC/USDT:USDT`` -> ``BTC-USDT%3AUSDT``."""
+        escaped = _ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", self.validate_symbol(coin_symbol))
+        return escaped.replace("/", "-")
+
+    def decode_symbol(self, encoded: str) -> str:
+        """Reverse :meth:`encode_symbol`; rejects anything it would not have produced."""
+        if not isinstance(encoded, str) or not _ENCODED_SYMBOL.fullmatch(encoded):
+            raise InvalidPathComponentError(f"invalid encoded symbol {encoded!r}")
+        symbol = _UNESCAPE.sub(lambda m: chr(int(m.group(1), 16)), encoded.replace("-", "/"))
+        if self.encode_symbol(symbol) != encoded:
+            raise InvalidPathComponentError(f"encoded symbol {encoded!r} is not canonical")
+        return symbol
+
+    def granularity(self, timeframe: str) -> Granularity:
+        """The calendar period one object of this timeframe holds."""
+        timeframe_to_ms(timeframe)
+        return _GRANULARITY[timeframe]
+
+    def period_of(self, timeframe: str, timestamp: int) -> TimeRange:
+        """The period ``[start, end)`` of the object that holds the candle at ``timestamp``."""
+        if not 0 <= timestamp < MAX_TIMESTAMP:
+            raise InvalidPathComponentError(
+                f"timestamp {timestamp!r} is outside [0, {MAX_TIMESTAMP})"
+            )
+        return _period_of_day(_ms_to_day(timestamp), self.granularity(timeframe))
+
+    def get_exchange_prefix(self, exchange_name: str) -> str:
+        """Key prefix of everything stored for an exchange (ends with ``/``)."""
+        return f"{ROOT}/{self.validate_exchange(exchange_name)}/"
+
+    def get_coin_base_path(self, exchange_name: str, coin_symbol: str) -> str:
+        """Key of the folder of one symbol: ``raw_data/{exchange}/{encoded_symbol}``."""
+        return self.get_exchange_prefix(exchange_name) + self.encode_symbol(coin_symbol)
+
+    def get_series_prefix(self, exchange_name: str, coin_symbol: str, timeframe: str) -> str:
+        """Key prefix of every object of one series (ends with ``/``)."""
+        timeframe_to_ms(timeframe)
+        return f"{self.get_coin_base_path(exchange_name, coin_symbol)}/{timeframe}/"
+
+    def get_raw_data_path(
+        self, exchange_name: str, coin_symbol: str, timeframe: str, timestamp: int
+    ) -> str:
+        """Key of the object that holds the candle opening at ``timestamp``."""
+        prefix = self.get_series_prefix(exchange_name, coin_symbol, timeframe)
+        start = self.period_of(timeframe, timestamp).start
+        return prefix + _date_suffix(_ms_to_day(start), _GRANULARITY[timeframe])
+
+    def objects_spanning(
+        self, exchange_name: str, coin_symbol: str, timeframe: str, start_time: int, end_time: int
+    ) -> list[RawDataObject]:
+        """The objects whose periods intersect ``[start_time, end_time)``, ascending.
+
+        The range is clipped to the storable timestamps ``[0, MAX_TIMESTAMP)``.
+        """
+        prefix = self.get_series_prefix(exchange_name, coin_symbol, timeframe)
+        granularity = _GRANULARITY[timeframe]
+        cursor, end = max(start_time, 0), min(end_time, MAX_TIMESTAMP)
+        objects = []
+        while cursor < end:
+            period = self.period_of(timeframe, cursor)
+            key = prefix + _date_suffix(_ms_to_day(period.start), granularity)
+            objects.append(RawDataObject(key, period))
+            cursor = period.end
+        return objects
+
+    def parse_path(self, path: str) -> ParsedRawDataPath:
+        """Split a key made by :meth:`get_raw_data_path` into its parts; reject anything else."""
+        if not isinstance(path, str):
+            raise InvalidPathComponentError(f"not a raw data path: {path!r}")
+        parts = path.split("/")
+        if len(parts) < 5 or parts[0] != ROOT or not parts[-1].endswith(OBJECT_SUFFIX):
+            raise InvalidPathComponentError(f"not a raw data path: {path!r}")
+        _, exchange, encoded, timeframe, *date_parts = parts
+        date_parts[-1] = date_parts[-1].removesuffix(OBJECT_SUFFIX)
+        self.validate_exchange(exchange)
+        symbol = self.decode_symbol(encoded)
+        granularity = self.granularity(timeframe)
+        if len(date_parts) != _DATE_PARTS[granularity]:
+            raise InvalidPathComponentError(
+                f"not a raw data path: {path!r} ({timeframe} objects hold one {granularity})"
+            )
+        patterns = [_DIGITS["yyyy"], _DIGITS["mm"], _DIGITS["mm"]]
+        if not all(p.fullmatch(part) for p, part in zip(patterns, date_parts, strict=False)):
+            raise InvalidPathComponentError(f"not a raw data path: {path!r} (bad date)")
+        numbers = [int(part) for part in date_parts] + [1] * (3 - len(date_parts))
+        try:
+            first = date(*numbers)
+        except ValueError:
+            raise InvalidPathComponentError(f"not a raw data path: {path!r} (bad date)") from None
+        period = _period_of_day(first, granularity)
+        if period.start < 0:
+            raise InvalidPathComponentError(f"not a raw data path: {path!r} (before 1970)")
+        return ParsedRawDataPath(exchange, symbol, timeframe, period)
