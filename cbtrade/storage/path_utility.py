@@ -217,7 +217,9 @@ class StoragePathUtility:
         date_parts[-1] = date_parts[-1].removesuffix(OBJECT_SUFFIX)
         self.validate_exchange(exchange)
         symbol = self.decode_symbol(encoded)
-        granularity = self.granularity(timeframe)
+        if timeframe not in _GRANULARITY:
+            raise InvalidPathComponentError(f"not a raw data path: {path!r} (bad timeframe)")
+        granularity = _GRANULARITY[timeframe]
         if len(date_parts) != _DATE_PARTS[granularity]:
             raise InvalidPathComponentError(
                 f"not a raw data path: {path!r} ({timeframe} objects hold one {granularity})"
