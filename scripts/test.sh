@@ -8,4 +8,5 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 echo "== ruff check"; .venv/bin/ruff check .
 echo "== ruff format --check"; .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
+echo "== infra: checkov on infra/ and .github/workflows (own venv .venv-tools)"; scripts/check-infra.sh
 echo "== pytest"; .venv/bin/python -m pytest "$@"
