@@ -144,6 +144,11 @@ class ObjectRawDataStorage(IRawDataStorage):
         objects = self._paths.objects_spanning(
             exchange_name, coin_symbol, timeframe, start_time, end_time
         )
+        if len(objects) > self._concurrency:
+            # A wide range: one listing is cheaper than a GET per period that may not exist.
+            prefix = self._paths.get_series_prefix(exchange_name, coin_symbol, timeframe)
+            existing = set(await self._list_keys(prefix))
+            objects = [obj for obj in objects if obj.key in existing]
         contents = await self._gather_bounded(self._load(obj.key) for obj in objects)
         candles: list[Candle] = []
         covered: list[TimeRange] = []

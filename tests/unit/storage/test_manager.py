@@ -48,9 +48,8 @@ async def test_save_bulk_sorts_deduplicates_and_normalises(
     manager: StorageManagerImpl, backend: AsyncMock
 ) -> None:
     given: list[Any] = [candle(2), candle(0), (T0 + STEP, 1, 2, 0, 1, 5), candle(2, price=7.0)]
-    await manager.save_bulk_entries(
-        "cryptocom", "BTC/USD", "5m", given, covered=[(T0, T0 + 3 * STEP)]
-    )
+    covered: list[Any] = [(T0, T0 + 3 * STEP)]
+    await manager.save_bulk_entries("cryptocom", "BTC/USD", "5m", given, covered=covered)
     backend.save_bulk_entries.assert_awaited_once()
     args, kwargs = backend.save_bulk_entries.await_args
     assert args[:3] == ("cryptocom", "BTC/USD", "5m")

@@ -20,6 +20,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.storage.blob.aio import LinearRetry
 
 from cbtrade.errors import (
     StorageConflictError,
@@ -28,7 +29,6 @@ from cbtrade.errors import (
     StorageUnavailableError,
 )
 from cbtrade.models import Candle
-from cbtrade.storage.implementations import azure_blob_storage
 from cbtrade.storage.implementations.azure_blob_storage import AzureBlobStorage
 from cbtrade.storage.object_storage import PreconditionFailedError
 from tests.fixtures.azurite import connection_string
@@ -215,5 +215,5 @@ def test_the_module_bounds_retries() -> None:
         container="data", connection_string=connection_string(1), retry_total=1
     )
     policy = storage._client._config.retry_policy
-    assert isinstance(policy, azure_blob_storage.LinearRetry)
+    assert isinstance(policy, LinearRetry)
     assert policy.total_retries == 1

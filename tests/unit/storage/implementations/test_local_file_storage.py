@@ -19,7 +19,6 @@ from cbtrade.errors import (
     StoragePermissionError,
 )
 from cbtrade.models import Candle, TimeRange
-from cbtrade.storage.implementations import local_file_storage
 from cbtrade.storage.implementations.local_file_storage import LocalFileStorage
 from cbtrade.storage.object_storage import PreconditionFailedError
 
@@ -121,7 +120,7 @@ async def test_os_errors_become_typed_storage_errors_naming_the_path(
     def fail(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(local_file_storage.os, "fsync", fail)
+    monkeypatch.setattr(os, "fsync", fail)
     with pytest.raises(expected, match=r"01\.json") as caught:
         await storage.save_entry("cryptocom", "BTC/USD", "5m", candle(0))
     assert type(caught.value) is expected
