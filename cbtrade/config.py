@@ -185,8 +185,8 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None
     except SettingsError as exc:
         # Raised for values that must be JSON and are not; the message names the field.
-        field = re.search(r'field "([a-z_]+)"', str(exc))
-        name = f"{ENV_PREFIX}{field.group(1).upper()}" if field else "settings"
+        match = re.search(r'field "([a-z_]+)"', str(exc))
+        name = f"{ENV_PREFIX}{match.group(1).upper()}" if match else "settings"
         raise ConfigurationError(f"invalid settings: {name}: not valid JSON") from None
 
 

@@ -1,0 +1,129 @@
+"""Fixtures for the history layer's unit tests: a fake exchange connector with a known truth,
+a fixed clock, and the real local-disk storage on a temp dir."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cbtrade.config import load_settings
+from cbtrade.errors import UnknownExchangeError
+from cbtrade.exchange_source.interfaces import IDataSourceConnector, IExchangeAPIClient
+from cbtrade.historical.fetcher import HistoricalFetcher
+from cbtrade.models import Candle
+from cbtrade.storage.interfaces import IStorageManager
+from cbtrade.storage.manager import create_storage_manager
+from cbtrade.timeframes import timeframe_to_ms
+
+FIVE_MINUTES = 300_000
+DAY = 86_400_000
+LISTED_AT = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+NOW = LISTED_AT + 60 * DAY + 150_000  # mid-candle, so a forming candle exists
+
+
+def has_trades(timestamp: int, timeframe_ms: int) -> bool:
+    """The fake market is quiet in every 97th interval after its listing."""
+    return timestamp >= LISTED_AT and (timestamp // timeframe_ms) % 97 != 0
+
+
+def fake_candle(timestamp: int) -> Candle:
+    base = (timestamp // FIVE_MINUTES) % 1_000
+    return Candle(timestamp, 100.0 + base, 101.0 + base, 99.0 + base, 100.5 + base, 1.0 + base)
+
+
+def truth(start: int, end: int, *, timeframe: str = "5m", now: int = NOW) -> list[Candle]:
+    """The closed candles the fake exchange has in [start, end)."""
+    step = timeframe_to_ms(timeframe)
+    first = -(-start // step) * step
+    return [
+        fake_candle(ts)
+        for ts in range(first, end, step)
+        if has_trades(ts, step) and ts + step <= now
+    ]
+
+
+class FakeExchangeClient(IExchangeAPIClient):
+    """An exchange that answers from ``truth`` and counts what it was asked."""
+
+    def __init__(self, *, max_per_call: int = 300, listed: frozenset[str] = frozenset()) -> None:
+        self.max_per_call = max_per_call
+        self.listed = listed or frozenset({"BTC/USD", "ETH/USD"})
+        self.fetches: list[tuple[str, str, int, int]] = []
+        self.calls = 0
+        self.availability_checks = 0
+        self.failure: Exception | None = None
+        self.quiet_after: int | None = None
+
+    def get_exchange_name(self) -> str:
+        return "fake"
+
+    def get_max_candles_per_call(self, timeframe: str) -> int:
+        return self.max_per_call
+
+    async def check_coin_availability(self, symbol: str) -> bool:
+        self.availability_checks += 1
+        return symbol in self.listed
+
+    async def fetch_historical_data(
+        self, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[Candle]:
+        self.fetches.append((symbol, timeframe, start, end))
+        self.calls += -(-(end - start) // (timeframe_to_ms(timeframe) * self.max_per_call))
+        if self.failure is not None:
+            raise self.failure
+        candles = truth(start, end, timeframe=timeframe)
+        if self.quiet_after is not None:
+            candles = [c for c in candles if c.timestamp < self.quiet_after]
+        return candles
+
+    async def close(self) -> None:
+        return None
+
+
+class FakeConnector(IDataSourceConnector):
+    """Routes ``fake`` to one FakeExchangeClient."""
+
+    def __init__(self, client: FakeExchangeClient) -> None:
+        self.client = client
+
+    def list_exchanges(self) -> list[str]:
+        return ["fake"]
+
+    def get_client(self, exchange_name: str) -> IExchangeAPIClient:
+        if exchange_name != "fake":
+            raise UnknownExchangeError(f"no plugin for {exchange_name!r}")
+        return self.client
+
+    async def check_coin_availability(self, exchange_name: str, symbol: str) -> bool:
+        return await self.get_client(exchange_name).check_coin_availability(symbol)
+
+    async def fetch_historical_data(
+        self, exchange_name: str, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[Candle]:
+        return await self.get_client(exchange_name).fetch_historical_data(
+            symbol, timeframe, start, end
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def exchange() -> FakeExchangeClient:
+    return FakeExchangeClient()
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[IStorageManager]:
+    manager = create_storage_manager(load_settings(local_storage_root=tmp_path / "data"))
+    yield manager
+    await manager.close()
+
+
+@pytest.fixture
+def fetcher(storage: IStorageManager, exchange: FakeExchangeClient) -> HistoricalFetcher:
+    return HistoricalFetcher(
+        storage, FakeConnector(exchange), empty_fetch_grace_ms=3_600_000, clock=lambda: NOW
+    )

@@ -1,0 +1,200 @@
+"""HistoricalDataManagerImpl: pages, continuation tokens, and bounded work per page."""
+
+from __future__ import annotations
+
+import pytest
+
+from cbtrade.errors import (
+    InvalidContinuationTokenError,
+    InvalidInputError,
+    InvalidTimeframeError,
+    UnknownExchangeError,
+    UnknownSymbolError,
+)
+from cbtrade.historical.current_fetcher import CurrentDataFetcher
+from cbtrade.historical.fetcher import HistoricalFetcher
+from cbtrade.historical.manager import HistoricalDataManagerImpl
+from cbtrade.historical.tokens import ContinuationTokenCodec
+from cbtrade.models import Candle
+from cbtrade.storage.interfaces import IStorageManager
+from tests.unit.historical.conftest import (
+    DAY,
+    FIVE_MINUTES,
+    LISTED_AT,
+    NOW,
+    FakeConnector,
+    FakeExchangeClient,
+    truth,
+)
+
+CODEC = ContinuationTokenCodec(b"unit-test-token-secret-0123456789")
+
+
+@pytest.fixture
+def manager(
+    storage: IStorageManager, exchange: FakeExchangeClient, fetcher: HistoricalFetcher
+) -> HistoricalDataManagerImpl:
+    return HistoricalDataManagerImpl(
+        fetcher,
+        CurrentDataFetcher(storage),
+        FakeConnector(exchange),
+        CODEC,
+        default_limit=1_000,
+        max_limit=5_000,
+    )
+
+
+async def follow(
+    manager: HistoricalDataManagerImpl, **query: object
+) -> tuple[list[Candle], list[int]]:
+    """Every candle of a query, and the size of every page."""
+    page = await manager.get_page(**query)  # type: ignore[arg-type]
+    candles, sizes = list(page.candles), [len(page.candles)]
+    limit = query.get("limit")
+    while page.continuation_token is not None:
+        page = await manager.get_page(continuation_token=page.continuation_token, limit=limit)  # type: ignore[arg-type]
+        candles.extend(page.candles)
+        sizes.append(len(page.candles))
+    return candles, sizes
+
+
+@pytest.mark.parametrize("limit", [7, 299, 300, 301, 1_000, 4_999])
+async def test_following_tokens_yields_exactly_the_truth_with_minimal_calls(
+    manager: HistoricalDataManagerImpl, exchange: FakeExchangeClient, limit: int
+) -> None:
+    start, end = LISTED_AT + 3 * DAY + 7 * FIVE_MINUTES, LISTED_AT + 5 * DAY
+    candles, sizes = await follow(
+        manager,
+        exchange_name="fake",
+        coin_symbol="BTC/USD",
+        start_time=start,
+        end_time=end,
+        limit=limit,
+    )
+    assert candles == truth(start, end)
+    assert max(sizes) <= limit
+    slots = (end - start) // FIVE_MINUTES + 1
+    minimum = -(-slots // exchange.max_per_call)
+    assert exchange.calls <= minimum + 1
+
+
+async def test_second_read_is_served_from_storage(
+    manager: HistoricalDataManagerImpl, exchange: FakeExchangeClient
+) -> None:
+    query = {
+        "exchange_name": "fake",
+        "coin_symbol": "BTC/USD",
+        "start_time": LISTED_AT + DAY,
+        "end_time": LISTED_AT + 2 * DAY,
+    }
+    first, _ = await follow(manager, **query)
+    exchange.fetches.clear()
+    second, _ = await follow(manager, **query)
+    assert second == first
+    assert exchange.fetches == []
+
+
+async def test_empty_stretches_are_read_through_not_paged_one_by_one(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    start = LISTED_AT - 20 * DAY
+    end = LISTED_AT + 5 * DAY
+    candles, sizes = await follow(
+        manager,
+        exchange_name="fake",
+        coin_symbol="BTC/USD",
+        start_time=start,
+        end_time=end,
+        limit=500,
+    )
+    assert candles == truth(start, end)
+    assert sizes[0] == 500  # the first page read past 20 empty days to fill itself
+
+
+async def test_end_defaults_to_now_and_is_fixed_in_the_token(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    start = NOW - DAY
+    candles, _ = await follow(
+        manager, exchange_name="fake", coin_symbol="BTC/USD", start_time=start
+    )
+    assert candles == truth(start, NOW)
+
+
+async def test_token_carries_the_query_and_repeated_parameters_must_match(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    page = await manager.get_page(
+        exchange_name="fake", coin_symbol="BTC/USD", start_time=LISTED_AT, limit=10
+    )
+    token = page.continuation_token
+    assert token is not None
+    again = await manager.get_page(
+        exchange_name="fake", coin_symbol="BTC/USD", timeframe="5m", continuation_token=token
+    )
+    assert again.candles[0].timestamp > page.candles[-1].timestamp
+    with pytest.raises(InvalidContinuationTokenError, match="symbol"):
+        await manager.get_page(coin_symbol="ETH/USD", continuation_token=token)
+    with pytest.raises(InvalidContinuationTokenError):
+        await manager.get_page(continuation_token=token[:-2])
+
+
+@pytest.mark.parametrize(
+    ("query", "error", "message"),
+    [
+        ({"coin_symbol": "BTC/USD", "start_time": LISTED_AT}, InvalidInputError, "exchange"),
+        ({"exchange_name": "fake", "start_time": LISTED_AT}, InvalidInputError, "symbol"),
+        ({"exchange_name": "fake", "coin_symbol": "BTC/USD"}, InvalidInputError, "start"),
+        (
+            {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": 10, "end_time": 5},
+            InvalidInputError,
+            "after start",
+        ),
+        (
+            {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": 0, "limit": 0},
+            InvalidInputError,
+            "limit",
+        ),
+        (
+            {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": 0, "limit": 5_001},
+            InvalidInputError,
+            "limit",
+        ),
+        (
+            {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": 0, "timeframe": "7m"},
+            InvalidTimeframeError,
+            "7m",
+        ),
+        (
+            {"exchange_name": "nowhere", "coin_symbol": "BTC/USD", "start_time": LISTED_AT},
+            UnknownExchangeError,
+            "nowhere",
+        ),
+        (
+            {"exchange_name": "fake", "coin_symbol": "NOPE/USD", "start_time": LISTED_AT},
+            UnknownSymbolError,
+            "NOPE",
+        ),
+    ],
+)
+async def test_bad_queries_are_typed_errors(
+    manager: HistoricalDataManagerImpl,
+    query: dict[str, object],
+    error: type[Exception],
+    message: str,
+) -> None:
+    with pytest.raises(error, match=message):
+        await manager.get_page(**query)  # type: ignore[arg-type]
+
+
+async def test_most_recent_timestamp(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    assert await manager.get_most_recent_timestamp("fake", "BTC/USD", "5m") is None
+    await follow(manager, exchange_name="fake", coin_symbol="BTC/USD", start_time=NOW - DAY)
+    assert (
+        await manager.get_most_recent_timestamp("fake", "BTC/USD", "5m")
+        == truth(NOW - DAY, NOW)[-1].timestamp
+    )
+    with pytest.raises(UnknownExchangeError):
+        await manager.get_most_recent_timestamp("nowhere", "BTC/USD", "5m")
