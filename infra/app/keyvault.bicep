@@ -27,6 +27,8 @@ param logAnalyticsWorkspaceId string = ''
 var apiKeysSecretName = 'cbtrade-api-keys'
 var continuationTokenSecretName = 'cbtrade-continuation-token-secret'
 var jwtHs256SecretName = 'cbtrade-jwt-hs256-secret'
+// Outputs say whether the JWT secret exists without referencing the secure value itself.
+var hasJwtSecret = !empty(jwtHs256Secret)
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_109: Flex Consumption without VNet integration reaches the vault over its public endpoint (Key Vault references are not a trusted-service bypass); access is RBAC-only. Add VNet integration + a private endpoint to close it.
@@ -81,7 +83,7 @@ resource continuationTokenSecretResource 'Microsoft.KeyVault/vaults/secrets@2023
   }
 }
 
-resource jwtSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(jwtHs256Secret)) {
+resource jwtSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (hasJwtSecret) {
   // checkov:skip=CKV_AZURE_41: Rotated by hand with the token issuer; an expiry would reject every JWT at a fixed date.
   // checkov:skip=CKV_AZURE_114: contentType is set below; checkov reads the properties of a conditional (if) resource one level too high and misses it.
   parent: vault
@@ -114,4 +116,4 @@ output id string = vault.id
 // Version-less URIs: a Key Vault reference then follows the newest secret version (rotation).
 output apiKeysSecretUri string = '${vault.properties.vaultUri}secrets/${apiKeysSecretName}'
 output continuationTokenSecretUri string = '${vault.properties.vaultUri}secrets/${continuationTokenSecretName}'
-output jwtHs256SecretUri string = empty(jwtHs256Secret) ? '' : '${vault.properties.vaultUri}secrets/${jwtHs256SecretName}'
+output jwtHs256SecretUri string = hasJwtSecret ? '${vault.properties.vaultUri}secrets/${jwtHs256SecretName}' : ''
