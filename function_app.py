@@ -16,9 +16,11 @@ import azure.functions as func
 from cbtrade.api import create_app
 from cbtrade.config import get_settings
 from cbtrade.services import ServiceContainer
+from cbtrade.telemetry import configure_telemetry
 
 logger = logging.getLogger("cbtrade.function_app")
 
+configure_telemetry()
 settings = get_settings()
 services = ServiceContainer.from_settings(settings)
 

@@ -12,6 +12,7 @@ from cbtrade.errors import UnknownSymbolError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.interfaces import IStorageManager
+from cbtrade.telemetry import log_event
 from cbtrade.time_ranges import subtract_ranges
 from cbtrade.timeframes import align_down, align_up, timeframe_to_ms
 
@@ -133,27 +134,20 @@ class HistoricalFetcher:
                 covered=[covered] if covered.end > covered.start else [],
             )
             slots = (fetch_window.end - fetch_window.start) // timeframe_ms
-            logger.info(
-                "filled %s %s %s [%d, %d): %d candles from %d exchange calls in %.2fs",
-                exchange_name,
-                coin_symbol,
-                timeframe,
-                fetch_window.start,
-                fetch_window.end,
-                len(candles),
-                -(-slots // per_call),
-                time.monotonic() - began,
-                extra={
-                    "event": "gap_filled",
-                    "exchange": exchange_name,
-                    "symbol": coin_symbol,
-                    "timeframe": timeframe,
-                    "range_start": fetch_window.start,
-                    "range_end": fetch_window.end,
-                    "candles_fetched": len(candles),
-                    "exchange_calls": -(-slots // per_call),
-                    "requested_window": list(window),
-                },
+            log_event(
+                logger,
+                "history.fill",
+                exchange=exchange_name,
+                symbol=coin_symbol,
+                timeframe=timeframe,
+                start_ms=fetch_window.start,
+                end_ms=fetch_window.end,
+                requested_start_ms=window.start,
+                requested_end_ms=window.end,
+                candles_fetched=len(candles),
+                covered_end_ms=covered.end,
+                exchange_calls=-(-slots // per_call),
+                duration_ms=round((time.monotonic() - began) * 1000),
             )
             fetched.extend(candles)
         return fetched

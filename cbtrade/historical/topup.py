@@ -12,6 +12,7 @@ from typing import NamedTuple
 from cbtrade.config import WatchedSeries
 from cbtrade.errors import CbTradeError
 from cbtrade.historical.fetcher import HistoricalFetcher
+from cbtrade.telemetry import log_event
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,13 @@ class TopUpRunner:
         results = {result.series: result for batch in per_exchange for result in batch}
         ordered = [results[series] for series in self._watchlist]
         failed = sum(result.error is not None for result in ordered)
-        logger.info(
-            "top-up run: %d series, %d failed, in %.1fs",
-            len(ordered),
-            failed,
-            time.monotonic() - began,
-            extra={"event": "topup_run", "series": len(ordered), "failed": failed},
+        log_event(
+            logger,
+            "topup.run",
+            series=len(ordered),
+            failed=failed,
+            candles_in_window=sum(result.candles for result in ordered),
+            duration_ms=round((time.monotonic() - began) * 1000),
         )
         return ordered
 
@@ -77,19 +79,15 @@ class TopUpRunner:
                 series.exchange, series.symbol, series.timeframe, start, now
             )
         except CbTradeError as exc:
-            logger.warning(
-                "top-up of %s %s %s failed: %s",
-                series.exchange,
-                series.symbol,
-                series.timeframe,
-                exc,
-                extra={
-                    "event": "topup_failed",
-                    "exchange": series.exchange,
-                    "symbol": series.symbol,
-                    "timeframe": series.timeframe,
-                    "error_code": exc.code,
-                },
+            log_event(
+                logger,
+                "topup.failed",
+                level=logging.WARNING,
+                exchange=series.exchange,
+                symbol=series.symbol,
+                timeframe=series.timeframe,
+                error_type=exc.code,
+                error=str(exc),
             )
             return TopUpResult(series, 0, f"{exc.code}: {exc}")
         return TopUpResult(series, len(candles), None)
