@@ -1,0 +1,288 @@
+"""CCXTExchangeClient: candles from any ccxt exchange, with exact windows and retries.
+
+ccxt is imported on first use, not at import time: importing ``ccxt.async_support`` costs
+about a second, and the Functions host must not pay it at start-up.
+
+Windows. A range is read in windows of at most the exchange's maximum candles per call, and
+every call asks for exactly its window (start inclusive, end exclusive, as an inclusive end
+of ``end - 1`` ms), so a window never holds more candles than the call may return and it
+comes back whole whichever end the exchange fills an over-full answer from. Where ccxt widens
+the window itself (Crypto.com asks from one candle before ``since``), the plugin passes the
+exchange's own window parameters. Calls for ``n`` candles are ``ceil(n / max_per_call)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from cbtrade.errors import (
+    ExchangeError,
+    ExchangeHistoryUnavailableError,
+    ExchangeUnavailableError,
+    InvalidInputError,
+    InvalidTimeframeError,
+    UnknownSymbolError,
+)
+from cbtrade.exchange_source.interfaces import IExchangeAPIClient
+from cbtrade.models import Candle
+from cbtrade.timeframes import align_down, timeframe_to_ms
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+WindowParams = Callable[[int, int], dict[str, Any]]
+
+
+def _until_params(start: int, end: int) -> dict[str, Any]:
+    """ccxt's unified ``until`` (inclusive, ms): most exchanges map it to their end time."""
+    return {"until": end - 1}
+
+
+def _cryptocom_params(start: int, end: int) -> dict[str, Any]:
+    """Crypto.com's own window; ccxt would otherwise start one candle before ``since``."""
+    return {"start_ts": start, "end_ts": end - 1}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExchangeProfile:
+    """What differs between exchanges, for the plugin's purposes."""
+
+    ccxt_id: str
+    max_per_call: int = 300
+    window_params: WindowParams = _until_params
+    history_depth: int | None = None
+    """Candles the API serves back from now (Kraken: 720), or None for full history."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+PROFILES: dict[str, ExchangeProfile] = {
+    "cryptocom": ExchangeProfile(
+        ccxt_id="cryptocom", max_per_call=300, window_params=_cryptocom_params
+    ),
+    # Spot markets only: one exchangeInfo call instead of three (spot, USD-M, COIN-M).
+    "binance": ExchangeProfile(
+        ccxt_id="binance", max_per_call=1000, options={"fetchMarkets": {"types": ["spot"]}}
+    ),
+    "kraken": ExchangeProfile(ccxt_id="kraken", max_per_call=720, history_depth=720),
+    "coinbase": ExchangeProfile(ccxt_id="coinbase", max_per_call=300),
+}
+
+
+def _system_clock() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def rewrite_origin(urls: Any, origin: str) -> Any:
+    """``urls`` (ccxt's nested ``urls['api']``) with every URL moved to ``origin``, path kept."""
+    if isinstance(urls, str):
+        parts = urlsplit(urls)
+        target = urlsplit(origin)
+        return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))
+    if isinstance(urls, dict):
+        return {key: rewrite_origin(value, origin) for key, value in urls.items()}
+    if isinstance(urls, list):
+        return [rewrite_origin(value, origin) for value in urls]
+    return urls
+
+
+class CCXTExchangeClient(IExchangeAPIClient):
+    """Reads closed candles from one exchange through ccxt's async API.
+
+    One instance per exchange per process: it owns the ccxt exchange object (and with it
+    ccxt's rate limiter and HTTP session), loads markets once, and closes them on ``close``.
+    """
+
+    def __init__(
+        self,
+        exchange_id: str,
+        *,
+        profile: ExchangeProfile | None = None,
+        url_override: str | None = None,
+        timeout_ms: int = 15_000,
+        retry_attempts: int = 5,
+        retry_max_wait_seconds: float = 8.0,
+        enable_rate_limit: bool = True,
+        clock: Clock = _system_clock,
+    ) -> None:
+        self._exchange_id = exchange_id
+        self._profile = profile or PROFILES.get(exchange_id) or ExchangeProfile(ccxt_id=exchange_id)
+        self._url_override = url_override
+        self._timeout_ms = timeout_ms
+        self._retry_attempts = retry_attempts
+        self._retry_max_wait_seconds = retry_max_wait_seconds
+        self._enable_rate_limit = enable_rate_limit
+        self._clock = clock
+        self._exchange: Any = None
+        self._markets_lock = asyncio.Lock()
+        self._markets_loaded = False
+
+    def get_exchange_name(self) -> str:
+        """The exchange id, e.g. ``cryptocom``."""
+        return self._exchange_id
+
+    def get_max_candles_per_call(self, timeframe: str) -> int:
+        """The most candles one call returns."""
+        return self._profile.max_per_call
+
+    async def check_coin_availability(self, symbol: str) -> bool:
+        """Whether the exchange lists ``symbol``; markets are loaded once and cached."""
+        exchange = await self._loaded_exchange()
+        return symbol in exchange.markets
+
+    async def fetch_historical_data(
+        self, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[Candle]:
+        """Exactly the closed candles in ``[start, end)``, ascending, one per timestamp."""
+        timeframe_ms = timeframe_to_ms(timeframe)
+        if start % timeframe_ms or end % timeframe_ms or not 0 <= start < end:
+            raise InvalidInputError(
+                f"window [{start}, {end}) is not aligned to {timeframe} or is empty"
+            )
+        exchange = await self._loaded_exchange()
+        if timeframe not in (exchange.timeframes or {}):
+            raise InvalidTimeframeError(
+                f"{self._exchange_id} does not offer {timeframe!r} candles; it offers "
+                + ", ".join(exchange.timeframes or {})
+            )
+        if symbol not in exchange.markets:
+            raise UnknownSymbolError(f"{self._exchange_id} does not list {symbol!r}")
+        horizon = align_down(self._clock(), timeframe_ms)
+        end = min(end, horizon)
+        self._check_history_depth(start, end, horizon, timeframe, timeframe_ms)
+        step = self._profile.max_per_call * timeframe_ms
+        candles: dict[int, Candle] = {}
+        for window_start in range(start, end, step):
+            window_end = min(window_start + step, end)
+            rows = await self._fetch_window(exchange, symbol, timeframe, window_start, window_end)
+            for row in rows:
+                candle = _to_candle(row)
+                if candle is not None and window_start <= candle.timestamp < window_end:
+                    candles[candle.timestamp] = candle
+        return [candles[timestamp] for timestamp in sorted(candles)]
+
+    async def close(self) -> None:
+        """Close the ccxt exchange's HTTP session."""
+        if self._exchange is not None:
+            exchange, self._exchange = self._exchange, None
+            self._markets_loaded = False
+            await exchange.close()
+
+    def _check_history_depth(
+        self, start: int, end: int, horizon: int, timeframe: str, timeframe_ms: int
+    ) -> None:
+        depth = self._profile.history_depth
+        if depth is None or start >= end:
+            return
+        # The exchange keeps its newest ``depth`` candles, the forming one among them.
+        earliest = horizon - (depth - 1) * timeframe_ms
+        if start < earliest:
+            raise ExchangeHistoryUnavailableError(
+                f"{self._exchange_id} serves only its newest {depth} {timeframe} candles, "
+                f"from {earliest} (epoch ms) on; asked from {start}",
+                earliest_available=earliest,
+            )
+
+    async def _fetch_window(
+        self, exchange: Any, symbol: str, timeframe: str, start: int, end: int
+    ) -> list[list[Any]]:
+        limit = -(-(end - start) // timeframe_to_ms(timeframe))
+        params = self._profile.window_params(start, end)
+        rows: list[list[Any]] = await self._call(
+            f"fetch_ohlcv {symbol} {timeframe} [{start}, {end})",
+            lambda: exchange.fetch_ohlcv(symbol, timeframe, start, limit, params),
+        )
+        return rows
+
+    async def _loaded_exchange(self) -> Any:
+        async with self._markets_lock:
+            exchange = self._exchange or self._create_exchange()
+            if not self._markets_loaded:
+                await self._call("load_markets", exchange.load_markets)
+                self._markets_loaded = True
+            return exchange
+
+    def _create_exchange(self) -> Any:
+        import ccxt.async_support as ccxt_async  # lazy: the import costs ~1 s
+
+        exchange_class = getattr(ccxt_async, self._profile.ccxt_id)
+        exchange = exchange_class(
+            {
+                "enableRateLimit": self._enable_rate_limit,
+                "timeout": self._timeout_ms,
+                "options": dict(self._profile.options),
+            }
+        )
+        if self._url_override is not None:
+            exchange.urls["api"] = rewrite_origin(exchange.urls["api"], self._url_override)
+        self._exchange = exchange
+        return exchange
+
+    async def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        """Run one exchange call with retries on transient faults; map ccxt's errors."""
+        import ccxt.async_support as ccxt_async
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, ccxt_async.NetworkError)
+
+        def log_retry(state: Any) -> None:
+            logger.warning(
+                "%s %s failed (attempt %d): %s; retrying",
+                self._exchange_id,
+                what,
+                state.attempt_number,
+                state.outcome.exception() if state.outcome else "",
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retry_attempts),
+            wait=wait_exponential_jitter(initial=0.25, max=self._retry_max_wait_seconds),
+            retry=retry_if_exception(transient),
+            before_sleep=log_retry,
+            reraise=False,
+        )
+        try:
+            return await retrying(call)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            raise ExchangeUnavailableError(
+                f"{self._exchange_id} {what} failed {self._retry_attempts} times: "
+                f"{type(last).__name__}: {_short(last)}"
+            ) from last
+        except ccxt_async.BadSymbol as exc:
+            raise UnknownSymbolError(f"{self._exchange_id}: {_short(exc)}") from exc
+        except ccxt_async.BadRequest as exc:
+            raise InvalidInputError(f"{self._exchange_id} rejected {what}: {_short(exc)}") from exc
+        except ccxt_async.BaseError as exc:
+            raise ExchangeError(
+                f"{self._exchange_id} {what} failed: {type(exc).__name__}: {_short(exc)}"
+            ) from exc
+
+
+def _short(exc: BaseException | None, limit: int = 300) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _to_candle(row: list[Any]) -> Candle | None:
+    """ccxt's ``[timestamp, open, high, low, close, volume]``; None if a price is missing."""
+    timestamp, open_, high, low, close, volume = row[:6]
+    if None in (timestamp, open_, high, low, close):
+        logger.warning("dropping a candle with a missing price: %r", row)
+        return None
+    return Candle(
+        int(timestamp), float(open_), float(high), float(low), float(close), float(volume or 0)
+    )
