@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -203,7 +203,12 @@ class CCXTExchangeClient(IExchangeAPIClient):
         params = self._profile.window_params(start, end)
         rows: list[list[Any]] = await self._call(
             f"fetch_ohlcv {symbol} {timeframe} [{start}, {end})",
-            lambda: exchange.fetch_ohlcv(symbol, timeframe, start, limit, params),
+            exchange.fetch_ohlcv,
+            symbol,
+            timeframe,
+            start,
+            limit,
+            params,
         )
         return rows
 
@@ -231,7 +236,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
         self._exchange = exchange
         return exchange
 
-    async def _call(self, what: str, call: Callable[[], Any]) -> Any:
+    async def _call(self, what: str, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Run one exchange call with retries on transient faults; map ccxt's errors."""
         import ccxt.async_support as ccxt_async
 
@@ -249,13 +254,17 @@ class CCXTExchangeClient(IExchangeAPIClient):
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retry_attempts),
-            wait=wait_exponential_jitter(initial=0.25, max=self._retry_max_wait_seconds),
+            wait=wait_exponential_jitter(
+                multiplier=0.25,
+                max=self._retry_max_wait_seconds,
+                jitter=min(1.0, self._retry_max_wait_seconds),
+            ),
             retry=retry_if_exception(transient),
             before_sleep=log_retry,
             reraise=False,
         )
         try:
-            return await retrying(call)
+            return await retrying(call, *args)
         except RetryError as exc:
             last = exc.last_attempt.exception()
             raise ExchangeUnavailableError(

@@ -1,0 +1,198 @@
+"""CCXTExchangeClient on its own: windows, translation, errors and retries, with a fake
+ccxt exchange object (the real ccxt code is tested against the simulator in
+tests/integration/exchange_source)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+import pytest
+
+from cbtrade.errors import (
+    ExchangeError,
+    ExchangeHistoryUnavailableError,
+    ExchangeUnavailableError,
+    InvalidInputError,
+    InvalidTimeframeError,
+    UnknownSymbolError,
+)
+from cbtrade.exchange_source.plugins.ccxt_exchange import (
+    PROFILES,
+    CCXTExchangeClient,
+    rewrite_origin,
+)
+from cbtrade.models import Candle
+
+M5 = 300_000
+T0 = 1_704_067_200_000
+NOW = T0 + 10_000 * M5 + 1_000
+
+
+class FakeCcxtExchange:
+    """Answers fetch_ohlcv with a candle for every slot of its window, forming one included."""
+
+    def __init__(self) -> None:
+        self.markets = {"BTC/USD": {}}
+        self.timeframes = {"1m": "1m", "5m": "5m"}
+        self.calls: list[tuple[str, str, int, int, dict[str, Any]]] = []
+        self.failures: list[Exception] = []
+        self.closed = False
+
+    async def load_markets(self) -> dict[str, Any]:
+        return self.markets
+
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: int, limit: int, params: dict[str, Any]
+    ) -> list[list[Any]]:
+        self.calls.append((symbol, timeframe, since, limit, params))
+        if self.failures:
+            raise self.failures.pop(0)
+        end = params.get("until", params.get("end_ts", since + limit * M5 - 1)) + 1
+        start = params.get("start_ts", since)
+        return [[t, "1.5", 2, 1, 1.25, None] for t in range(start, min(end, NOW + M5), M5)]
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def client_for(exchange_id: str, fake: FakeCcxtExchange, **options: Any) -> CCXTExchangeClient:
+    client = CCXTExchangeClient(
+        exchange_id, clock=lambda: NOW, retry_max_wait_seconds=0.01, **options
+    )
+    client._exchange = fake
+    return client
+
+
+def test_get_exchange_name_and_per_call_maxima() -> None:
+    assert CCXTExchangeClient("cryptocom").get_exchange_name() == "cryptocom"
+    assert CCXTExchangeClient("cryptocom").get_max_candles_per_call("5m") == 300
+    assert CCXTExchangeClient("binance").get_max_candles_per_call("5m") == 1000
+    assert CCXTExchangeClient("kraken").get_max_candles_per_call("5m") == 720
+
+
+def test_rewrite_origin_keeps_paths_in_nested_urls() -> None:
+    urls = {
+        "v1": {"public": "https://api.crypto.com/exchange/v1/public"},
+        "list": ["https://a.example.com/x?y=1"],
+        "n": 3,
+    }
+    assert rewrite_origin(urls, "http://127.0.0.1:9000") == {
+        "v1": {"public": "http://127.0.0.1:9000/exchange/v1/public"},
+        "list": ["http://127.0.0.1:9000/x?y=1"],
+        "n": 3,
+    }
+
+
+async def test_url_override_is_applied_to_the_real_ccxt_object() -> None:
+    client = CCXTExchangeClient("binance", url_override="http://127.0.0.1:9")
+    exchange = client._create_exchange()
+    try:
+        assert exchange.urls["api"]["public"] == "http://127.0.0.1:9/api/v3"
+        assert exchange.options["fetchMarkets"]["types"] == ["spot"]
+    finally:
+        await exchange.close()
+
+
+async def test_windows_are_exact_and_minimal_and_translation_is_typed() -> None:
+    fake = FakeCcxtExchange()
+    client = client_for("binance", fake)
+    candles = await client.fetch_historical_data("BTC/USD", "5m", T0, T0 + 2_500 * M5)
+    assert [c.timestamp for c in candles] == list(range(T0, T0 + 2_500 * M5, M5))
+    assert candles[0] == Candle(T0, 1.5, 2.0, 1.0, 1.25, 0.0)
+    assert all(isinstance(v, float) for v in candles[0][1:])
+    assert [(since, limit, params) for _, _, since, limit, params in fake.calls] == [
+        (T0, 1000, {"until": T0 + 1000 * M5 - 1}),
+        (T0 + 1000 * M5, 1000, {"until": T0 + 2000 * M5 - 1}),
+        (T0 + 2000 * M5, 500, {"until": T0 + 2500 * M5 - 1}),
+    ]
+
+
+async def test_cryptocom_passes_its_own_window() -> None:
+    fake = FakeCcxtExchange()
+    await client_for("cryptocom", fake).fetch_historical_data("BTC/USD", "5m", T0, T0 + 10 * M5)
+    assert fake.calls[0][4] == {"start_ts": T0, "end_ts": T0 + 10 * M5 - 1}
+
+
+async def test_forming_candle_is_dropped() -> None:
+    fake = FakeCcxtExchange()
+    horizon = NOW - NOW % M5
+    candles = await client_for("binance", fake).fetch_historical_data(
+        "BTC/USD", "5m", horizon - 3 * M5, horizon + 5 * M5
+    )
+    assert [c.timestamp for c in candles] == [horizon - 3 * M5, horizon - 2 * M5, horizon - M5]
+
+
+@pytest.mark.parametrize(
+    ("symbol", "timeframe", "start", "end", "error"),
+    [
+        ("NOPE/USD", "5m", T0, T0 + M5, UnknownSymbolError),
+        ("BTC/USD", "1d", T0, T0 + 86_400_000, InvalidTimeframeError),
+        ("BTC/USD", "5m", T0 + 1, T0 + M5, InvalidInputError),
+        ("BTC/USD", "5m", T0 + M5, T0, InvalidInputError),
+    ],
+)
+async def test_bad_requests_fail_without_a_candle_call(
+    symbol: str, timeframe: str, start: int, end: int, error: type[Exception]
+) -> None:
+    fake = FakeCcxtExchange()
+    with pytest.raises(error):
+        await client_for("binance", fake).fetch_historical_data(symbol, timeframe, start, end)
+    assert fake.calls == []
+
+
+async def test_kraken_reports_the_depth_it_cannot_serve() -> None:
+    fake = FakeCcxtExchange()
+    client = client_for("kraken", fake, profile=PROFILES["kraken"])
+    horizon = NOW - NOW % M5
+    with pytest.raises(ExchangeHistoryUnavailableError) as caught:
+        await client.fetch_historical_data("BTC/USD", "5m", horizon - 800 * M5, horizon)
+    assert caught.value.earliest_available == horizon - 719 * M5
+    assert fake.calls == []
+    recent = await client.fetch_historical_data("BTC/USD", "5m", horizon - 700 * M5, horizon)
+    assert len(recent) == 700
+    assert len(fake.calls) == 1
+
+
+async def test_transient_faults_are_retried_then_succeed() -> None:
+    fake = FakeCcxtExchange()
+    fake.failures = [ccxt_async.RateLimitExceeded("429"), ccxt_async.ExchangeNotAvailable("500")]
+    candles = await client_for("binance", fake).fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
+    assert len(candles) == 1
+    assert len(fake.calls) == 3
+
+
+async def test_persistent_faults_end_in_exchange_unavailable() -> None:
+    fake = FakeCcxtExchange()
+    fake.failures = [ccxt_async.NetworkError("down")] * 10
+    client = client_for("binance", fake, retry_attempts=3)
+    with pytest.raises(ExchangeUnavailableError, match="3 times"):
+        await client.fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
+    assert len(fake.calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("raised", "mapped"),
+    [
+        (ccxt_async.BadSymbol("no such market"), UnknownSymbolError),
+        (ccxt_async.BadRequest("bad"), InvalidInputError),
+        (ccxt_async.ExchangeError("weird"), ExchangeError),
+    ],
+)
+async def test_permanent_errors_are_mapped_without_retry(
+    raised: Exception, mapped: type[Exception]
+) -> None:
+    fake = FakeCcxtExchange()
+    fake.failures = [raised]
+    with pytest.raises(mapped):
+        await client_for("binance", fake).fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
+    assert len(fake.calls) == 1
+
+
+async def test_availability_and_close() -> None:
+    fake = FakeCcxtExchange()
+    client = client_for("binance", fake)
+    assert await client.check_coin_availability("BTC/USD") is True
+    assert await client.check_coin_availability("ETH/USD") is False
+    await client.close()
+    assert fake.closed
