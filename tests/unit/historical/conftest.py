@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cbtrade.config import load_settings
-from cbtrade.errors import UnknownExchangeError
-from cbtrade.exchange_source.interfaces import IDataSourceConnector, IExchangeAPIClient
+from cbtrade.exchange_source.interfaces import IExchangeAPIClient
+from cbtrade.exchange_source.microkernel import DataSourceConnectorImpl
 from cbtrade.historical.fetcher import HistoricalFetcher
 from cbtrade.models import Candle
 from cbtrade.storage.interfaces import IStorageManager
@@ -82,32 +82,9 @@ class FakeExchangeClient(IExchangeAPIClient):
         return None
 
 
-class FakeConnector(IDataSourceConnector):
-    """Routes ``fake`` to one FakeExchangeClient."""
-
-    def __init__(self, client: FakeExchangeClient) -> None:
-        self.client = client
-
-    def list_exchanges(self) -> list[str]:
-        return ["fake"]
-
-    def get_client(self, exchange_name: str) -> IExchangeAPIClient:
-        if exchange_name != "fake":
-            raise UnknownExchangeError(f"no plugin for {exchange_name!r}")
-        return self.client
-
-    async def check_coin_availability(self, exchange_name: str, symbol: str) -> bool:
-        return await self.get_client(exchange_name).check_coin_availability(symbol)
-
-    async def fetch_historical_data(
-        self, exchange_name: str, symbol: str, timeframe: str, start: int, end: int
-    ) -> list[Candle]:
-        return await self.get_client(exchange_name).fetch_historical_data(
-            symbol, timeframe, start, end
-        )
-
-    async def close(self) -> None:
-        return None
+def fake_connector(client: FakeExchangeClient) -> DataSourceConnectorImpl:
+    """The real connector, with ``fake`` as its only exchange."""
+    return DataSourceConnectorImpl(load_settings(), factories={"fake": lambda settings: client})
 
 
 @pytest.fixture
@@ -125,5 +102,5 @@ async def storage(tmp_path: Path) -> AsyncIterator[IStorageManager]:
 @pytest.fixture
 def fetcher(storage: IStorageManager, exchange: FakeExchangeClient) -> HistoricalFetcher:
     return HistoricalFetcher(
-        storage, FakeConnector(exchange), empty_fetch_grace_ms=3_600_000, clock=lambda: NOW
+        storage, fake_connector(exchange), empty_fetch_grace_ms=3_600_000, clock=lambda: NOW
     )

@@ -15,8 +15,8 @@ from tests.unit.historical.conftest import (
     FIVE_MINUTES,
     LISTED_AT,
     NOW,
-    FakeConnector,
     FakeExchangeClient,
+    fake_connector,
     truth,
 )
 
@@ -173,7 +173,7 @@ async def test_storage_failure_propagates_as_a_typed_error(
         raise StorageUnavailableError("storage is down")
 
     monkeypatch.setattr(storage, "get_range_with_coverage", broken)
-    fetcher = HistoricalFetcher(storage, FakeConnector(exchange), clock=lambda: NOW)
+    fetcher = HistoricalFetcher(storage, fake_connector(exchange), clock=lambda: NOW)
     with pytest.raises(StorageUnavailableError):
         await fetcher.fetch_data("fake", "BTC/USD", "5m", START, START + SPAN)
     assert exchange.fetches == []

@@ -22,8 +22,8 @@ from tests.unit.historical.conftest import (
     FIVE_MINUTES,
     LISTED_AT,
     NOW,
-    FakeConnector,
     FakeExchangeClient,
+    fake_connector,
     truth,
 )
 
@@ -37,7 +37,7 @@ def manager(
     return HistoricalDataManagerImpl(
         fetcher,
         CurrentDataFetcher(storage),
-        FakeConnector(exchange),
+        fake_connector(exchange),
         CODEC,
         default_limit=1_000,
         max_limit=5_000,
