@@ -58,6 +58,13 @@ class AuthenticationError(CbTradeError):
     status_code = 401
 
 
+class AuthenticationUnavailableError(CbTradeError):
+    """The identity provider's signing keys cannot be fetched, so JWTs cannot be checked."""
+
+    code = "auth_unavailable"
+    status_code = 503
+
+
 class NotFoundError(CbTradeError):
     """The named resource does not exist."""
 

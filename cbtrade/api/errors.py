@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import orjson
 from fastapi import FastAPI, Request
@@ -18,7 +19,7 @@ AUTH_CHALLENGE = 'Bearer realm="cbtrade"'
 
 
 def error_response(
-    status_code: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    status_code: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
 ) -> Response:
     """A JSON error response in the service's format."""
     body = orjson.dumps({"error": {"code": code, "message": message}})
