@@ -1,0 +1,174 @@
+"""function_app.py as the Functions Python worker loads it: import, index, invoke."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from cbtrade.config import get_settings
+
+KEY = "function-app-test-key"
+
+
+@pytest.fixture
+def function_app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {
+        "CBTRADE_STORAGE_BACKEND": "local",
+        "CBTRADE_LOCAL_STORAGE_ROOT": str(tmp_path / "data"),
+        "CBTRADE_API_KEYS": KEY,
+        "CBTRADE_CONTINUATION_TOKEN_SECRET": "function-app-test-token-secret",
+        "CBTRADE_TOPUP_SCHEDULE": "0 */10 * * * *",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def load_function_app() -> ModuleType:
+    """Import function_app.py afresh, as a worker process would on start."""
+    get_settings.cache_clear()
+    sys.modules.pop("function_app", None)
+    return importlib.import_module("function_app")
+
+
+async def unload_function_app(module: ModuleType) -> None:
+    """Stop the app as the worker does at exit, but in this test's event loop."""
+    if module.app.startup_task_done:
+        await module.app.middleware.notify_shutdown()
+        module.app.startup_task_done = False
+    await module.services.aclose()
+    get_settings.cache_clear()
+    sys.modules.pop("function_app", None)
+
+
+@pytest.fixture
+async def function_app(function_app_env: dict[str, str]) -> AsyncIterator[ModuleType]:
+    module = load_function_app()
+    yield module
+    await unload_function_app(module)
+
+
+def functions_by_name(module: ModuleType) -> dict[str, Any]:
+    """Index the functions once, as the worker does (indexing twice is refused)."""
+    if not hasattr(module, "_indexed_for_tests"):
+        module._indexed_for_tests = {
+            fn.get_function_name(): fn for fn in module.app.get_functions()
+        }
+    return module._indexed_for_tests  # type: ignore[no-any-return]
+
+
+def test_worker_indexing_finds_an_http_and_a_timer_trigger(function_app: ModuleType) -> None:
+    functions = functions_by_name(function_app)
+    assert set(functions) == {"http_app_func", "topup_watchlist"}
+    http = json.loads(functions["http_app_func"].get_function_json())
+    trigger = next(b for b in http["bindings"] if b["type"] == "httpTrigger")
+    assert trigger["authLevel"].lower() == "anonymous"
+    assert trigger["route"] == "/{*route}"
+    timer = json.loads(functions["topup_watchlist"].get_function_json())
+    timer_trigger = next(b for b in timer["bindings"] if b["type"] == "timerTrigger")
+    assert timer_trigger["schedule"] == "0 */10 * * * *"
+
+
+def test_host_json_routes_everything_to_the_app() -> None:
+    host = json.loads(Path("host.json").read_text())
+    assert host["extensions"]["http"]["routePrefix"] == ""
+    assert host["extensionBundle"]["version"] == "[4.*, 5.0.0)"
+    assert host["functionTimeout"]
+
+
+async def call_http(module: ModuleType, path: str, **headers: str) -> func.HttpResponse:
+    function = functions_by_name(module)["http_app_func"].get_user_function()
+    request = func.HttpRequest(
+        method="GET",
+        url=f"http://localhost:7071{path}",
+        headers=headers,
+        params={},
+        body=b"",
+    )
+    response: func.HttpResponse = await function(request, None)
+    return response
+
+
+async def test_http_function_serves_the_api_with_app_level_auth(
+    function_app: ModuleType,
+) -> None:
+    health = await call_http(function_app, "/api/health")
+    assert health.status_code == 200
+    assert json.loads(health.get_body()) == {"status": "ok", "storage": "ok"}
+
+    denied = await call_http(function_app, "/api/v1/exchanges")
+    assert denied.status_code == 401
+    assert json.loads(denied.get_body())["error"]["code"] == "unauthorized"
+
+    listed = await call_http(function_app, "/api/v1/exchanges", Authorization=f"Bearer {KEY}")
+    assert listed.status_code == 200
+    assert {"cryptocom", "binance", "kraken", "coinbase"} <= set(
+        json.loads(listed.get_body())["exchanges"]
+    )
+
+
+def test_importing_function_app_does_not_import_ccxt(function_app_env: dict[str, str]) -> None:
+    import subprocess
+
+    code = "import sys, function_app; print('ccxt' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[3],
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_a_bad_setting_fails_the_import_naming_it(
+    function_app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cbtrade.errors import ConfigurationError
+
+    monkeypatch.setenv("CBTRADE_STORAGE_BACKEND", "floppy")
+    with pytest.raises(ConfigurationError, match="CBTRADE_STORAGE_BACKEND"):
+        load_function_app()
+    get_settings.cache_clear()
+    sys.modules.pop("function_app", None)
+
+
+async def test_timer_tops_up_the_watchlist_and_is_idempotent(
+    function_app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, simulator: Any
+) -> None:
+    import time
+
+    from tests.fixtures.exchange_simulator import simulator_url_overrides
+
+    monkeypatch.setenv(
+        "CBTRADE_WATCHLIST", "cryptocom:BTC/USD:5m,binance:BTC/USDT:5m,binance:NOPE/USDT:5m"
+    )
+    monkeypatch.setenv("CBTRADE_TOPUP_MAX_BACKFILL_DAYS", "1")
+    monkeypatch.setenv(
+        "CBTRADE_EXCHANGE_URL_OVERRIDES", json.dumps(simulator_url_overrides(simulator))
+    )
+    module = load_function_app()
+    try:
+        timer = functions_by_name(module)["topup_watchlist"].get_user_function()
+        before = time.time_ns() // 1_000_000
+        await timer(func.TimerRequest(past_due=True))
+        storage = module.services.storage
+        for exchange, symbol in (("cryptocom", "BTC/USD"), ("binance", "BTC/USDT")):
+            truth = simulator.truth(exchange, symbol, "5m", before - 86_400_000, before)
+            latest = await storage.get_latest_timestamp(exchange, symbol, "5m")
+            assert latest is not None
+            assert latest >= truth[-1].timestamp
+        assert await storage.get_latest_timestamp("binance", "NOPE/USDT", "5m") is None
+        calls = simulator.candle_requests("cryptocom")
+        await timer(func.TimerRequest(past_due=False))
+        assert simulator.candle_requests("cryptocom") - calls <= 1
+    finally:
+        await unload_function_app(module)
