@@ -67,11 +67,17 @@ class ExchangeProfile:
     history_depth: int | None = None
     """Candles the API serves back from now (Kraken: 720), or None for full history."""
     options: Mapping[str, Any] = field(default_factory=dict)
+    transient_error_codes: tuple[str, ...] = ()
+    """Exchange error codes that ccxt maps to a permanent error but that are worth a retry."""
 
 
 PROFILES: dict[str, ExchangeProfile] = {
+    # Crypto.com answers 5xx with its own envelope; ccxt reads ERR_INTERNAL (50001) as final.
     "cryptocom": ExchangeProfile(
-        ccxt_id="cryptocom", max_per_call=300, window_params=_cryptocom_params
+        ccxt_id="cryptocom",
+        max_per_call=300,
+        window_params=_cryptocom_params,
+        transient_error_codes=("50001",),
     ),
     # Spot markets only: one exchangeInfo call instead of three (spot, USD-M, COIN-M).
     "binance": ExchangeProfile(
@@ -233,6 +239,8 @@ class CCXTExchangeClient(IExchangeAPIClient):
         )
         if self._url_override is not None:
             exchange.urls["api"] = rewrite_origin(exchange.urls["api"], self._url_override)
+        for code in self._profile.transient_error_codes:
+            exchange.exceptions["exact"][code] = ccxt_async.ExchangeNotAvailable
         self._exchange = exchange
         return exchange
 

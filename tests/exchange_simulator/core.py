@@ -1,0 +1,156 @@
+"""The simulated exchanges' state: markets, deterministic candles, faults and counters.
+
+Candles are a pure function of (exchange, symbol, timeframe, open time): prices have two
+decimals and volumes four, so they survive the exchanges' string encodings exactly. A market
+has no candle before its listing and none in every ``quiet_every``-th interval (no trades).
+The forming candle (``t <= now < t + timeframe``) is served, as real exchanges do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+from cbtrade.models import Candle
+from cbtrade.timeframes import timeframe_to_ms
+
+WindowStyle = Literal["latest", "earliest"]
+LISTED_2024 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+LISTED_FEB_2024 = 1_706_745_600_000  # 2024-02-01T00:00:00Z
+
+
+class SimulatedMarket(NamedTuple):
+    """One listed market of a simulated exchange."""
+
+    symbol: str
+    listed_at: int
+    quiet_every: int = 97
+
+
+DEFAULT_MARKETS: dict[str, list[SimulatedMarket]] = {
+    "cryptocom": [
+        SimulatedMarket("BTC/USD", LISTED_2024),
+        SimulatedMarket("ETH/USD", LISTED_FEB_2024),
+    ],
+    "binance": [
+        SimulatedMarket("BTC/USDT", LISTED_2024),
+        SimulatedMarket("ETH/USDT", LISTED_FEB_2024),
+    ],
+    "kraken": [SimulatedMarket("BTC/USD", LISTED_2024)],
+}
+MAX_PER_CALL = {"cryptocom": 300, "binance": 1000, "kraken": 720}
+DEFAULT_STYLE: dict[str, WindowStyle] = {
+    "cryptocom": "latest",
+    "binance": "earliest",
+    "kraken": "latest",
+}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def candle_at(exchange: str, symbol: str, timestamp: int) -> Candle:
+    """The simulated candle that opens at ``timestamp``."""
+    seed = zlib.crc32(f"{exchange}:{symbol}:{timestamp}".encode())
+    base = 100 + (seed % 50_000) / 100
+    spread = (seed >> 16) % 500 / 100
+    open_ = round(base, 2)
+    close = round(base + spread / 2, 2)
+    return Candle(
+        timestamp,
+        open_,
+        round(base + spread, 2),
+        round(base - spread / 4, 2),
+        close,
+        round((seed % 9_999_991) / 10_000, 4),
+    )
+
+
+@dataclass
+class ExchangeState:
+    """Mutable per-exchange state: markets, window style, faults, counters."""
+
+    markets: dict[str, SimulatedMarket]
+    style: WindowStyle
+    faults: list[int] = field(default_factory=list)
+    outage: int | None = None
+    delay: float = 0.0
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class SimulatorState:
+    """Everything the simulated exchanges know; shared by the HTTP handlers."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.exchanges: dict[str, ExchangeState] = {}
+        self.request_times: list[float] = []
+        self.rate_limit_per_second: float | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.exchanges = {
+                name: ExchangeState({m.symbol: m for m in markets}, DEFAULT_STYLE[name])
+                for name, markets in DEFAULT_MARKETS.items()
+            }
+            self.request_times = []
+            self.rate_limit_per_second = None
+
+    def has_candle(self, exchange: str, symbol: str, timeframe_ms: int, timestamp: int) -> bool:
+        market = self.exchanges[exchange].markets.get(symbol)
+        if market is None or timestamp < market.listed_at:
+            return False
+        return (timestamp // timeframe_ms) % market.quiet_every != 0
+
+    def candles(
+        self, exchange: str, symbol: str, timeframe: str, first: int, last: int
+    ) -> list[Candle]:
+        """Every candle (forming one included) with ``first <= t <= last``, up to now."""
+        step = timeframe_to_ms(timeframe)
+        now = now_ms()
+        start = -(-first // step) * step
+        stop = min(last, now)
+        return [
+            candle_at(exchange, symbol, t)
+            for t in range(start, stop + 1, step)
+            if self.has_candle(exchange, symbol, step, t)
+        ]
+
+    def window(
+        self, exchange: str, symbol: str, timeframe: str, first: int, last: int, count: int
+    ) -> list[Candle]:
+        """At most ``count`` candles of ``[first, last]``: an over-full window is answered
+        from the end the exchange's style says."""
+        candles = self.candles(exchange, symbol, timeframe, first, last)
+        if len(candles) <= count:
+            return candles
+        if self.exchanges[exchange].style == "latest":
+            return candles[-count:]
+        return candles[:count]
+
+    async def admit(self, exchange: str, endpoint: str) -> int | None:
+        """Count a request; the status to fail it with, if a fault applies."""
+        state = self.exchanges[exchange]
+        with self.lock:
+            state.counts[endpoint] += 1
+            status = state.outage
+            if status is None and state.faults:
+                status = state.faults.pop(0)
+            if status is None and self.rate_limit_per_second is not None:
+                moment = time.monotonic()
+                self.request_times = [t for t in self.request_times if moment - t < 1.0]
+                if len(self.request_times) >= self.rate_limit_per_second:
+                    status = 429
+                else:
+                    self.request_times.append(moment)
+            delay = state.delay
+        if delay:
+            await asyncio.sleep(delay)
+        return status

@@ -1,0 +1,162 @@
+"""ExchangeSimulator: the simulated exchanges on one loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from aiohttp import web
+
+from cbtrade.models import Candle
+from cbtrade.timeframes import timeframe_to_ms
+from tests.exchange_simulator import binance, cryptocom, kraken
+from tests.exchange_simulator.core import (
+    MAX_PER_CALL,
+    SimulatedMarket,
+    SimulatorState,
+    WindowStyle,
+    candle_at,
+    now_ms,
+)
+
+WIRE_FORMATS = (cryptocom, binance, kraken)
+
+
+class ExchangeSimulator:
+    """Crypto.com, Binance and Kraken public REST APIs, simulated, with faults and counters."""
+
+    def __init__(self) -> None:
+        self._state = SimulatorState()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._port = 0
+
+    # Lifecycle
+
+    def start(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve on ``host:port`` (0: a free port) from a background thread."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve(host, port))
+            except BaseException as exc:  # reported to start()
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup() if self._runner else asyncio.sleep(0))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="exchange-simulator", daemon=True)
+        self._thread.start()
+        ready.wait(timeout=20)
+        if failure:
+            raise RuntimeError("the exchange simulator did not start") from failure[0]
+
+    async def _serve(self, host: str, port: int) -> None:
+        app = web.Application()
+        for wire_format in WIRE_FORMATS:
+            wire_format.add_routes(app, self._state)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server: Any = site._server
+        self._port = server.sockets[0].getsockname()[1]
+        self._host = host
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=20)
+            self._loop = None
+
+    @property
+    def origin(self) -> str:
+        """The simulator's origin, e.g. ``http://127.0.0.1:9000``."""
+        return f"http://{self._host}:{self._port}"
+
+    # Configuration
+
+    def reset(self) -> None:
+        """Counters, faults, styles, rate limit and markets back to their defaults."""
+        self._state.reset()
+
+    def set_markets(self, exchange: str, markets: list[SimulatedMarket]) -> None:
+        self._state.exchanges[exchange].markets = {m.symbol: m for m in markets}
+
+    def set_window_style(self, exchange: str, style: WindowStyle) -> None:
+        self._state.exchanges[exchange].style = style
+
+    def inject_faults(self, exchange: str, *, status: int, count: int) -> None:
+        """The next ``count`` requests to ``exchange`` answer ``status``."""
+        self._state.exchanges[exchange].faults.extend([status] * count)
+
+    def set_outage(self, exchange: str, status: int | None) -> None:
+        """Every request answers ``status`` until cleared with None."""
+        self._state.exchanges[exchange].outage = status
+
+    def set_delay(self, exchange: str, seconds: float) -> None:
+        self._state.exchanges[exchange].delay = seconds
+
+    @property
+    def rate_limit_per_second(self) -> float | None:
+        return self._state.rate_limit_per_second
+
+    @rate_limit_per_second.setter
+    def rate_limit_per_second(self, value: float | None) -> None:
+        self._state.rate_limit_per_second = value
+
+    # Observation
+
+    def candle_requests(self, exchange: str) -> int:
+        return self._state.exchanges[exchange].counts["candles"]
+
+    def market_requests(self, exchange: str) -> int:
+        return self._state.exchanges[exchange].counts["markets"]
+
+    def max_per_call(self, exchange: str) -> int:
+        return MAX_PER_CALL[exchange]
+
+    def truth(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        now: int | None = None,
+    ) -> list[Candle]:
+        """Exactly the closed candles the simulated exchange has in ``[start, end)``."""
+        step = timeframe_to_ms(timeframe)
+        moment = now_ms() if now is None else now
+        first = -(-start // step) * step
+        return [
+            candle_at(exchange, symbol, t)
+            for t in range(first, end, step)
+            if t + step <= moment and self._state.has_candle(exchange, symbol, step, t)
+        ]
+
+
+def point_ccxt_at(exchange: Any, origin: str) -> None:
+    """Send every URL of a ccxt exchange object's API to ``origin``, keeping paths."""
+
+    def rewrite(urls: Any) -> Any:
+        if isinstance(urls, str):
+            parts, target = urlsplit(urls), urlsplit(origin)
+            return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, ""))
+        if isinstance(urls, dict):
+            return {key: rewrite(value) for key, value in urls.items()}
+        return urls
+
+    exchange.urls["api"] = rewrite(exchange.urls["api"])
