@@ -12,6 +12,7 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.functions.timer import TimerRequest
 
 from cbtrade.config import get_settings
 
@@ -159,7 +160,7 @@ async def test_timer_tops_up_the_watchlist_and_is_idempotent(
     try:
         timer = functions_by_name(module)["topup_watchlist"].get_user_function()
         before = time.time_ns() // 1_000_000
-        await timer(func.TimerRequest(past_due=True))
+        await timer(TimerRequest(past_due=True))
         storage = module.services.storage
         for exchange, symbol in (("cryptocom", "BTC/USD"), ("binance", "BTC/USDT")):
             truth = simulator.truth(exchange, symbol, "5m", before - 86_400_000, before)
@@ -168,7 +169,7 @@ async def test_timer_tops_up_the_watchlist_and_is_idempotent(
             assert latest >= truth[-1].timestamp
         assert await storage.get_latest_timestamp("binance", "NOPE/USDT", "5m") is None
         calls = simulator.candle_requests("cryptocom")
-        await timer(func.TimerRequest(past_due=False))
+        await timer(TimerRequest(past_due=False))
         assert simulator.candle_requests("cryptocom") - calls <= 1
     finally:
         await unload_function_app(module)

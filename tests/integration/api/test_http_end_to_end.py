@@ -1,0 +1,229 @@
+"""End to end over real HTTP (plan 4.2, 5.2, 6.4): uvicorn on a free port, the exchange
+simulator behind the real ccxt code, and both storage backends (local disk and Azurite)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cbtrade.api import create_app
+from cbtrade.config import load_settings
+from cbtrade.models import Candle
+from tests.exchange_simulator import ExchangeSimulator
+from tests.fixtures.azurite import AzuriteInstance, AzuriteInstanceFactory
+from tests.fixtures.exchange_simulator import simulator_url_overrides
+from tests.fixtures.http_server import serve_app
+
+KEY = "end-to-end-key"
+M5 = 300_000
+LISTED = 1_704_067_200_000
+START, END = LISTED - 2 * 86_400_000, LISTED + 3 * 86_400_000
+
+
+def service_settings(simulator: ExchangeSimulator, **storage: Any) -> Any:
+    return load_settings(
+        api_keys=KEY,
+        continuation_token_secret="end-to-end-token-secret",
+        exchange_url_overrides=simulator_url_overrides(simulator),
+        exchange_retry_attempts=3,
+        exchange_retry_max_wait_seconds=0.05,
+        storage_timeout_seconds=3,
+        **storage,
+    )
+
+
+@pytest.fixture(params=["local", "azure"])
+def storage_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, azurite_container: str
+) -> dict[str, Any]:
+    if request.param == "local":
+        return {"local_storage_root": tmp_path / "data"}
+    azurite: AzuriteInstance = request.getfixturevalue("azurite")
+    return {
+        "storage_backend": "azure",
+        "azure_connection_string": azurite.connection_string,
+        "azure_container": azurite_container,
+    }
+
+
+@pytest.fixture
+def base_url(simulator: ExchangeSimulator, storage_settings: dict[str, Any]) -> Iterator[str]:
+    with serve_app(create_app(service_settings(simulator, **storage_settings))) as url:
+        yield url
+
+
+@pytest.fixture
+def http(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    ) as client:
+        yield client
+
+
+def follow(http: httpx.Client, **params: Any) -> tuple[list[Candle], int]:
+    """Every candle of a query over HTTP, following next_link; and the number of pages."""
+    response = http.get("/api/v1/ohlcv", params=params)
+    pages = 0
+    candles: list[Candle] = []
+    while True:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages += 1
+        candles.extend(Candle(**candle) for candle in body["candles"])
+        if body["next_link"] is None:
+            assert body["continuation_token"] is None
+            return candles, pages
+        response = http.get(body["next_link"])
+
+
+@pytest.mark.parametrize(
+    ("exchange", "symbol"), [("cryptocom", "BTC/USD"), ("binance", "BTC/USDT")]
+)
+def test_following_tokens_gives_the_exchanges_truth_and_a_second_read_is_free(
+    http: httpx.Client, simulator: ExchangeSimulator, exchange: str, symbol: str
+) -> None:
+    candles, pages = follow(
+        http, exchange=exchange, symbol=symbol.replace("/", "-"), start=START, end=END, limit=700
+    )
+    assert candles == simulator.truth(exchange, symbol, "5m", START, END)
+    assert pages > 1
+    slots = (END - START) // M5
+    assert simulator.candle_requests(exchange) <= -(-slots // simulator.max_per_call(exchange)) + 1
+    before = simulator.candle_requests(exchange), simulator.market_requests(exchange)
+    again, _ = follow(http, exchange=exchange, symbol=symbol, start=START, end=END, limit=700)
+    assert again == candles
+    assert (simulator.candle_requests(exchange), simulator.market_requests(exchange)) == before
+
+
+def test_iso_times_and_partial_overlap_fetch_only_the_gap(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    follow(http, exchange="cryptocom", symbol="BTC/USD", start=LISTED, end=LISTED + 600 * M5)
+    calls = simulator.candle_requests("cryptocom")
+    candles, _ = follow(
+        http,
+        exchange="cryptocom",
+        symbol="BTC_USD",
+        start="2024-01-01T00:00:00Z",
+        end="2024-01-03T12:00:00Z",
+    )
+    end = LISTED + int(2.5 * 86_400_000)
+    assert candles == simulator.truth("cryptocom", "BTC/USD", "5m", LISTED, end)
+    assert simulator.candle_requests("cryptocom") - calls == -(-(720 - 600) // 300)
+
+
+def test_latest_coins_and_exchanges(http: httpx.Client) -> None:
+    latest = http.get("/api/v1/ohlcv/latest", params={"exchange": "cryptocom", "symbol": "BTC/USD"})
+    assert latest.json() == {
+        "exchange": "cryptocom",
+        "symbol": "BTC/USD",
+        "timeframe": "5m",
+        "timestamp": None,
+    }
+    follow(http, exchange="cryptocom", symbol="BTC/USD", start=LISTED, end=LISTED + 10 * M5)
+    latest = http.get("/api/v1/ohlcv/latest", params={"exchange": "cryptocom", "symbol": "BTC-USD"})
+    assert latest.json()["timestamp"] >= LISTED + 9 * M5
+    coins = http.get("/api/v1/exchanges/cryptocom/coins").json()
+    assert coins == {"exchange": "cryptocom", "coins": ["BTC/USD"]}
+    exchanges = http.get("/api/v1/exchanges").json()["exchanges"]
+    assert {"cryptocom", "binance", "kraken", "coinbase"} <= set(exchanges)
+
+
+def test_unknown_coin_is_404_without_a_candle_call(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    response = http.get(
+        "/api/v1/ohlcv", params={"exchange": "cryptocom", "symbol": "NOPE/USD", "start": LISTED}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_symbol"
+    assert simulator.candle_requests("cryptocom") == 0
+
+
+def test_exchange_down_is_503_and_nothing_is_marked_fetched(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    params = {
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "start": LISTED,
+        "end": LISTED + 900 * M5,
+    }
+    simulator.set_outage("binance", 500)
+    response = http.get("/api/v1/ohlcv", params=params)
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "exchange_unavailable"
+    simulator.set_outage("binance", None)
+    candles, _ = follow(http, **params)
+    assert candles == simulator.truth("binance", "BTC/USDT", "5m", LISTED, LISTED + 900 * M5)
+
+
+def test_client_gone_mid_pagination_resumes_exactly_from_its_token(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    first = http.get(
+        "/api/v1/ohlcv",
+        params={
+            "exchange": "cryptocom",
+            "symbol": "BTC/USD",
+            "start": START,
+            "end": END,
+            "limit": 500,
+        },
+    ).json()
+    # The client goes away; later it (or another instance behind the same secret) resumes.
+    resumed, _ = follow(http, continuation_token=first["continuation_token"], limit=500)
+    candles = [Candle(**c) for c in first["candles"]] + resumed
+    assert candles == simulator.truth("cryptocom", "BTC/USD", "5m", START, END)
+
+
+def test_recent_range_up_to_now_excludes_the_forming_candle(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    before = time.time_ns() // 1_000_000
+    start = before - before % M5 - 50 * M5
+    candles, _ = follow(http, exchange="cryptocom", symbol="BTC/USD", start=start)
+    after = time.time_ns() // 1_000_000
+    # A candle may close while the request runs: the answer is the truth at some instant.
+    assert candles in (
+        simulator.truth("cryptocom", "BTC/USD", "5m", start, after + M5, now=moment)
+        for moment in (before, after)
+    )
+
+
+def test_python_client_follows_tokens(base_url: str, simulator: ExchangeSimulator) -> None:
+    from cbtrade.client import CandleClient
+
+    with CandleClient(base_url, api_key=KEY) as client:
+        candles = client.get_candles("binance", "BTC/USDT", start=START, end=END, limit=999)
+    assert candles == simulator.truth("binance", "BTC/USDT", "5m", START, END)
+
+
+def test_storage_down_is_503_and_health_says_so(
+    simulator: ExchangeSimulator, start_azurite: AzuriteInstanceFactory, azurite_container: str
+) -> None:
+    private = start_azurite()
+    settings = service_settings(
+        simulator,
+        storage_backend="azure",
+        azure_connection_string=private.connection_string,
+        azure_container=azurite_container,
+    )
+    with serve_app(create_app(settings)) as url:
+        assert httpx.get(f"{url}/api/health").json() == {"status": "ok", "storage": "ok"}
+        private.stop()
+        health = httpx.get(f"{url}/api/health", timeout=30)
+        assert health.status_code == 503
+        response = httpx.get(
+            f"{url}/api/v1/ohlcv",
+            params={"exchange": "cryptocom", "symbol": "BTC/USD", "start": LISTED},
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=60,
+        )
+        assert response.status_code == 503
+        assert response.json()["error"]["code"].startswith("storage")
