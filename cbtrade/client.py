@@ -1,0 +1,290 @@
+"""Python clients for model services: follow continuation tokens, get candles.
+
+``CandleClient`` (sync) and ``AsyncCandleClient`` share one request builder and one page
+parser; they differ only in how they send. Transient failures (502, 503, 504, connection
+errors) are retried with exponential backoff; any other non-2xx answer raises
+:class:`CbTradeClientError` with the service's error code and message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from cbtrade.models import Candle
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_TRANSIENT_STATUS = frozenset({502, 503, 504})
+_CANDLE_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
+
+TimeArg = datetime | int
+
+
+class CbTradeClientError(Exception):
+    """The service answered with an error (or could not be reached)."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(f"{status_code} {code}: {message}")
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+
+
+def _epoch_ms(name: str, value: TimeArg | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (e.g. tzinfo=UTC), got {value!r}")
+    return int(value.timestamp() * 1000)
+
+
+def _ohlcv_params(
+    exchange: str,
+    symbol: str,
+    *,
+    start: TimeArg,
+    end: TimeArg | None,
+    timeframe: str,
+    limit: int | None,
+) -> dict[str, Any]:
+    params = {
+        "exchange": exchange,
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "start": _epoch_ms("start", start),
+        "end": _epoch_ms("end", end),
+        "limit": limit,
+    }
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def _next_params(token: str, limit: int | None) -> dict[str, Any]:
+    return {"continuation_token": token} | ({"limit": limit} if limit is not None else {})
+
+
+def _checked(response: httpx.Response) -> Any:
+    """The JSON body of a 2xx response; CbTradeClientError for anything else."""
+    if response.is_success:
+        return response.json()
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", response.text[:200]
+    raise CbTradeClientError(response.status_code, code, message)
+
+
+def _page(body: dict[str, Any]) -> tuple[list[Candle], str | None]:
+    candles = [Candle(*(row[field] for field in _CANDLE_FIELDS)) for row in body["candles"]]
+    return candles, body["continuation_token"]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, CbTradeClientError):
+        return exc.status_code in _TRANSIENT_STATUS
+    return isinstance(exc, httpx.TransportError)
+
+
+def _to_dataframe(candles: list[Candle]) -> pd.DataFrame:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("get_dataframe needs pandas: pip install pandas") from None
+    frame = pd.DataFrame(candles, columns=list(_CANDLE_FIELDS))
+    frame.index = pd.to_datetime(frame.pop("timestamp"), unit="ms", utc=True)
+    return frame
+
+
+class _ClientBase:
+    def __init__(self, *, api_key: str | None, retries: int) -> None:
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._retry_options: dict[str, Any] = {
+            "stop": stop_after_attempt(retries + 1),
+            "wait": wait_exponential(multiplier=0.5, max=8),
+            "retry": retry_if_exception(_is_transient),
+            "reraise": True,
+        }
+
+
+class CandleClient(_ClientBase):
+    """Synchronous client of the cb-trade data service."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 240.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(api_key=api_key, retries=retries)
+        self._http = httpx.Client(
+            base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
+        )
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        for attempt in Retrying(**self._retry_options):
+            with attempt:
+                return _checked(self._http.get(path, params=params))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def iter_candles(
+        self,
+        exchange: str,
+        symbol: str,
+        *,
+        start: TimeArg,
+        end: TimeArg | None = None,
+        timeframe: str = "5m",
+        limit: int | None = None,
+    ) -> Iterator[Candle]:
+        """Every candle of ``[start, end)``, following continuation tokens."""
+        params = _ohlcv_params(
+            exchange, symbol, start=start, end=end, timeframe=timeframe, limit=limit
+        )
+        while True:
+            candles, token = _page(self._get("/api/v1/ohlcv", params))
+            yield from candles
+            if token is None:
+                return
+            params = _next_params(token, limit)
+
+    def get_candles(self, exchange: str, symbol: str, **query: Any) -> list[Candle]:
+        """``iter_candles`` as a list."""
+        return list(self.iter_candles(exchange, symbol, **query))
+
+    def get_dataframe(self, exchange: str, symbol: str, **query: Any) -> pd.DataFrame:
+        """The candles as a pandas DataFrame indexed by UTC open time (needs pandas)."""
+        return _to_dataframe(self.get_candles(exchange, symbol, **query))
+
+    def latest_timestamp(self, exchange: str, symbol: str, *, timeframe: str = "5m") -> int | None:
+        """Open time of the newest stored candle, or None."""
+        params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+        timestamp: int | None = self._get("/api/v1/ohlcv/latest", params)["timestamp"]
+        return timestamp
+
+    def list_exchanges(self) -> list[str]:
+        """Exchange ids the service has a plugin for."""
+        exchanges: list[str] = self._get("/api/v1/exchanges")["exchanges"]
+        return exchanges
+
+    def list_coins(self, exchange: str) -> list[str]:
+        """Symbols stored for ``exchange``."""
+        coins: list[str] = self._get(f"/api/v1/exchanges/{exchange}/coins")["coins"]
+        return coins
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncCandleClient(_ClientBase):
+    """Asynchronous client of the cb-trade data service."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 240.0,
+        retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(api_key=api_key, retries=retries)
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
+        )
+
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        async for attempt in AsyncRetrying(**self._retry_options):
+            with attempt:
+                return _checked(await self._http.get(path, params=params))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def iter_candles(
+        self,
+        exchange: str,
+        symbol: str,
+        *,
+        start: TimeArg,
+        end: TimeArg | None = None,
+        timeframe: str = "5m",
+        limit: int | None = None,
+    ) -> AsyncIterator[Candle]:
+        """Every candle of ``[start, end)``, following continuation tokens."""
+        params = _ohlcv_params(
+            exchange, symbol, start=start, end=end, timeframe=timeframe, limit=limit
+        )
+        while True:
+            candles, token = _page(await self._get("/api/v1/ohlcv", params))
+            for candle in candles:
+                yield candle
+            if token is None:
+                return
+            params = _next_params(token, limit)
+
+    async def get_candles(self, exchange: str, symbol: str, **query: Any) -> list[Candle]:
+        """``iter_candles`` as a list."""
+        return [candle async for candle in self.iter_candles(exchange, symbol, **query)]
+
+    async def get_dataframe(self, exchange: str, symbol: str, **query: Any) -> pd.DataFrame:
+        """The candles as a pandas DataFrame indexed by UTC open time (needs pandas)."""
+        return _to_dataframe(await self.get_candles(exchange, symbol, **query))
+
+    async def latest_timestamp(
+        self, exchange: str, symbol: str, *, timeframe: str = "5m"
+    ) -> int | None:
+        """Open time of the newest stored candle, or None."""
+        params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+        timestamp: int | None = (await self._get("/api/v1/ohlcv/latest", params))["timestamp"]
+        return timestamp
+
+    async def list_exchanges(self) -> list[str]:
+        """Exchange ids the service has a plugin for."""
+        exchanges: list[str] = (await self._get("/api/v1/exchanges"))["exchanges"]
+        return exchanges
+
+    async def list_coins(self, exchange: str) -> list[str]:
+        """Symbols stored for ``exchange``."""
+        coins: list[str] = (await self._get(f"/api/v1/exchanges/{exchange}/coins"))["coins"]
+        return coins
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,116 @@
+"""CandleClient and AsyncCandleClient against a mock transport serving DESIGN.md pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from cbtrade.client import AsyncCandleClient, CandleClient, CbTradeClientError
+from cbtrade.models import Candle
+
+PAGES = {
+    None: ([Candle(0, 1.0, 2.0, 0.5, 1.5, 10.0), Candle(300_000, 1.5, 2.5, 1.0, 2.0, 11.0)], "t1"),
+    "t1": ([Candle(600_000, 2.0, 3.0, 1.5, 2.5, 12.0)], None),
+}
+
+
+class PagedService:
+    """Answers /api/v1/ohlcv page by page; records every request; can fail first."""
+
+    def __init__(self, failures: list[int] | None = None) -> None:
+        self.requests: list[httpx.Request] = []
+        self.failures = list(failures or [])
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.failures:
+            status = self.failures.pop(0)
+            return httpx.Response(
+                status, json={"error": {"code": f"code_{status}", "message": "nope"}}
+            )
+        token = request.url.params.get("continuation_token")
+        candles, next_token = PAGES[token]
+        return httpx.Response(
+            200,
+            json={
+                "exchange": "cryptocom",
+                "symbol": "BTC/USD",
+                "timeframe": "5m",
+                "candles": [c._asdict() for c in candles],
+                "continuation_token": next_token,
+                "next_link": None
+                if next_token is None
+                else f"/api/v1/ohlcv?continuation_token={next_token}",
+            },
+        )
+
+
+ALL = PAGES[None][0] + PAGES["t1"][0]
+
+
+def sync_client(service: Any, **options: Any) -> CandleClient:
+    return CandleClient(
+        "http://service", api_key="k", transport=httpx.MockTransport(service), **options
+    )
+
+
+def test_pages_are_followed_with_the_token() -> None:
+    service = PagedService()
+    with sync_client(service) as client:
+        start = datetime(1970, 1, 1, tzinfo=UTC)
+        assert client.get_candles("cryptocom", "BTC/USD", start=start, end=900_000, limit=2) == ALL
+    first, second = service.requests
+    assert first.headers["authorization"] == "Bearer k"
+    assert dict(first.url.params) == {
+        "exchange": "cryptocom",
+        "symbol": "BTC/USD",
+        "timeframe": "5m",
+        "start": "0",
+        "end": "900000",
+        "limit": "2",
+    }
+    assert dict(second.url.params) == {"continuation_token": "t1", "limit": "2"}
+
+
+async def test_async_client_follows_pages_too() -> None:
+    service = PagedService()
+    async with AsyncCandleClient(
+        "http://service", transport=httpx.MockTransport(service)
+    ) as client:
+        assert await client.get_candles("cryptocom", "BTC/USD", start=0) == ALL
+    assert "authorization" not in service.requests[0].headers
+
+
+def test_errors_are_typed_and_4xx_is_not_retried() -> None:
+    service = PagedService(failures=[404])
+    with sync_client(service) as client, pytest.raises(CbTradeClientError) as caught:
+        client.get_candles("cryptocom", "NOPE/USD", start=0)
+    assert (caught.value.status_code, caught.value.code) == (404, "code_404")
+    assert len(service.requests) == 1
+
+
+def test_transient_errors_are_retried_a_bounded_number_of_times() -> None:
+    recovering = PagedService(failures=[503, 502])
+    with sync_client(recovering, retries=2) as client:
+        assert client.get_candles("cryptocom", "BTC/USD", start=0) == ALL
+    down = PagedService(failures=[503] * 10)
+    with sync_client(down, retries=2) as client, pytest.raises(CbTradeClientError):
+        client.get_candles("cryptocom", "BTC/USD", start=0)
+    assert len(down.requests) == 3
+
+
+def test_naive_datetimes_are_rejected() -> None:
+    with sync_client(PagedService()) as client, pytest.raises(ValueError, match="timezone"):
+        client.get_candles("cryptocom", "BTC/USD", start=datetime(2024, 1, 1))
+
+
+def test_dataframe_is_indexed_by_utc_open_time() -> None:
+    pytest.importorskip("pandas")
+    with sync_client(PagedService()) as client:
+        frame = client.get_dataframe("cryptocom", "BTC/USD", start=0)
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert str(frame.index.tz) == "UTC"
+    assert frame["close"].tolist() == [1.5, 2.0, 2.5]
