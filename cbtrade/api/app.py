@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,16 @@ from cbtrade.config import Settings, get_settings
 from cbtrade.services import ServiceContainer
 
 
+def _log_service_events() -> None:
+    """Show the service's INFO events (fills, top-ups) when no host has set logging up.
+
+    Under Azure Functions the worker owns logging and this changes nothing there.
+    """
+    logging.getLogger("cbtrade").setLevel(logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def create_app(
     settings: Settings | None = None, *, services: ServiceContainer | None = None
 ) -> FastAPI:
@@ -22,6 +33,7 @@ def create_app(
     leaves closing them to that host. Otherwise the app builds its own and closes them on
     shutdown.
     """
+    _log_service_events()
     owns_services = services is None
     container = services or ServiceContainer.from_settings(settings or get_settings())
 
