@@ -16,7 +16,10 @@ def main() -> None:
     args = parser.parse_args()
     simulator = ExchangeSimulator()
     simulator.start(host=args.host, port=args.port)
-    print(f"exchange simulator on {simulator.origin} (cryptocom, binance, kraken)", flush=True)
+    print(
+        f"exchange simulator on {simulator.origin} (cryptocom, binance, kraken, coinbase)",
+        flush=True,
+    )
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())

@@ -42,12 +42,17 @@ DEFAULT_MARKETS: dict[str, list[SimulatedMarket]] = {
         SimulatedMarket("ETH/USDT", LISTED_FEB_2024),
     ],
     "kraken": [SimulatedMarket("BTC/USD", LISTED_2024)],
+    "coinbase": [
+        SimulatedMarket("BTC/USD", LISTED_2024),
+        SimulatedMarket("ETH/USD", LISTED_FEB_2024),
+    ],
 }
-MAX_PER_CALL = {"cryptocom": 300, "binance": 1000, "kraken": 720}
+MAX_PER_CALL = {"cryptocom": 300, "binance": 1000, "kraken": 720, "coinbase": 300}
 DEFAULT_STYLE: dict[str, WindowStyle] = {
     "cryptocom": "latest",
     "binance": "earliest",
     "kraken": "latest",
+    "coinbase": "latest",
 }
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from cbtrade.models import Candle
 from cbtrade.timeframes import timeframe_to_ms
-from tests.exchange_simulator import binance, cryptocom, kraken
+from tests.exchange_simulator import binance, coinbase, cryptocom, kraken
 from tests.exchange_simulator.core import (
     MAX_PER_CALL,
     SimulatedMarket,
@@ -21,11 +21,12 @@ from tests.exchange_simulator.core import (
     now_ms,
 )
 
-WIRE_FORMATS = (cryptocom, binance, kraken)
+WIRE_FORMATS = (cryptocom, binance, kraken, coinbase)
 
 
 class ExchangeSimulator:
-    """Crypto.com, Binance and Kraken public REST APIs, simulated, with faults and counters."""
+    """Crypto.com, Binance, Kraken and Coinbase public REST APIs, simulated, with faults
+    and counters."""
 
     def __init__(self) -> None:
         self._state = SimulatorState()

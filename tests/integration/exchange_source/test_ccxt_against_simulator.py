@@ -47,7 +47,7 @@ def expected_calls(simulator: ExchangeSimulator, exchange: str, start: int, end:
     return -(-((end - start) // M5) // simulator.max_per_call(exchange))
 
 
-EXCHANGES = ["cryptocom", "binance"]
+EXCHANGES = ["cryptocom", "binance", "coinbase"]
 SYMBOL = {"cryptocom": "BTC/USD", "binance": "BTC/USDT", "coinbase": "BTC/USD", "kraken": "BTC/USD"}
 
 
