@@ -1,0 +1,321 @@
+"""The benchmark suite: ``scripts/bench.sh`` (see README.md, "Benchmarks").
+
+Starts Azurite and the exchange simulator itself, seeds the store, and prints a markdown
+table (also written to docs/benchmarks.md) with the median and min-max of several runs and
+ratios against baselines measured in the same run:
+
+- warm read: a stored year of 5m candles through the HTTP API (all pages, default page
+  size, JSON decoded by the client) vs ArcticDB reading the same year from the same Azurite
+  vs a raw parallel download of the service's own objects; also a month, a day and a 1m year;
+- cold fill: exchange calls against ceil(candles / max per call), and wall time against
+  calls / the exchange's rate limit;
+- start-up: ``import function_app`` in a fresh process, and whether ccxt was imported;
+- memory: peak RSS of the service process after serving the year.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import orjson
+from azure.storage.blob.aio import ContainerClient
+
+from cbtrade.config import load_settings
+from cbtrade.models import Candle, TimeRange
+from cbtrade.storage.manager import create_storage_manager
+from tests.exchange_simulator import ExchangeSimulator
+from tests.exchange_simulator.core import candle_at
+from tests.fixtures.azurite import run_azurite
+from tests.fixtures.exchange_simulator import simulator_url_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+KEY = "bench-key"
+YEAR_START = 1_672_531_200_000  # 2023-01-01T00:00:00Z
+DAY = 86_400_000
+CONTAINER = "bench"
+
+
+def median_range(samples: list[float]) -> tuple[float, float, float]:
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def timed(runs: int, action: Callable[[], object]) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - began)
+    return samples
+
+
+def series(symbol: str, timeframe_ms: int, start: int, end: int) -> list[Candle]:
+    return [candle_at("bench", symbol, t) for t in range(start, end, timeframe_ms)]
+
+
+async def seed(connection_string: str, symbol: str, timeframe: str, candles: list[Candle]) -> None:
+    settings = load_settings(
+        storage_backend="azure",
+        azure_connection_string=connection_string,
+        azure_container=CONTAINER,
+    )
+    storage = create_storage_manager(settings)
+    step = candles[1].timestamp - candles[0].timestamp
+    try:
+        chunk = 20_000
+        for index in range(0, len(candles), chunk):
+            part = candles[index : index + chunk]
+            covered = TimeRange(part[0].timestamp, part[-1].timestamp + step)
+            await storage.save_bulk_entries("binance", symbol, timeframe, part, covered=[covered])
+    finally:
+        await storage.close()
+
+
+@contextmanager
+def service(env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """The service under uvicorn in its own process; yields its URL and pid."""
+    with tempfile.TemporaryFile() as log:
+        port = _free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "cbtrade.api:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=os.environ | env, stdout=log, stderr=log,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(200):
+                try:
+                    httpx.get(f"{url}/api/health", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            yield url, process.pid
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def read_all(url: str, symbol: str, timeframe: str, start: int, end: int) -> int:
+    """Follow every page over HTTP, decoding the JSON; the number of candles."""
+    count = 0
+    params: dict[str, object] = {
+        "exchange": "binance", "symbol": symbol, "timeframe": timeframe, "start": start, "end": end,
+    }  # fmt: skip
+    with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=120) as http:
+        while True:
+            body = http.get(f"{url}/api/v1/ohlcv", params=params).raise_for_status().json()
+            count += len(body["candles"])
+            if body["continuation_token"] is None:
+                return count
+            params = {"continuation_token": body["continuation_token"]}
+
+
+async def raw_download(connection_string: str, prefix: str) -> int:
+    """Download and decode every object under ``prefix``, 32 at once."""
+    async with ContainerClient.from_connection_string(connection_string, CONTAINER) as container:
+        names = [blob.name async for blob in container.list_blobs(name_starts_with=prefix)]
+        limit = asyncio.Semaphore(32)
+
+        async def one(name: str) -> int:
+            async with limit:
+                data = await (await container.download_blob(name)).readall()
+            return len(orjson.loads(data)["candles"])
+
+        return sum(await asyncio.gather(*(one(name) for name in names)))
+
+
+async def create_container(connection_string: str, name: str) -> None:
+    """ArcticDB expects its container to exist."""
+    async with ContainerClient.from_connection_string(connection_string, name) as container:
+        await container.create_container()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def startup_samples(runs: int) -> tuple[list[float], bool]:
+    code = (
+        "import sys, time; began = time.perf_counter(); import function_app; "
+        "print(time.perf_counter() - began, 'ccxt' in sys.modules)"
+    )
+    env = os.environ | {"CBTRADE_LOCAL_STORAGE_ROOT": tempfile.mkdtemp(), "CBTRADE_API_KEYS": KEY}
+    samples, ccxt_loaded = [], False
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+            check=True,
+        ).stdout.split()  # fmt: skip
+        samples.append(float(out[0]))
+        ccxt_loaded |= out[1] == "True"
+    return samples, ccxt_loaded
+
+
+def cold_fill(rows: list[str]) -> None:
+    """Fill 30 cold days of 5m from the simulated Crypto.com; calls and time vs the limits."""
+    import ccxt
+
+    rate = 1000 / ccxt.cryptocom().rateLimit  # what ccxt's limiter allows, requests/s
+    simulator = ExchangeSimulator()
+    simulator.start()
+    try:
+        simulator.rate_limit_per_second = rate
+        now = time.time_ns() // 1_000_000
+        end = now - now % 300_000 - DAY
+        start = end - 30 * DAY
+        env = {
+            "CBTRADE_LOCAL_STORAGE_ROOT": tempfile.mkdtemp(),
+            "CBTRADE_API_KEYS": KEY,
+            "CBTRADE_CONTINUATION_TOKEN_SECRET": "bench-token-secret-0123456789",
+            "CBTRADE_EXCHANGE_URL_OVERRIDES": json.dumps(simulator_url_overrides(simulator)),
+        }
+        with service(env) as (url, _):
+            params: dict[str, object] = {
+                "exchange": "cryptocom", "symbol": "BTC/USD", "start": start, "end": end,
+            }  # fmt: skip
+            began = time.perf_counter()
+            with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=240) as http:
+                while True:
+                    body = http.get(f"{url}/api/v1/ohlcv", params=params).raise_for_status().json()
+                    if body["continuation_token"] is None:
+                        break
+                    params = {"continuation_token": body["continuation_token"]}
+            elapsed = time.perf_counter() - began
+        calls = simulator.candle_requests("cryptocom")
+        minimum = -(-((end - start) // 300_000) // simulator.max_per_call("cryptocom"))
+        rows.append(
+            f"| cold fill, 30 days of 5m (Crypto.com sim) | exchange calls {calls} | "
+            f"minimum {minimum} | **{calls / minimum:.2f}x** (target <= 1.05x) |"
+        )
+        floor = calls / rate
+        rows.append(
+            f"| cold fill wall time | {elapsed:.2f} s | calls / rate = {floor:.2f} s "
+            f"({rate:.0f}/s) | **{elapsed / floor:.2f}x** (target <= 1.2x) |"
+        )
+    finally:
+        simulator.stop()
+
+
+def main() -> None:
+    rows = ["| measurement | cb-trade | baseline | ratio |", "|---|---|---|---|"]
+    year_end = YEAR_START + 365 * DAY
+    year_5m = series("BTC/USDT", 300_000, YEAR_START, year_end)
+    year_1m = series("ETH/USDT", 60_000, YEAR_START, year_end)
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        run_azurite(Path(scratch) / "azurite") as azurite,
+    ):
+        print(f"seeding {len(year_5m)} 5m and {len(year_1m)} 1m candles into Azurite", flush=True)
+        asyncio.run(seed(azurite.connection_string, "BTC/USDT", "5m", year_5m))
+        asyncio.run(seed(azurite.connection_string, "ETH/USDT", "1m", year_1m))
+        env = {
+            "CBTRADE_STORAGE_BACKEND": "azure",
+            "CBTRADE_AZURE_CONNECTION_STRING": azurite.connection_string,
+            "CBTRADE_AZURE_CONTAINER": CONTAINER,
+            "CBTRADE_API_KEYS": KEY,
+            "CBTRADE_CONTINUATION_TOKEN_SECRET": "bench-token-secret-0123456789",
+            # A stored range must make no exchange call: point every exchange at nothing.
+            "CBTRADE_EXCHANGE_URL_OVERRIDES": json.dumps({"binance": "http://127.0.0.1:9"}),
+        }
+        with service(env) as (url, pid):
+
+            def year() -> None:
+                assert read_all(url, "BTC/USDT", "5m", YEAR_START, year_end) == len(year_5m)
+
+            http_year = timed(RUNS, year)
+            raw_year = timed(
+                RUNS,
+                lambda: asyncio.run(
+                    raw_download(azurite.connection_string, "raw_data/binance/BTC-USDT/5m/")
+                ),
+            )
+            asyncio.run(create_container(azurite.connection_string, "arctic"))
+            candles_file = Path(scratch) / "year.json"
+            candles_file.write_bytes(orjson.dumps([list(c) for c in year_5m]))
+            arctic = subprocess.run(
+                [str(ROOT / ".venv-bench/bin/python"), str(ROOT / "bench/arctic_read.py"),
+                 azurite.connection_string, "arctic", str(candles_file), str(RUNS)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if arctic.returncode:
+                raise RuntimeError(f"the ArcticDB baseline failed:\n{arctic.stderr[-2000:]}")
+            arctic_year = json.loads(arctic.stdout.strip().splitlines()[-1])
+            month = timed(
+                RUNS, lambda: read_all(url, "BTC/USDT", "5m", YEAR_START, YEAR_START + 31 * DAY)
+            )
+            day = timed(RUNS, lambda: read_all(url, "BTC/USDT", "5m", YEAR_START, YEAR_START + DAY))
+            minute_year = timed(
+                max(3, RUNS // 2), lambda: read_all(url, "ETH/USDT", "1m", YEAR_START, year_end)
+            )
+            rss = peak_rss_mb(pid)
+
+        h, hmin, hmax = median_range(http_year)
+        a, amin, amax = median_range(arctic_year)
+        r, rmin, rmax = median_range(raw_year)
+        rows.append(
+            f"| warm year 5m ({len(year_5m):,} candles), HTTP JSON "
+            f"| {h:.3f} s ({hmin:.3f}-{hmax:.3f}) "
+            f"| ArcticDB {a:.3f} s ({amin:.3f}-{amax:.3f}) | **{h / a:.1f}x** (target <= 15x) |"
+        )
+        rows.append(
+            f"| warm year 5m, HTTP JSON | {h:.3f} s | raw object download {r:.3f} s "
+            f"({rmin:.3f}-{rmax:.3f}) | {h / r:.1f}x |"
+        )
+        for label, samples in (
+            ("warm month 5m", month),
+            ("warm day 5m", day),
+            ("warm year 1m (525,600 candles)", minute_year),
+        ):
+            m, lo, hi = median_range(samples)
+            rows.append(
+                f"| {label}, HTTP JSON | {m:.3f} s ({lo:.3f}-{hi:.3f}) "
+                f"| year 5m {h:.3f} s | {m / h:.2f}x |"
+            )
+        rows.append(
+            f"| peak RSS of the service after the reads | {rss:.0f} MB "
+            f"| target 250 MB | {rss / 250:.2f}x |"
+        )
+
+    start_samples, ccxt_loaded = startup_samples(RUNS)
+    s, smin, smax = median_range(start_samples)
+    rows.append(
+        f"| `import function_app`, fresh process | {s:.2f} s ({smin:.2f}-{smax:.2f}) "
+        f"| target 1.5 s | {s / 1.5:.2f}x; ccxt imported: {ccxt_loaded} |"
+    )
+    cold_fill(rows)
+
+    header = (
+        f"# Benchmarks\n\nMeasured by `scripts/bench.sh` on {time.strftime('%Y-%m-%d')}, "
+        f"{os.cpu_count()} cores, medians of {RUNS} runs (min-max); ratios are against "
+        "baselines measured in the same run.\n\n"
+    )
+    table = "\n".join(rows) + "\n"
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs/benchmarks.md").write_text(header + table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

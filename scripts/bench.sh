@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The benchmark suite (bench/run.py): starts Azurite and the exchange simulator itself and
+# writes docs/benchmarks.md. ArcticDB, the baseline, lives in its own venv (.venv-bench).
+# BENCH_RUNS sets the runs per measurement (default 5). Takes a few minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --with-node
+export PATH="$PWD/node_modules/.bin:$PATH"
+if [ ! -x .venv-bench/bin/python ]; then
+  python3 -m venv .venv-bench
+  echo "*" > .venv-bench/.gitignore
+fi
+.venv-bench/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+.venv/bin/python -m bench.run
