@@ -43,6 +43,9 @@ from cbtrade.timeframes import align_down, timeframe_to_ms
 
 logger = logging.getLogger(__name__)
 
+WINDOWS_IN_FLIGHT = 4
+"""Exchange calls of one range that may be in flight at once (the rate limit still holds)."""
+
 Clock = Callable[[], int]
 WindowParams = Callable[[int, int], dict[str, Any]]
 
@@ -170,14 +173,28 @@ class CCXTExchangeClient(IExchangeAPIClient):
         end = min(end, horizon)
         self._check_history_depth(start, end, horizon, timeframe, timeframe_ms)
         step = self._profile.max_per_call * timeframe_ms
-        candles: dict[int, Candle] = {}
-        for window_start in range(start, end, step):
-            window_end = min(window_start + step, end)
-            rows = await self._fetch_window(exchange, symbol, timeframe, window_start, window_end)
-            for row in rows:
-                candle = _to_candle(row)
-                if candle is not None and window_start <= candle.timestamp < window_end:
-                    candles[candle.timestamp] = candle
+        windows = [(first, min(first + step, end)) for first in range(start, end, step)]
+        # Windows overlap in flight; ccxt's rate limiter still spaces the requests out.
+        in_flight = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
+
+        async def fetch(window_start: int, window_end: int) -> list[Candle]:
+            async with in_flight:
+                rows = await self._fetch_window(
+                    exchange, symbol, timeframe, window_start, window_end
+                )
+            parsed = (_to_candle(row) for row in rows)
+            return [c for c in parsed if c is not None and window_start <= c.timestamp < window_end]
+
+        tasks = [asyncio.ensure_future(fetch(*window)) for window in windows]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            # The first failure is the answer: stop the other calls (a TaskGroup would wrap
+            # the typed error in an ExceptionGroup).
+            for task in tasks:
+                task.cancel()
+            raise
+        candles = {candle.timestamp: candle for result in results for candle in result}
         return [candles[timestamp] for timestamp in sorted(candles)]
 
     async def close(self) -> None:
