@@ -31,6 +31,7 @@ import httpx
 import orjson
 from azure.storage.blob.aio import ContainerClient
 
+from cbtrade.client import CandleClient
 from cbtrade.config import load_settings
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.manager import create_storage_manager
@@ -115,18 +116,14 @@ def _free_port() -> int:
 
 
 def read_all(url: str, symbol: str, timeframe: str, start: int, end: int) -> int:
-    """Follow every page over HTTP, decoding the JSON; the number of candles."""
-    count = 0
-    params: dict[str, object] = {
-        "exchange": "binance", "symbol": symbol, "timeframe": timeframe, "start": start, "end": end,
-    }  # fmt: skip
-    with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=120) as http:
-        while True:
-            body = http.get(f"{url}/api/v1/ohlcv", params=params).raise_for_status().json()
-            count += len(body["candles"])
-            if body["continuation_token"] is None:
-                return count
-            params = {"continuation_token": body["continuation_token"]}
+    """Every candle of the range through the Python client (pages followed, JSON decoded)."""
+    with CandleClient(url, api_key=KEY, timeout=120) as client:
+        return sum(
+            1
+            for _ in client.iter_candles(
+                "binance", symbol, start=start, end=end, timeframe=timeframe
+            )
+        )
 
 
 async def raw_download(connection_string: str, prefix: str) -> int:

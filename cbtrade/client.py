@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
+import orjson
 from tenacity import (
     AsyncRetrying,
     Retrying,
@@ -78,9 +79,9 @@ def _next_params(token: str, limit: int | None) -> dict[str, Any]:
 def _checked(response: httpx.Response) -> Any:
     """The JSON body of a 2xx response; CbTradeClientError for anything else."""
     if response.is_success:
-        return response.json()
+        return orjson.loads(response.content)
     try:
-        error = response.json()["error"]
+        error = orjson.loads(response.content)["error"]
         code, message = str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
         code, message = "http_error", response.text[:200]

@@ -115,8 +115,8 @@ async def get_ohlcv(
         int | None,
         Query(
             description=(
-                "candles per page; default CBTRADE_PAGE_DEFAULT_LIMIT (5000), "
-                "maximum CBTRADE_PAGE_MAX_LIMIT (10000)"
+                "candles per page; default CBTRADE_PAGE_DEFAULT_LIMIT (10000), "
+                "maximum CBTRADE_PAGE_MAX_LIMIT (20000)"
             )
         ),
     ] = None,
