@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --with-node
 export PATH="$PWD/node_modules/.bin:$PATH"
 if [ ! -x .venv-bench/bin/python ]; then
-  python3 -m venv .venv-bench
+  "$(scripts/python311.sh)" -m venv .venv-bench
   echo "*" > .venv-bench/.gitignore
 fi
 .venv-bench/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt

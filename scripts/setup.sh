@@ -4,16 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python_bin="${PYTHON:-}"
-if [ -z "$python_bin" ]; then
-  for candidate in python3.11 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 \
-      && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-      python_bin="$candidate"; break
-    fi
-  done
-fi
-[ -n "$python_bin" ] || { echo "setup: Python 3.11 is required (set PYTHON=...)" >&2; exit 1; }
+python_bin=$(scripts/python311.sh)
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $python_bin"
