@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
+from cbtrade.api.encoding import ARROW_MEDIA_TYPE, PageFormat, encode_page
 from cbtrade.api.params import normalize_symbol, parse_timestamp
 from cbtrade.errors import AuthenticationError, StorageError
 from cbtrade.models import (
@@ -24,7 +25,6 @@ from cbtrade.models import (
 from cbtrade.services import ServiceContainer
 from cbtrade.timeframes import DEFAULT_TIMEFRAME
 
-_CANDLE_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
 _HEALTH_TIMEOUT_SECONDS = 10.0
 _bearer = HTTPBearer(auto_error=False, description="an API key or a JWT")
 
@@ -96,7 +96,18 @@ async def health(services: Services) -> Response:
     return _json({"status": "ok", "storage": "ok"})
 
 
-@v1_router.get("/ohlcv", response_model=OhlcvPageOut)
+@v1_router.get(
+    "/ohlcv",
+    response_model=OhlcvPageOut,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                ARROW_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+)
 async def get_ohlcv(
     request: Request,
     services: Services,
@@ -123,6 +134,15 @@ async def get_ohlcv(
     continuation_token: Annotated[
         str | None, Query(max_length=2048, description="from the previous page")
     ] = None,
+    format: Annotated[
+        PageFormat,
+        Query(
+            description=(
+                "json (default); csv or arrow (Arrow IPC stream) carry the continuation "
+                "token in X-Continuation-Token and the next page in a Link header"
+            )
+        ),
+    ] = "json",
 ) -> Response:
     """Candles of ``[start, end)``, ascending, gap-filled from the exchange, page by page."""
     page = await services.history.get_page(
@@ -139,17 +159,10 @@ async def get_ohlcv(
         query: dict[str, str | int] = {"continuation_token": page.continuation_token}
         if limit is not None:
             query["limit"] = limit
+        if format != "json":
+            query["format"] = format
         next_link = f"{request.url.path}?{urlencode(query)}"
-    return _json(
-        {
-            "exchange": page.exchange,
-            "symbol": page.symbol,
-            "timeframe": page.timeframe,
-            "candles": [dict(zip(_CANDLE_FIELDS, candle, strict=True)) for candle in page.candles],
-            "continuation_token": page.continuation_token,
-            "next_link": next_link,
-        }
-    )
+    return encode_page(page, next_link=next_link, page_format=format)
 
 
 @v1_router.get("/ohlcv/latest", response_model=LatestOut)

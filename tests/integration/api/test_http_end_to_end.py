@@ -227,3 +227,34 @@ def test_storage_down_is_503_and_health_says_so(
         )
         assert response.status_code == 503
         assert response.json()["error"]["code"].startswith("storage")
+
+
+@pytest.mark.parametrize("page_format", ["csv", "arrow"])
+def test_columnar_formats_follow_link_headers_to_the_same_candles(
+    http: httpx.Client, simulator: ExchangeSimulator, page_format: str
+) -> None:
+    import csv
+    import io
+
+    import pyarrow as pa
+
+    params: dict[str, Any] = {
+        "exchange": "binance", "symbol": "BTC/USDT", "start": START, "end": END,
+        "limit": 600, "format": page_format,
+    }  # fmt: skip
+    response = http.get("/api/v1/ohlcv", params=params)
+    candles: list[Candle] = []
+    while True:
+        assert response.status_code == 200, response.text
+        if page_format == "csv":
+            rows = list(csv.reader(io.StringIO(response.text)))
+            assert rows[0] == ["timestamp", "open", "high", "low", "close", "volume"]
+            candles.extend(Candle(int(r[0]), *map(float, r[1:])) for r in rows[1:])
+        else:
+            table = pa.ipc.open_stream(io.BytesIO(response.content)).read_all()
+            candles.extend(Candle(*row.values()) for row in table.to_pylist())
+        if "link" not in response.headers:
+            break
+        next_link = response.headers["link"].split(">")[0].lstrip("<")
+        response = http.get(next_link)
+    assert candles == simulator.truth("binance", "BTC/USDT", "5m", START, END)
