@@ -15,6 +15,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from cbtrade.config import get_settings
+from tests.fixtures.imports import imports_module
 
 KEY = "function-app-test-key"
 
@@ -116,18 +117,11 @@ async def test_http_function_serves_the_api_with_app_level_auth(
     )
 
 
-def test_importing_function_app_does_not_import_ccxt(function_app_env: dict[str, str]) -> None:
-    import subprocess
-
-    code = "import sys, function_app; print('ccxt' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).parents[3],
-    )
-    assert result.stdout.strip() == "False"
+def test_importing_function_app_does_not_import_ccxt_or_pyarrow(
+    function_app_env: dict[str, str],
+) -> None:
+    assert not imports_module("import function_app", "ccxt")
+    assert not imports_module("import function_app", "pyarrow")
 
 
 def test_a_bad_setting_fails_the_import_naming_it(
