@@ -27,6 +27,7 @@ from cbtrade.models import Candle
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 _TRANSIENT_STATUS = frozenset({502, 503, 504})
 _CANDLE_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -76,10 +77,10 @@ def _next_params(token: str, limit: int | None) -> dict[str, Any]:
     return {"continuation_token": token} | ({"limit": limit} if limit is not None else {})
 
 
-def _checked(response: httpx.Response) -> Any:
-    """The JSON body of a 2xx response; CbTradeClientError for anything else."""
+def _checked(response: httpx.Response) -> httpx.Response:
+    """The response if it is a 2xx; CbTradeClientError for anything else."""
     if response.is_success:
-        return orjson.loads(response.content)
+        return response
     try:
         error = orjson.loads(response.content)["error"]
         code, message = str(error["code"]), str(error["message"])
@@ -91,6 +92,20 @@ def _checked(response: httpx.Response) -> Any:
 def _page(body: dict[str, Any]) -> tuple[list[Candle], str | None]:
     candles = [Candle(*(row[field] for field in _CANDLE_FIELDS)) for row in body["candles"]]
     return candles, body["continuation_token"]
+
+
+def _next_link(response: httpx.Response) -> str | None:
+    """The next page's URL from a ``Link: <...>; rel="next"`` header, if any."""
+    link = response.headers.get("link")
+    return link.split(">", 1)[0].lstrip("<") if link else None
+
+
+def _arrow_table(pages: list[bytes]) -> pa.Table:
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise ImportError("get_table needs pyarrow: pip install pyarrow") from None
+    return pa.concat_tables([pa.ipc.open_stream(page).read_all() for page in pages])
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -137,11 +152,14 @@ class CandleClient(_ClientBase):
             base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
         )
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    def _send(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         for attempt in Retrying(**self._retry_options):
             with attempt:
                 return _checked(self._http.get(path, params=params))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return orjson.loads(self._send(path, params).content)
 
     def iter_candles(
         self,
@@ -171,6 +189,28 @@ class CandleClient(_ClientBase):
     def get_dataframe(self, exchange: str, symbol: str, **query: Any) -> pd.DataFrame:
         """The candles as a pandas DataFrame indexed by UTC open time (needs pandas)."""
         return _to_dataframe(self.get_candles(exchange, symbol, **query))
+
+    def get_table(
+        self,
+        exchange: str,
+        symbol: str,
+        *,
+        start: TimeArg,
+        end: TimeArg | None = None,
+        timeframe: str = "5m",
+        limit: int | None = None,
+    ) -> pa.Table:
+        """The candles as one pyarrow Table, fetched as Arrow pages (needs pyarrow)."""
+        params: dict[str, Any] | None = _ohlcv_params(
+            exchange, symbol, start=start, end=end, timeframe=timeframe, limit=limit
+        ) | {"format": "arrow"}
+        path: str | None = "/api/v1/ohlcv"
+        pages = []
+        while path is not None:
+            response = self._send(path, params)
+            pages.append(response.content)
+            path, params = _next_link(response), None
+        return _arrow_table(pages)
 
     def latest_timestamp(self, exchange: str, symbol: str, *, timeframe: str = "5m") -> int | None:
         """Open time of the newest stored candle, or None."""
@@ -221,11 +261,14 @@ class AsyncCandleClient(_ClientBase):
             base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
         )
 
-    async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    async def _send(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         async for attempt in AsyncRetrying(**self._retry_options):
             with attempt:
                 return _checked(await self._http.get(path, params=params))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return orjson.loads((await self._send(path, params)).content)
 
     async def iter_candles(
         self,
@@ -256,6 +299,28 @@ class AsyncCandleClient(_ClientBase):
     async def get_dataframe(self, exchange: str, symbol: str, **query: Any) -> pd.DataFrame:
         """The candles as a pandas DataFrame indexed by UTC open time (needs pandas)."""
         return _to_dataframe(await self.get_candles(exchange, symbol, **query))
+
+    async def get_table(
+        self,
+        exchange: str,
+        symbol: str,
+        *,
+        start: TimeArg,
+        end: TimeArg | None = None,
+        timeframe: str = "5m",
+        limit: int | None = None,
+    ) -> pa.Table:
+        """The candles as one pyarrow Table, fetched as Arrow pages (needs pyarrow)."""
+        params: dict[str, Any] | None = _ohlcv_params(
+            exchange, symbol, start=start, end=end, timeframe=timeframe, limit=limit
+        ) | {"format": "arrow"}
+        path: str | None = "/api/v1/ohlcv"
+        pages = []
+        while path is not None:
+            response = await self._send(path, params)
+            pages.append(response.content)
+            path, params = _next_link(response), None
+        return _arrow_table(pages)
 
     async def latest_timestamp(
         self, exchange: str, symbol: str, *, timeframe: str = "5m"

@@ -114,3 +114,27 @@ def test_dataframe_is_indexed_by_utc_open_time() -> None:
     assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
     assert str(frame.index.tz) == "UTC"
     assert frame["close"].tolist() == [1.5, 2.0, 2.5]
+
+
+async def test_async_get_table_follows_link_headers() -> None:
+    from cbtrade.api.encoding import encode_page
+    from cbtrade.historical.interfaces import OhlcvPage
+
+    requests: list[httpx.Request] = []
+
+    def arrow_service(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        token = request.url.params.get("continuation_token")
+        candles, next_token = PAGES[token]
+        link = next_token and f"/api/v1/ohlcv?continuation_token={next_token}&format=arrow"
+        page = OhlcvPage("cryptocom", "BTC/USD", "5m", candles, next_token)
+        encoded = encode_page(page, next_link=link, page_format="arrow")
+        return httpx.Response(200, content=bytes(encoded.body), headers=dict(encoded.headers))
+
+    async with AsyncCandleClient(
+        "http://service", transport=httpx.MockTransport(arrow_service)
+    ) as client:
+        table = await client.get_table("cryptocom", "BTC/USD", start=0)
+    assert [Candle(*row.values()) for row in table.to_pylist()] == ALL
+    assert requests[0].url.params["format"] == "arrow"
+    assert dict(requests[1].url.params) == {"continuation_token": "t1", "format": "arrow"}

@@ -201,7 +201,9 @@ def test_python_client_follows_tokens(base_url: str, simulator: ExchangeSimulato
 
     with CandleClient(base_url, api_key=KEY) as client:
         candles = client.get_candles("binance", "BTC/USDT", start=START, end=END, limit=999)
+        table = client.get_table("binance", "BTC/USDT", start=START, end=END, limit=999)
     assert candles == simulator.truth("binance", "BTC/USDT", "5m", START, END)
+    assert [Candle(*row.values()) for row in table.to_pylist()] == candles
 
 
 def test_storage_down_is_503_and_health_says_so(
