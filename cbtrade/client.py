@@ -8,10 +8,10 @@ errors) are retried with exponential backoff; any other non-2xx answer raises
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 import orjson
@@ -73,10 +73,6 @@ def _ohlcv_params(
     return {key: value for key, value in params.items() if value is not None}
 
 
-def _next_params(token: str, limit: int | None) -> dict[str, Any]:
-    return {"continuation_token": token} | ({"limit": limit} if limit is not None else {})
-
-
 def _checked(response: httpx.Response) -> httpx.Response:
     """The response if it is a 2xx; CbTradeClientError for anything else."""
     if response.is_success:
@@ -89,15 +85,23 @@ def _checked(response: httpx.Response) -> httpx.Response:
     raise CbTradeClientError(response.status_code, code, message)
 
 
-def _page(body: dict[str, Any]) -> tuple[list[Candle], str | None]:
+OHLCV_PATH = "/api/v1/ohlcv"
+_Payload = TypeVar("_Payload")
+PageDecoder = Callable[[httpx.Response], tuple[_Payload, str | None]]
+"""Decodes one page: its payload, and the next page's link (None on the last page)."""
+
+
+def _json_page(response: httpx.Response) -> tuple[list[Candle], str | None]:
+    """The candles of a JSON page, and the next page's link from its body."""
+    body = orjson.loads(response.content)
     candles = [Candle(*(row[field] for field in _CANDLE_FIELDS)) for row in body["candles"]]
-    return candles, body["continuation_token"]
+    return candles, body["next_link"]
 
 
-def _next_link(response: httpx.Response) -> str | None:
-    """The next page's URL from a ``Link: <...>; rel="next"`` header, if any."""
+def _arrow_page(response: httpx.Response) -> tuple[bytes, str | None]:
+    """An Arrow page's bytes, and the next page's link from its ``Link`` header."""
     link = response.headers.get("link")
-    return link.split(">", 1)[0].lstrip("<") if link else None
+    return response.content, link.split(">", 1)[0].lstrip("<") if link else None
 
 
 def _arrow_table(pages: list[bytes]) -> pa.Table:
@@ -161,6 +165,15 @@ class CandleClient(_ClientBase):
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return orjson.loads(self._send(path, params).content)
 
+    def _pages(self, query: dict[str, Any], decode: PageDecoder[_Payload]) -> Iterator[_Payload]:
+        """Each page of an ohlcv query, decoded, following the next links to the end."""
+        path: str | None = OHLCV_PATH
+        params: dict[str, Any] | None = query
+        while path is not None:
+            payload, path = decode(self._send(path, params))
+            params = None
+            yield payload
+
     def iter_candles(
         self,
         exchange: str,
@@ -171,16 +184,12 @@ class CandleClient(_ClientBase):
         timeframe: str = "5m",
         limit: int | None = None,
     ) -> Iterator[Candle]:
-        """Every candle of ``[start, end)``, following continuation tokens."""
-        params = _ohlcv_params(
+        """Every candle of ``[start, end)``, following the pages' next links."""
+        query = _ohlcv_params(
             exchange, symbol, start=start, end=end, timeframe=timeframe, limit=limit
         )
-        while True:
-            candles, token = _page(self._get("/api/v1/ohlcv", params))
+        for candles in self._pages(query, _json_page):
             yield from candles
-            if token is None:
-                return
-            params = _next_params(token, limit)
 
     def get_candles(self, exchange: str, symbol: str, **query: Any) -> list[Candle]:
         """``iter_candles`` as a list."""
@@ -201,16 +210,10 @@ class CandleClient(_ClientBase):
         limit: int | None = None,
     ) -> pa.Table:
         """The candles as one pyarrow Table, fetched as Arrow pages (needs pyarrow)."""
-        params: dict[str, Any] | None = _ohlcv_params(
+        query = _ohlcv_params(
             exchange, symbol, start=start, end=end, timeframe=timeframe, limit=limit
-        ) | {"format": "arrow"}
-        path: str | None = "/api/v1/ohlcv"
-        pages = []
-        while path is not None:
-            response = self._send(path, params)
-            pages.append(response.content)
-            path, params = _next_link(response), None
-        return _arrow_table(pages)
+        )
+        return _arrow_table(list(self._pages(query | {"format": "arrow"}, _arrow_page)))
 
     def latest_timestamp(self, exchange: str, symbol: str, *, timeframe: str = "5m") -> int | None:
         """Open time of the newest stored candle, or None."""
@@ -270,6 +273,17 @@ class AsyncCandleClient(_ClientBase):
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return orjson.loads((await self._send(path, params)).content)
 
+    async def _pages(
+        self, query: dict[str, Any], decode: PageDecoder[_Payload]
+    ) -> AsyncIterator[_Payload]:
+        """Each page of an ohlcv query, decoded, following the next links to the end."""
+        path: str | None = OHLCV_PATH
+        params: dict[str, Any] | None = query
+        while path is not None:
+            payload, path = decode(await self._send(path, params))
+            params = None
+            yield payload
+
     async def iter_candles(
         self,
         exchange: str,
@@ -280,17 +294,13 @@ class AsyncCandleClient(_ClientBase):
         timeframe: str = "5m",
         limit: int | None = None,
     ) -> AsyncIterator[Candle]:
-        """Every candle of ``[start, end)``, following continuation tokens."""
-        params = _ohlcv_params(
+        """Every candle of ``[start, end)``, following the pages' next links."""
+        query = _ohlcv_params(
             exchange, symbol, start=start, end=end, timeframe=timeframe, limit=limit
         )
-        while True:
-            candles, token = _page(await self._get("/api/v1/ohlcv", params))
+        async for candles in self._pages(query, _json_page):
             for candle in candles:
                 yield candle
-            if token is None:
-                return
-            params = _next_params(token, limit)
 
     async def get_candles(self, exchange: str, symbol: str, **query: Any) -> list[Candle]:
         """``iter_candles`` as a list."""
@@ -311,15 +321,10 @@ class AsyncCandleClient(_ClientBase):
         limit: int | None = None,
     ) -> pa.Table:
         """The candles as one pyarrow Table, fetched as Arrow pages (needs pyarrow)."""
-        params: dict[str, Any] | None = _ohlcv_params(
+        query = _ohlcv_params(
             exchange, symbol, start=start, end=end, timeframe=timeframe, limit=limit
-        ) | {"format": "arrow"}
-        path: str | None = "/api/v1/ohlcv"
-        pages = []
-        while path is not None:
-            response = await self._send(path, params)
-            pages.append(response.content)
-            path, params = _next_link(response), None
+        )
+        pages = [page async for page in self._pages(query | {"format": "arrow"}, _arrow_page)]
         return _arrow_table(pages)
 
     async def latest_timestamp(

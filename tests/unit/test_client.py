@@ -24,6 +24,12 @@ class PagedService:
         self.requests: list[httpx.Request] = []
         self.failures = list(failures or [])
 
+    @staticmethod
+    def link(token: str, request: httpx.Request) -> str:
+        """The next link as the service builds it: the token, and the limit if one was given."""
+        limit = request.url.params.get("limit")
+        return f"/api/v1/ohlcv?continuation_token={token}" + (f"&limit={limit}" if limit else "")
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         if self.failures:
@@ -41,9 +47,7 @@ class PagedService:
                 "timeframe": "5m",
                 "candles": [c._asdict() for c in candles],
                 "continuation_token": next_token,
-                "next_link": None
-                if next_token is None
-                else f"/api/v1/ohlcv?continuation_token={next_token}",
+                "next_link": next_token and self.link(next_token, request),
             },
         )
 
