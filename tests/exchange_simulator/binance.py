@@ -88,7 +88,26 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         ]
         return web.json_response(rows)
 
+    async def futures_exchange_info(request: web.Request) -> web.Response:
+        """USD-M (fapi) and COIN-M (dapi) markets: none, but a valid answer, so ccxt's default
+        ``fetchMarkets`` types (spot, linear, inverse) load as well as ``{"types": ["spot"]}``."""
+        if status := await state.admit(EXCHANGE, "markets"):
+            return _binance_fault(status)
+        return web.json_response(
+            {
+                "timezone": "UTC",
+                "serverTime": 0,
+                "futuresType": "U_MARGINED",
+                "rateLimits": [],
+                "exchangeFilters": [],
+                "assets": [],
+                "symbols": [],
+            }
+        )
+
     app.router.add_get("/api/v3/exchangeInfo", exchange_info)
+    app.router.add_get("/fapi/v1/exchangeInfo", futures_exchange_info)
+    app.router.add_get("/dapi/v1/exchangeInfo", futures_exchange_info)
     app.router.add_get("/api/v3/klines", klines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +23,13 @@ from tests.exchange_simulator.core import (
 )
 
 WIRE_FORMATS = (cryptocom, binance, kraken, coinbase)
+logger = logging.getLogger(__name__)
+
+
+async def unknown_path(request: web.Request) -> web.Response:
+    """Any path no wire format serves: logged, so a new ccxt request shows up at once."""
+    logger.warning("exchange simulator: unknown path %s %s", request.method, request.path_qs)
+    return web.json_response({"error": f"unknown path {request.path}"}, status=404)
 
 
 class ExchangeSimulator:
@@ -66,6 +74,7 @@ class ExchangeSimulator:
         app = web.Application()
         for wire_format in WIRE_FORMATS:
             wire_format.add_routes(app, self._state)
+        app.router.add_route("*", "/{tail:.*}", unknown_path)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
