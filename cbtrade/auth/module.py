@@ -12,7 +12,10 @@ import jwt
 
 from cbtrade.auth.interfaces import IAuthenticationModule, Principal
 from cbtrade.config import Settings
-from cbtrade.errors import AuthenticationError, AuthenticationUnavailableError
+from cbtrade.errors import AuthenticationError, AuthenticationUnavailableError, ConfigurationError
+
+# RFC 7518 3.2: an HS256 key must be at least as long as the hash output.
+_MIN_HS256_SECRET_BYTES = 32
 
 
 class AuthenticationModuleImpl(IAuthenticationModule):
@@ -20,8 +23,8 @@ class AuthenticationModuleImpl(IAuthenticationModule):
 
     API keys are compared in constant time against every key. JWTs are accepted only with
     the algorithm pinned to their key source: HS256 with the shared secret, RS256 with a key
-    from the JWKS URL (as Microsoft Entra ID issues them); ``exp`` is required, and ``iss``
-    and ``aud`` are checked when configured.
+    from the JWKS URL (as Microsoft Entra ID issues them, so issuer and audience are then
+    required); ``exp`` is required, and ``iss`` and ``aud`` are checked when configured.
     """
 
     def __init__(
@@ -34,22 +37,32 @@ class AuthenticationModuleImpl(IAuthenticationModule):
         audience: str | None = None,
         leeway_seconds: int = 30,
         jwks_refresh_cooldown_seconds: float = 30.0,
+        jwks_cache_seconds: int = 300,
     ) -> None:
+        if hs256_secret and len(hs256_secret.encode()) < _MIN_HS256_SECRET_BYTES:
+            raise ConfigurationError(
+                f"the HS256 secret must be at least {_MIN_HS256_SECRET_BYTES} bytes long"
+            )
+        if jwks_url and not (issuer and audience):
+            # Identity providers sign every tenant's and every API's tokens with the same keys.
+            raise ConfigurationError("a JWKS URL needs the JWT issuer and audience set too")
         self._api_keys = [key.encode() for key in api_keys if key]
         self._hs256_secret = hs256_secret or None
-        # An unknown kid refetches the JWKS (key rotation), at most once per cooldown.
+        # The key set is cached for jwks_cache_seconds (so a revoked key leaves within that
+        # time); an unknown kid refetches it (key rotation), at most once per cooldown.
         self._jwks = (
             jwt.PyJWKClient(
                 jwks_url,
-                cache_keys=True,
+                cache_keys=False,
+                lifespan=jwks_cache_seconds,
                 timeout=10,
                 cooldown_duration=jwks_refresh_cooldown_seconds,
             )
             if jwks_url
             else None
         )
-        self._issuer = issuer
-        self._audience = audience
+        self._issuer = issuer or None
+        self._audience = audience or None
         self._leeway_seconds = leeway_seconds
 
     @classmethod
@@ -69,29 +82,31 @@ class AuthenticationModuleImpl(IAuthenticationModule):
         """The principal of ``token``; raises AuthenticationError saying what is wrong."""
         if not token:
             raise AuthenticationError("empty bearer token")
-        if token.count(".") == 2:
-            return await self._validate_jwt(token)
         candidate = token.encode()
         matched = False
-        for key in self._api_keys:
+        for key in self._api_keys:  # every key, so the time says nothing about which matched
             matched |= hmac.compare_digest(candidate, key)
-        if not matched:
-            raise AuthenticationError("unknown API key")
-        fingerprint = hashlib.sha256(candidate).hexdigest()[:8]
-        return Principal(f"api-key:{fingerprint}", "api_key", {})
+        if matched:
+            fingerprint = hashlib.sha256(candidate).hexdigest()[:8]
+            return Principal(f"api-key:{fingerprint}", "api_key", {})
+        if token.count(".") == 2:
+            return await self._validate_jwt(token)
+        raise AuthenticationError("unknown API key")
 
     async def _validate_jwt(self, token: str) -> Principal:
         try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
+            header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise AuthenticationError("malformed JWT") from None
+        algorithm = header.get("alg")
         key: Any
         if algorithm == "HS256" and self._hs256_secret is not None:
             key = self._hs256_secret
         elif algorithm == "RS256" and self._jwks is not None:
-            key = await self._signing_key(token)
+            key = await self._signing_key(header.get("kid"))
         else:
-            raise AuthenticationError(f"JWT algorithm {algorithm!r} is not accepted")
+            shown = algorithm if isinstance(algorithm, str) and len(algorithm) <= 10 else "?"
+            raise AuthenticationError(f"JWT algorithm {shown!r} is not accepted")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -119,14 +134,18 @@ class AuthenticationModuleImpl(IAuthenticationModule):
         subject = str(claims.get("sub") or claims.get("oid") or "unknown")
         return Principal(subject, "jwt", claims)
 
-    async def _signing_key(self, token: str) -> Any:
+    async def _signing_key(self, kid: object) -> Any:
+        """The JWKS key named ``kid``; the fetch is blocking I/O, so it runs in a thread."""
         assert self._jwks is not None
+        if not isinstance(kid, str) or not kid:
+            raise AuthenticationError("JWT has no 'kid' header")
         try:
-            signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
-        except jwt.PyJWKClientConnectionError as exc:
-            raise AuthenticationUnavailableError(f"cannot fetch the JWKS: {exc}") from None
+            signing_key = await asyncio.to_thread(self._jwks.get_signing_key, kid)
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError) as exc:
+            # Unreachable, not JSON, or no usable keys: the JWKS cannot be used right now.
+            raise AuthenticationUnavailableError(
+                f"cannot use the JWKS: {type(exc).__name__}"
+            ) from None
         except jwt.PyJWKClientError:
             raise AuthenticationError("JWT is signed by an unknown key") from None
-        except jwt.PyJWTError:
-            raise AuthenticationError("malformed JWT") from None
         return signing_key.key
