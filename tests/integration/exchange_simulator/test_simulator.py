@@ -1,0 +1,378 @@
+"""The exchange simulator itself, through the real ccxt code over HTTP: each wire format
+loads as markets, answers candle windows the way the real exchange does, fails in the
+exchange's own error format, and counts what it is asked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import ccxt.async_support as ccxt
+import pytest
+
+from cbtrade.models import Candle
+from cbtrade.timeframes import timeframe_to_ms
+from tests.exchange_simulator import ExchangeSimulator, SimulatedMarket, point_ccxt_at
+
+M5 = 300_000
+H1 = 3_600_000
+D1 = 86_400_000
+LISTED = 1_704_067_200_000  # 2024-01-01, the default listing
+EXCHANGES = ["cryptocom", "binance", "kraken", "coinbase"]
+SYMBOL = {"cryptocom": "BTC/USD", "binance": "BTC/USDT", "kraken": "BTC/USD", "coinbase": "BTC/USD"}
+MARKETS = {
+    "cryptocom": ["BTC/USD", "ETH/USD"],
+    "binance": ["BTC/USDT", "ETH/USDT"],
+    "kraken": ["BTC/USD"],
+    "coinbase": ["BTC/USD", "ETH/USD"],
+}
+
+Connect = Callable[..., Any]
+
+
+@pytest.fixture
+async def connect(simulator: ExchangeSimulator) -> AsyncIterator[Connect]:
+    """A ccxt exchange object (default options) pointed at the simulator."""
+    opened: list[Any] = []
+
+    def make(exchange_id: str, **config: Any) -> Any:
+        exchange = getattr(ccxt, exchange_id)({"enableRateLimit": False, **config})
+        point_ccxt_at(exchange, simulator.origin)
+        opened.append(exchange)
+        return exchange
+
+    yield make
+    for exchange in opened:
+        await exchange.close()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def expected(
+    simulator: ExchangeSimulator, exchange_id: str, timeframe: str, since: int, limit: int
+) -> list[Candle]:
+    """What ccxt's fetch_ohlcv(since, limit) gets for a past window: Binance answers the
+    first ``limit`` candles from ``startTime``; ccxt asks Crypto.com and Coinbase for
+    ``[since, since + limit * tf]`` (both ends inclusive) and keeps ``limit`` of them."""
+    step = timeframe_to_ms(timeframe)
+    end = since + (2 * limit if exchange_id == "binance" else limit + 1) * step
+    return simulator.truth(exchange_id, SYMBOL[exchange_id], timeframe, since, end)[:limit]
+
+
+def as_candles(rows: list[list[Any]]) -> list[Candle]:
+    return [Candle(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+
+@pytest.mark.parametrize("exchange_id", EXCHANGES)
+async def test_load_markets_lists_the_simulated_markets(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str
+) -> None:
+    exchange = connect(exchange_id)
+    markets = await exchange.load_markets()
+    assert sorted(markets) == MARKETS[exchange_id]
+    assert all(markets[s]["spot"] for s in markets)
+    assert simulator.market_requests(exchange_id) >= 1
+    assert simulator.candle_requests(exchange_id) == 0
+
+
+async def test_set_markets_replaces_the_listing(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    simulator.set_markets("binance", [SimulatedMarket("SOL/USDT", LISTED)])
+    assert sorted(await connect("binance").load_markets()) == ["SOL/USDT"]
+    simulator.reset()
+    assert sorted(await connect("binance").load_markets()) == MARKETS["binance"]
+
+
+async def test_binance_spot_only_option_loads_the_same_markets(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    exchange = connect("binance", options={"fetchMarkets": {"types": ["spot"]}})
+    assert sorted(await exchange.load_markets()) == MARKETS["binance"]
+    assert simulator.market_requests("binance") == 1  # spot exchangeInfo alone
+
+
+@pytest.mark.parametrize("exchange_id", ["cryptocom", "binance", "coinbase"])
+async def test_a_past_window_is_exactly_the_truth(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str
+) -> None:
+    exchange = connect(exchange_id)
+    await exchange.load_markets()
+    since, limit = LISTED + 90 * M5, 100  # crosses the quiet interval 97
+    rows = await exchange.fetch_ohlcv(SYMBOL[exchange_id], "5m", since, limit)
+    assert (
+        len(simulator.truth(exchange_id, SYMBOL[exchange_id], "5m", since, since + limit * M5))
+        < limit
+    )
+    assert as_candles(rows) == expected(simulator, exchange_id, "5m", since, limit)
+    assert simulator.candle_requests(exchange_id) == 1
+
+
+@pytest.mark.parametrize("exchange_id", ["cryptocom", "binance", "coinbase"])
+async def test_nothing_before_the_listing(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str
+) -> None:
+    exchange = connect(exchange_id)
+    since = LISTED - 50 * H1
+    rows = await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", since, 100)
+    assert rows[0][0] == LISTED
+    assert as_candles(rows) == expected(simulator, exchange_id, "1h", since, 100)
+
+
+@pytest.mark.parametrize("exchange_id", EXCHANGES)
+async def test_a_window_reaching_now_adds_only_the_forming_candle(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str
+) -> None:
+    exchange = connect(exchange_id)
+    await exchange.load_markets()
+    symbol = SYMBOL[exchange_id]
+    now = now_ms()
+    forming = now - now % D1
+    since = forming - 20 * D1
+    rows = as_candles(await exchange.fetch_ohlcv(symbol, "1d", since, 40))
+    closed = simulator.truth(exchange_id, symbol, "1d", since, forming + D1, now=now)
+    with_forming = simulator.truth(exchange_id, symbol, "1d", since, forming + D1, now=forming + D1)
+    assert closed
+    assert closed[-1].timestamp + D1 <= now
+    assert rows == with_forming
+    assert len(with_forming) - len(closed) in (0, 1)  # 0 only if today is a quiet interval
+
+
+@pytest.mark.parametrize("style", ["latest", "earliest"])
+async def test_cryptocom_over_full_window_is_answered_from_the_style_end(
+    simulator: ExchangeSimulator, connect: Connect, style: str
+) -> None:
+    simulator.set_window_style("cryptocom", style)  # type: ignore[arg-type]
+    exchange = connect("cryptocom")
+    start, end = LISTED + 1_000 * M5, LISTED + 1_020 * M5
+    reply = await exchange.v1_public_get_public_get_candlestick(
+        {
+            "instrument_name": "BTC_USD",
+            "timeframe": "5m",
+            "count": 10,
+            "start_ts": start,
+            "end_ts": end,
+        }
+    )
+    data = reply["result"]["data"]
+    inclusive = simulator.truth("cryptocom", "BTC/USD", "5m", start, end + M5)
+    expected = inclusive[-10:] if style == "latest" else inclusive[:10]
+    assert [d["t"] for d in data] == [c.timestamp for c in expected]
+    assert [float(d["c"]) for d in data] == [c.close for c in expected]
+
+
+async def test_cryptocom_count_is_capped_at_300(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    exchange = connect("cryptocom")
+    start = LISTED + 2_000 * M5
+    reply = await exchange.v1_public_get_public_get_candlestick(
+        {
+            "instrument_name": "BTC_USD",
+            "timeframe": "5m",
+            "count": 1_000,
+            "start_ts": start,
+            "end_ts": start + 2_000 * M5,
+        }
+    )
+    assert len(reply["result"]["data"]) == simulator.max_per_call("cryptocom") == 300
+
+
+@pytest.mark.parametrize("style", ["earliest", "latest"])
+async def test_binance_klines_window_and_style(
+    simulator: ExchangeSimulator, connect: Connect, style: str
+) -> None:
+    simulator.set_window_style("binance", style)  # type: ignore[arg-type]
+    exchange = connect("binance")
+    start, end = LISTED + 1_000 * M5, LISTED + 1_020 * M5
+    rows = await exchange.public_get_klines(
+        {"symbol": "BTCUSDT", "interval": "5m", "startTime": start, "endTime": end, "limit": 10}
+    )
+    inclusive = simulator.truth("binance", "BTC/USDT", "5m", start, end + M5)
+    expected = inclusive[-10:] if style == "latest" else inclusive[:10]
+    assert [r[0] for r in rows] == [c.timestamp for c in expected]
+    assert rows[0][6] == rows[0][0] + M5 - 1  # close time
+
+
+async def test_binance_defaults_to_the_earliest_answer(simulator: ExchangeSimulator) -> None:
+    # the class default, not something a test set
+    assert simulator.max_per_call("binance") == 1000
+    exchange = ccxt.binance({"enableRateLimit": False})
+    point_ccxt_at(exchange, simulator.origin)
+    try:
+        start = LISTED + 5_000 * M5
+        rows = await exchange.public_get_klines(
+            {"symbol": "BTCUSDT", "interval": "5m", "startTime": start, "limit": 1_500}
+        )
+    finally:
+        await exchange.close()
+    assert len(rows) == 1000
+    assert rows[0][0] == start or rows[0][0] == start + M5
+
+
+async def test_kraken_keeps_only_the_newest_720_and_answers_after_since(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    exchange = connect("kraken")
+    reply = await exchange.public_get_ohlc({"pair": "XXBTZUSD", "interval": 60, "since": 0})
+    rows = reply["result"]["XXBTZUSD"]
+    now = now_ms()
+    forming = now - now % H1
+    oldest_kept = forming - 719 * H1
+    assert reply["result"]["last"] == forming // 1000
+    assert [r[0] * 1000 for r in rows] == [
+        c.timestamp
+        for c in simulator.truth(
+            "kraken", "BTC/USD", "1h", oldest_kept, forming + H1, now=forming + H1
+        )
+    ]
+    since = (forming - 10 * H1) // 1000
+    recent = await exchange.public_get_ohlc({"pair": "XXBTZUSD", "interval": 60, "since": since})
+    assert all(r[0] > since for r in recent["result"]["XXBTZUSD"])
+    assert len(recent["result"]["XXBTZUSD"]) <= 10
+
+
+async def test_coinbase_candles_come_newest_first_within_start_and_end(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    exchange = connect("coinbase")
+    start, end = LISTED + 1_000 * M5, LISTED + 1_020 * M5
+    reply = await exchange.v3_public_get_brokerage_market_products_product_id_candles(
+        {
+            "product_id": "BTC-USD",
+            "granularity": "FIVE_MINUTE",
+            "start": str(start // 1000),
+            "end": str(end // 1000),
+        }
+    )
+    starts = [int(c["start"]) * 1000 for c in reply["candles"]]
+    inclusive = simulator.truth("coinbase", "BTC/USD", "5m", start, end + M5)
+    assert starts == [c.timestamp for c in reversed(inclusive)]
+
+
+@pytest.mark.parametrize("exchange_id", EXCHANGES)
+@pytest.mark.parametrize(
+    ("status", "raised"),
+    [
+        (429, (ccxt.RateLimitExceeded, ccxt.DDoSProtection)),
+        (500, (ccxt.ExchangeNotAvailable, ccxt.ExchangeError)),
+        (503, (ccxt.ExchangeNotAvailable, ccxt.ExchangeError)),
+    ],
+)
+async def test_injected_faults_raise_the_right_ccxt_error_then_clear(
+    simulator: ExchangeSimulator,
+    connect: Connect,
+    exchange_id: str,
+    status: int,
+    raised: tuple[type[Exception], ...],
+) -> None:
+    exchange = connect(exchange_id)
+    await exchange.load_markets()
+    loads = simulator.market_requests(exchange_id)
+    simulator.inject_faults(exchange_id, status=status, count=2)
+    since = LISTED + 10 * H1
+    for _ in range(2):
+        with pytest.raises(raised):
+            await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", since, 5)
+    rows = await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", since, 5)
+    assert rows
+    assert simulator.candle_requests(exchange_id) == 3  # failed answers count too
+    assert simulator.market_requests(exchange_id) == loads
+
+
+async def test_faults_hit_the_market_endpoint_too(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    simulator.inject_faults("cryptocom", status=429, count=1)
+    with pytest.raises(ccxt.RateLimitExceeded):
+        await connect("cryptocom").load_markets()
+    assert sorted(await connect("cryptocom").load_markets()) == MARKETS["cryptocom"]
+    assert simulator.market_requests("cryptocom") == 2
+
+
+async def test_outage_lasts_until_cleared(simulator: ExchangeSimulator, connect: Connect) -> None:
+    exchange = connect("binance")
+    await exchange.load_markets()
+    simulator.set_outage("binance", 503)
+    for _ in range(3):
+        with pytest.raises(ccxt.ExchangeNotAvailable):
+            await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    simulator.set_outage("binance", None)
+    assert await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    assert simulator.candle_requests("binance") == 4
+
+
+async def test_faults_are_per_exchange(simulator: ExchangeSimulator, connect: Connect) -> None:
+    simulator.set_outage("kraken", 500)
+    assert sorted(await connect("binance").load_markets()) == MARKETS["binance"]
+
+
+async def test_delay_slows_replies_past_a_client_timeout(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    simulator.set_delay("binance", 0.5)
+    with pytest.raises(ccxt.RequestTimeout):
+        await connect("binance", timeout=100).load_markets()
+
+
+async def test_rate_limit_answers_429_beyond_it(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    exchange = connect("binance")
+    await exchange.load_markets()
+    simulator.rate_limit_per_second = 3
+    for _ in range(3):
+        await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    with pytest.raises(ccxt.DDoSProtection):
+        await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    simulator.reset()
+    assert simulator.rate_limit_per_second is None
+
+
+@pytest.mark.parametrize(
+    ("exchange_id", "raised"),
+    [
+        ("cryptocom", ccxt.BadRequest),  # code 40003 INVALID_REQUEST
+        ("binance", ccxt.BadSymbol),  # -1121 Invalid symbol.
+        ("kraken", ccxt.ExchangeError),  # EQuery:Unknown asset pair, which ccxt leaves generic
+        ("coinbase", ccxt.ExchangeError),  # 404 NOT_FOUND
+    ],
+)
+async def test_an_unknown_instrument_is_the_exchange_own_error(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str, raised: type[Exception]
+) -> None:
+    exchange = connect(exchange_id)
+    await exchange.load_markets()
+    simulator.set_markets(exchange_id, [])  # delisted after ccxt cached the markets
+    with pytest.raises(raised):
+        await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED, 5)
+
+
+def test_truth_is_deterministic_exact_and_closed_only(simulator: ExchangeSimulator) -> None:
+    start, end = LISTED - 10 * M5, LISTED + 200 * M5
+    candles = simulator.truth("cryptocom", "BTC/USD", "5m", start, end)
+    assert candles == simulator.truth("cryptocom", "BTC/USD", "5m", start, end)
+    assert candles[0].timestamp == LISTED
+    assert candles[-1].timestamp < end
+    stamps = {c.timestamp for c in candles}
+    quiet = [t for t in range(LISTED, end, M5) if (t // M5) % 97 == 0]
+    assert quiet
+    assert not stamps & set(quiet)
+    assert len(candles) == 200 - len(quiet)
+    for c in candles:
+        assert c.low <= min(c.open, c.close) <= max(c.open, c.close) <= c.high
+        assert all(float(str(v)) == v and round(v, 2) == v for v in c[1:5])
+        assert round(c.volume, 4) == c.volume
+    assert candles != simulator.truth("binance", "BTC/USD", "5m", start, end)
+    now = LISTED + 100 * M5 + 1
+    assert (
+        simulator.truth("cryptocom", "BTC/USD", "5m", start, end, now=now)[-1].timestamp + M5 <= now
+    )
+
+
+def test_eth_is_listed_a_month_later(simulator: ExchangeSimulator) -> None:
+    feb = 1_706_745_600_000
+    assert simulator.truth("binance", "ETH/USDT", "1d", LISTED, feb + 3 * D1)[0].timestamp == feb
