@@ -3,15 +3,16 @@
 ``CandleClient`` (sync) and ``AsyncCandleClient`` share one request builder and one page
 parser; they differ only in how they send. Transient failures (502, 503, 504, connection
 errors) are retried with exponential backoff; any other non-2xx answer raises
-:class:`CbTradeClientError` with the service's error code and message.
+:class:`CbTradeClientError` with the service's error code and message, and a service that
+stays unreachable raises :class:`CbTradeConnectionError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Required, Self, TypedDict, TypeVar, Unpack
 
 import httpx
 import orjson
@@ -33,21 +34,54 @@ _TRANSIENT_STATUS = frozenset({502, 503, 504})
 _CANDLE_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
 
 TimeArg = datetime | int
+"""A point in time: a timezone-aware datetime, or epoch milliseconds UTC."""
+
+
+class CandleQuery(TypedDict, total=False):
+    """The range options of ``get_candles`` and ``get_dataframe`` (see ``iter_candles``)."""
+
+    start: Required[TimeArg]
+    end: TimeArg | None
+    timeframe: str
+    limit: int | None
 
 
 class CbTradeClientError(Exception):
-    """The service answered with an error (or could not be reached)."""
+    """The service answered with an error; ``status_code`` is None if there was no answer."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
-        super().__init__(f"{status_code} {code}: {message}")
+    def __init__(self, status_code: int | None, code: str, message: str) -> None:
+        super().__init__(f"{status_code or 'no answer'} {code}: {message}")
         self.status_code = status_code
         self.code = code
         self.message = message
 
 
+class CbTradeConnectionError(CbTradeClientError):
+    """The service could not be reached (connection, timeout) through every retry."""
+
+    def __init__(self, cause: httpx.TransportError) -> None:
+        super().__init__(None, "connection_error", f"{type(cause).__name__}: {cause}")
+
+
+class _BearerAuth(httpx.Auth):
+    """Sends ``Authorization: Bearer``, asking a token provider anew for every request."""
+
+    def __init__(self, credential: str | Callable[[], str]) -> None:
+        self._credential = credential
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._credential() if callable(self._credential) else self._credential
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
 def _epoch_ms(name: str, value: TimeArg | None) -> int | None:
-    if value is None or isinstance(value, int):
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime or epoch milliseconds, got {value!r}")
     if value.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware (e.g. tzinfo=UTC), got {value!r}")
     return int(value.timestamp() * 1000)
@@ -129,37 +163,58 @@ def _to_dataframe(candles: list[Candle]) -> pd.DataFrame:
 
 
 class _ClientBase:
-    def __init__(self, *, api_key: str | None, retries: int) -> None:
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    """What both clients share: credentials and the retry policy."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        token: str | Callable[[], str] | None,
+        retries: int,
+        retry_backoff: float,
+    ) -> None:
+        if api_key is not None and token is not None:
+            raise ValueError("pass api_key or token, not both")
+        credential = api_key if api_key is not None else token
+        self._auth = _BearerAuth(credential) if credential else None
         self._retry_options: dict[str, Any] = {
             "stop": stop_after_attempt(retries + 1),
-            "wait": wait_exponential(multiplier=0.5, max=8),
+            "wait": wait_exponential(multiplier=retry_backoff, max=8),
             "retry": retry_if_exception(_is_transient),
             "reraise": True,
         }
 
 
 class CandleClient(_ClientBase):
-    """Synchronous client of the cb-trade data service."""
+    """Synchronous client of the cb-trade data service.
+
+    ``api_key`` (or ``token``: a JWT, or a callable returning a fresh one for each request)
+    is sent as ``Authorization: Bearer``. Use it as a context manager, or call ``close()``.
+    """
 
     def __init__(
         self,
         base_url: str,
         *,
         api_key: str | None = None,
+        token: str | Callable[[], str] | None = None,
         timeout: float = 240.0,
         retries: int = 3,
+        retry_backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(api_key=api_key, retries=retries)
+        super().__init__(api_key=api_key, token=token, retries=retries, retry_backoff=retry_backoff)
         self._http = httpx.Client(
-            base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
+            base_url=base_url, auth=self._auth, timeout=timeout, transport=transport
         )
 
     def _send(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        for attempt in Retrying(**self._retry_options):
-            with attempt:
-                return _checked(self._http.get(path, params=params))
+        try:
+            for attempt in Retrying(**self._retry_options):
+                with attempt:
+                    return _checked(self._http.get(path, params=params))
+        except httpx.TransportError as exc:
+            raise CbTradeConnectionError(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -191,11 +246,13 @@ class CandleClient(_ClientBase):
         for candles in self._pages(query, _json_page):
             yield from candles
 
-    def get_candles(self, exchange: str, symbol: str, **query: Any) -> list[Candle]:
+    def get_candles(self, exchange: str, symbol: str, **query: Unpack[CandleQuery]) -> list[Candle]:
         """``iter_candles`` as a list."""
         return list(self.iter_candles(exchange, symbol, **query))
 
-    def get_dataframe(self, exchange: str, symbol: str, **query: Any) -> pd.DataFrame:
+    def get_dataframe(
+        self, exchange: str, symbol: str, **query: Unpack[CandleQuery]
+    ) -> pd.DataFrame:
         """The candles as a pandas DataFrame indexed by UTC open time (needs pandas)."""
         return _to_dataframe(self.get_candles(exchange, symbol, **query))
 
@@ -248,26 +305,31 @@ class CandleClient(_ClientBase):
 
 
 class AsyncCandleClient(_ClientBase):
-    """Asynchronous client of the cb-trade data service."""
+    """Asynchronous client of the cb-trade data service; options as in :class:`CandleClient`."""
 
     def __init__(
         self,
         base_url: str,
         *,
         api_key: str | None = None,
+        token: str | Callable[[], str] | None = None,
         timeout: float = 240.0,
         retries: int = 3,
+        retry_backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(api_key=api_key, retries=retries)
+        super().__init__(api_key=api_key, token=token, retries=retries, retry_backoff=retry_backoff)
         self._http = httpx.AsyncClient(
-            base_url=base_url, headers=self._headers, timeout=timeout, transport=transport
+            base_url=base_url, auth=self._auth, timeout=timeout, transport=transport
         )
 
     async def _send(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        async for attempt in AsyncRetrying(**self._retry_options):
-            with attempt:
-                return _checked(await self._http.get(path, params=params))
+        try:
+            async for attempt in AsyncRetrying(**self._retry_options):
+                with attempt:
+                    return _checked(await self._http.get(path, params=params))
+        except httpx.TransportError as exc:
+            raise CbTradeConnectionError(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -302,11 +364,15 @@ class AsyncCandleClient(_ClientBase):
             for candle in candles:
                 yield candle
 
-    async def get_candles(self, exchange: str, symbol: str, **query: Any) -> list[Candle]:
+    async def get_candles(
+        self, exchange: str, symbol: str, **query: Unpack[CandleQuery]
+    ) -> list[Candle]:
         """``iter_candles`` as a list."""
         return [candle async for candle in self.iter_candles(exchange, symbol, **query)]
 
-    async def get_dataframe(self, exchange: str, symbol: str, **query: Any) -> pd.DataFrame:
+    async def get_dataframe(
+        self, exchange: str, symbol: str, **query: Unpack[CandleQuery]
+    ) -> pd.DataFrame:
         """The candles as a pandas DataFrame indexed by UTC open time (needs pandas)."""
         return _to_dataframe(await self.get_candles(exchange, symbol, **query))
 

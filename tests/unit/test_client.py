@@ -8,7 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
-from cbtrade.client import AsyncCandleClient, CandleClient, CbTradeClientError
+from cbtrade.client import (
+    AsyncCandleClient,
+    CandleClient,
+    CbTradeClientError,
+    CbTradeConnectionError,
+)
 from cbtrade.models import Candle
 
 PAGES = {
@@ -56,9 +61,13 @@ ALL = PAGES[None][0] + PAGES["t1"][0]
 
 
 def sync_client(service: Any, **options: Any) -> CandleClient:
-    return CandleClient(
-        "http://service", api_key="k", transport=httpx.MockTransport(service), **options
-    )
+    options = {"api_key": "k", "retry_backoff": 0, **options}
+    return CandleClient("http://service", transport=httpx.MockTransport(service), **options)
+
+
+def async_client(service: Any, **options: Any) -> AsyncCandleClient:
+    options = {"retry_backoff": 0, **options}
+    return AsyncCandleClient("http://service", transport=httpx.MockTransport(service), **options)
 
 
 def test_pages_are_followed_with_the_token() -> None:
@@ -81,11 +90,10 @@ def test_pages_are_followed_with_the_token() -> None:
 
 async def test_async_client_follows_pages_too() -> None:
     service = PagedService()
-    async with AsyncCandleClient(
-        "http://service", transport=httpx.MockTransport(service)
-    ) as client:
+    async with async_client(service) as client:
         assert await client.get_candles("cryptocom", "BTC/USD", start=0) == ALL
     assert "authorization" not in service.requests[0].headers
+    assert service.requests[1].url.params["continuation_token"] == "t1"
 
 
 def test_errors_are_typed_and_4xx_is_not_retried() -> None:
@@ -106,9 +114,113 @@ def test_transient_errors_are_retried_a_bounded_number_of_times() -> None:
     assert len(down.requests) == 3
 
 
+async def test_async_client_maps_errors_and_bounds_retries() -> None:
+    down = PagedService(failures=[504] * 10)
+    async with async_client(down, retries=1) as client:
+        with pytest.raises(CbTradeClientError) as caught:
+            await client.get_candles("cryptocom", "BTC/USD", start=0)
+    assert (caught.value.status_code, caught.value.code) == (504, "code_504")
+    assert len(down.requests) == 2
+
+
+def test_error_without_a_json_body_is_still_typed() -> None:
+    def gateway(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, text="<html>Unauthorized</html>")
+
+    with sync_client(gateway) as client, pytest.raises(CbTradeClientError) as caught:
+        client.list_exchanges()
+    assert (caught.value.status_code, caught.value.code) == (401, "http_error")
+    assert "Unauthorized" in caught.value.message
+
+
+def unreachable_then(service: PagedService, failures: int) -> Any:
+    """A transport that cannot connect ``failures`` times, then passes to ``service``."""
+    attempts: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        if len(attempts) <= failures:
+            raise httpx.ConnectError("connection refused", request=request)
+        return service(request)
+
+    handler.attempts = attempts  # type: ignore[attr-defined]
+    return handler
+
+
+def test_connection_errors_are_retried_then_typed() -> None:
+    flaky = unreachable_then(PagedService(), failures=2)
+    with sync_client(flaky, retries=2) as client:
+        assert client.get_candles("cryptocom", "BTC/USD", start=0) == ALL
+    down = unreachable_then(PagedService(), failures=99)
+    with sync_client(down, retries=2) as client, pytest.raises(CbTradeConnectionError) as caught:
+        client.list_coins("cryptocom")
+    assert caught.value.status_code is None
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert len(down.attempts) == 3
+
+
+async def test_async_connection_errors_are_typed() -> None:
+    down = unreachable_then(PagedService(), failures=99)
+    async with async_client(down, retries=1) as client:
+        with pytest.raises(CbTradeConnectionError):
+            await client.latest_timestamp("cryptocom", "BTC/USD")
+    assert len(down.attempts) == 2
+
+
+def test_token_provider_is_asked_for_every_request() -> None:
+    service = PagedService()
+    tokens = iter(["jwt-1", "jwt-2"])
+    with sync_client(service, api_key=None, token=lambda: next(tokens)) as client:
+        client.get_candles("cryptocom", "BTC/USD", start=0)
+    assert [r.headers["authorization"] for r in service.requests] == [
+        "Bearer jwt-1",
+        "Bearer jwt-2",
+    ]
+    with pytest.raises(ValueError, match="not both"):
+        CandleClient("http://service", api_key="k", token="t")
+
+
 def test_naive_datetimes_are_rejected() -> None:
-    with sync_client(PagedService()) as client, pytest.raises(ValueError, match="timezone"):
-        client.get_candles("cryptocom", "BTC/USD", start=datetime(2024, 1, 1))
+    service = PagedService()
+    with sync_client(service) as client:
+        with pytest.raises(ValueError, match="timezone"):
+            client.get_candles("cryptocom", "BTC/USD", start=datetime(2024, 1, 1))
+        end = datetime(2024, 1, 1, 12)
+        with pytest.raises(ValueError, match="timezone"):
+            client.get_candles("cryptocom", "BTC/USD", start=0, end=end)
+        with pytest.raises(TypeError, match="epoch milliseconds"):
+            client.get_candles("cryptocom", "BTC/USD", start=1.5e12)  # type: ignore[arg-type]
+    assert service.requests == []
+
+
+async def test_metadata_endpoints() -> None:
+    requests: list[httpx.Request] = []
+
+    def service(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        bodies = {
+            "/api/v1/exchanges": {"exchanges": ["binance", "cryptocom"]},
+            "/api/v1/exchanges/cryptocom/coins": {"exchange": "cryptocom", "coins": ["BTC/USD"]},
+            "/api/v1/ohlcv/latest": {
+                "exchange": "cryptocom",
+                "symbol": "BTC/USD",
+                "timeframe": "1h",
+                "timestamp": 1_704_067_200_000,
+            },
+        }
+        return httpx.Response(200, json=bodies[request.url.path])
+
+    with sync_client(service) as client:
+        assert client.list_exchanges() == ["binance", "cryptocom"]
+    async with async_client(service) as aclient:
+        assert await aclient.list_coins("cryptocom") == ["BTC/USD"]
+        latest = await aclient.latest_timestamp("cryptocom", "BTC/USD", timeframe="1h")
+    assert latest == 1_704_067_200_000
+    assert dict(requests[-1].url.params) == {
+        "exchange": "cryptocom",
+        "symbol": "BTC/USD",
+        "timeframe": "1h",
+    }
 
 
 def test_dataframe_is_indexed_by_utc_open_time() -> None:
@@ -135,9 +247,7 @@ async def test_async_get_table_follows_link_headers() -> None:
         encoded = encode_page(page, next_link=link, page_format="arrow")
         return httpx.Response(200, content=bytes(encoded.body), headers=dict(encoded.headers))
 
-    async with AsyncCandleClient(
-        "http://service", transport=httpx.MockTransport(arrow_service)
-    ) as client:
+    async with async_client(arrow_service) as client:
         table = await client.get_table("cryptocom", "BTC/USD", start=0)
     assert [Candle(*row.values()) for row in table.to_pylist()] == ALL
     assert requests[0].url.params["format"] == "arrow"
