@@ -13,7 +13,9 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Literal, NamedTuple
 
 from cbtrade.models import Candle
@@ -118,27 +120,33 @@ class SimulatorState:
         self, exchange: str, symbol: str, timeframe: str, first: int, last: int
     ) -> list[Candle]:
         """Every candle (forming one included) with ``first <= t <= last``, up to now."""
-        step = timeframe_to_ms(timeframe)
-        now = now_ms()
-        start = -(-first // step) * step
-        stop = min(last, now)
-        return [
-            candle_at(exchange, symbol, t)
-            for t in range(start, stop + 1, step)
-            if self.has_candle(exchange, symbol, step, t)
-        ]
+        return list(self._walk(exchange, symbol, timeframe, first, last, backwards=False))
 
     def window(
         self, exchange: str, symbol: str, timeframe: str, first: int, last: int, count: int
     ) -> list[Candle]:
         """At most ``count`` candles of ``[first, last]``: an over-full window is answered
-        from the end the exchange's style says."""
-        candles = self.candles(exchange, symbol, timeframe, first, last)
-        if len(candles) <= count:
-            return candles
-        if self.exchanges[exchange].style == "latest":
-            return candles[-count:]
-        return candles[:count]
+        from the end the exchange's style says. Only the answered end is generated, so an
+        open-ended window (no end, or from the epoch) stays cheap."""
+        backwards = self.exchanges[exchange].style == "latest"
+        walk = self._walk(exchange, symbol, timeframe, first, last, backwards=backwards)
+        answer = list(islice(walk, max(count, 0)))
+        return answer[::-1] if backwards else answer
+
+    def _walk(
+        self, exchange: str, symbol: str, timeframe: str, first: int, last: int, *, backwards: bool
+    ) -> Iterator[Candle]:
+        step = timeframe_to_ms(timeframe)
+        market = self.exchanges[exchange].markets.get(symbol)
+        if market is None:
+            return
+        start = -(-max(first, market.listed_at) // step) * step
+        stop = min(last, now_ms())
+        stop -= stop % step
+        stamps = range(stop, start - 1, -step) if backwards else range(start, stop + 1, step)
+        for t in stamps:
+            if self.has_candle(exchange, symbol, step, t):
+                yield candle_at(exchange, symbol, t)
 
     async def admit(self, exchange: str, endpoint: str) -> int | None:
         """Count a request; the status to fail it with, if a fault applies."""
