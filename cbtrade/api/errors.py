@@ -11,11 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from cbtrade.auth.interfaces import bearer_challenge
 from cbtrade.errors import AuthenticationError, CbTradeError
 
 logger = logging.getLogger(__name__)
-
-AUTH_CHALLENGE = 'Bearer realm="cbtrade"'
 
 
 def error_response(
@@ -30,7 +29,8 @@ async def _on_service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CbTradeError)
     headers = None
     if isinstance(exc, AuthenticationError):
-        headers = {"WWW-Authenticate": AUTH_CHALLENGE}
+        token_given = bool(request.headers.get("authorization", "").strip())
+        headers = {"WWW-Authenticate": bearer_challenge(token_given=token_given)}
     if exc.status_code >= 500:
         logger.warning("%s %s failed: %s: %s", request.method, request.url.path, exc.code, exc)
     return error_response(exc.status_code, exc.code, str(exc), headers=headers)

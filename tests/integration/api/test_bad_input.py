@@ -146,7 +146,9 @@ def test_wrong_method_is_a_json_405(client: httpx.Client) -> None:
 def test_auth_is_required(base_url: str, headers: dict[str, str]) -> None:
     response = httpx.get(f"{base_url}/api/v1/exchanges", headers=headers)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="cbtrade"')
+    assert ('error="invalid_token"' in challenge) == bool(headers.get("Authorization"))
     assert _error(response)["code"] == "unauthorized"
 
 
