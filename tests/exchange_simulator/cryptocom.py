@@ -1,6 +1,7 @@
 """Crypto.com Exchange v1 public REST: get-instruments and get-candlestick.
 
-get-candlestick answers the candles with ``start_ts <= t <= end_ts`` (both ms, inclusive),
+get-candlestick answers the candles with ``start_ts <= t < end_ts`` (ms; start inclusive, end
+exclusive, which is what ccxt's ``[since - tf, since + limit * tf)`` request assumes),
 at most ``count`` (default 25, cap 300), from the end of an over-full window that the
 exchange's window style says.
 """
@@ -77,7 +78,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
             )
         count = min(int(query.get("count", 25)), 300)
         first = int(query.get("start_ts", 0))
-        last = int(query.get("end_ts", 2**62))
+        last = int(query.get("end_ts", 2**62)) - 1  # end_ts exclusive
         candles = state.window(EXCHANGE, symbol, timeframe, first, last, count)
         data = [
             {

@@ -56,9 +56,16 @@ def expected(
     simulator: ExchangeSimulator, exchange_id: str, timeframe: str, since: int, limit: int
 ) -> list[Candle]:
     """What ccxt's fetch_ohlcv(since, limit) gets for a past window: Binance answers the
-    first ``limit`` candles from ``startTime``; ccxt asks Crypto.com and Coinbase for
-    ``[since, since + limit * tf]`` (both ends inclusive) and keeps ``limit`` of them."""
+    first ``limit`` candles from ``startTime``; ccxt asks Crypto.com for the latest ``limit``
+    of ``[since - tf, since + limit * tf)`` and Coinbase for ``[since, since + limit * tf]``
+    (both inclusive), then keeps ``limit`` of those from ``since`` on."""
     step = timeframe_to_ms(timeframe)
+    symbol = SYMBOL[exchange_id]
+    if exchange_id == "cryptocom":
+        answered = simulator.truth(
+            exchange_id, symbol, timeframe, since - step, since + limit * step
+        )
+        return [c for c in answered[-limit:] if c.timestamp >= since][:limit]
     end = since + (2 * limit if exchange_id == "binance" else limit + 1) * step
     return simulator.truth(exchange_id, SYMBOL[exchange_id], timeframe, since, end)[:limit]
 
@@ -159,8 +166,8 @@ async def test_cryptocom_over_full_window_is_answered_from_the_style_end(
         }
     )
     data = reply["result"]["data"]
-    inclusive = simulator.truth("cryptocom", "BTC/USD", "5m", start, end + M5)
-    expected = inclusive[-10:] if style == "latest" else inclusive[:10]
+    window = simulator.truth("cryptocom", "BTC/USD", "5m", start, end)  # end_ts exclusive
+    expected = window[-10:] if style == "latest" else window[:10]
     assert [d["t"] for d in data] == [c.timestamp for c in expected]
     assert [float(d["c"]) for d in data] == [c.close for c in expected]
 
@@ -378,3 +385,29 @@ def test_truth_is_deterministic_exact_and_closed_only(simulator: ExchangeSimulat
 def test_eth_is_listed_a_month_later(simulator: ExchangeSimulator) -> None:
     feb = 1_706_745_600_000
     assert simulator.truth("binance", "ETH/USDT", "1d", LISTED, feb + 3 * D1)[0].timestamp == feb
+
+
+@pytest.mark.parametrize("exchange_id", ["cryptocom", "binance", "coinbase"])
+@pytest.mark.parametrize("timeframe", ["1m", "5m", "15m", "1h", "1d"])
+async def test_every_timeframe_in_the_exchange_notation(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str, timeframe: str
+) -> None:
+    exchange = connect(exchange_id)
+    since = LISTED + 500 * timeframe_to_ms(timeframe)
+    rows = await exchange.fetch_ohlcv(SYMBOL[exchange_id], timeframe, since, 20)
+    assert as_candles(rows) == expected(simulator, exchange_id, timeframe, since, 20)
+
+
+@pytest.mark.parametrize("timeframe", ["5m", "15m", "1h", "1d"])
+async def test_kraken_every_timeframe_up_to_now(
+    simulator: ExchangeSimulator, connect: Connect, timeframe: str
+) -> None:
+    exchange = connect("kraken")
+    step = timeframe_to_ms(timeframe)
+    now = now_ms()
+    forming = now - now % step
+    since = forming - 30 * step
+    rows = as_candles(await exchange.fetch_ohlcv("BTC/USD", timeframe, since))
+    assert rows == simulator.truth(
+        "kraken", "BTC/USD", timeframe, since, forming + step, now=forming + step
+    )
