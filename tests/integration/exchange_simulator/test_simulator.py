@@ -411,3 +411,23 @@ async def test_kraken_every_timeframe_up_to_now(
     assert rows == simulator.truth(
         "kraken", "BTC/USD", timeframe, since, forming + step, now=forming + step
     )
+
+
+def test_point_ccxt_at_keeps_every_path_and_takes_the_origin() -> None:
+    exchange = ccxt.cryptocom()
+    before = dict(exchange.urls["api"])
+    point_ccxt_at(exchange, "http://127.0.0.1:9")
+    after = exchange.urls["api"]
+    assert after.keys() == before.keys()
+    assert after["v1"] == "http://127.0.0.1:9/exchange/v1"
+    assert after["v1"].endswith(before["v1"].split("crypto.com", 1)[1])
+
+
+async def test_an_unknown_path_is_a_logged_404(
+    simulator: ExchangeSimulator, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    exchange = connect("binance")
+    with pytest.raises(ccxt.BaseError):
+        await exchange.public_get_ticker_price({"symbol": "BTCUSDT"})
+    assert "/api/v3/ticker/price" in caplog.text
+    assert simulator.candle_requests("binance") == simulator.market_requests("binance") == 0
