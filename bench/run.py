@@ -45,6 +45,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 KEY = "bench-key"
 YEAR_START = 1_672_531_200_000  # 2023-01-01T00:00:00Z
 DAY = 86_400_000
+HOUR = 3_600_000
 CONTAINER = "bench"
 
 
@@ -193,7 +194,11 @@ def startup_samples(runs: int) -> tuple[list[float], bool]:
 
 
 def cold_fill(rows: list[str]) -> None:
-    """Fill 30 cold days of 5m from the simulated Crypto.com; calls and time vs the limits."""
+    """Fill cold 60-day windows of 5m from the simulated Crypto.com; calls and time vs limits.
+
+    One small request first loads ccxt and the markets (a one-off cost per process, kept out
+    of the measurement); then each run fills a distinct, older window.
+    """
     import ccxt
 
     rate = 1000 / ccxt.cryptocom().rateLimit  # what ccxt's limiter allows, requests/s
@@ -203,35 +208,54 @@ def cold_fill(rows: list[str]) -> None:
         simulator.rate_limit_per_second = rate
         now = time.time_ns() // 1_000_000
         end = now - now % 300_000 - DAY
-        start = end - 30 * DAY
+        window = 60 * DAY
         env = {
             "CBTRADE_LOCAL_STORAGE_ROOT": tempfile.mkdtemp(),
             "CBTRADE_API_KEYS": KEY,
             "CBTRADE_CONTINUATION_TOKEN_SECRET": "bench-token-secret-0123456789",
             "CBTRADE_EXCHANGE_URL_OVERRIDES": json.dumps(simulator_url_overrides(simulator)),
         }
-        with service(env) as (url, _):
-            params: dict[str, object] = {
-                "exchange": "cryptocom", "symbol": "BTC/USD", "start": start, "end": end,
-            }  # fmt: skip
-            began = time.perf_counter()
-            with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=240) as http:
+        per_call = simulator.max_per_call("cryptocom")
+        minimum = -(-(window // 300_000) // per_call)
+        calls: list[float] = []
+        seconds: list[float] = []
+        with (
+            service(env) as (url, _),
+            httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=240) as http,
+        ):
+
+            def fill(start: int, stop: int) -> None:
+                params: dict[str, str | int] = {
+                    "exchange": "cryptocom", "symbol": "BTC/USD", "start": start, "end": stop,
+                }  # fmt: skip
                 while True:
                     body = http.get(f"{url}/api/v1/ohlcv", params=params).raise_for_status().json()
                     if body["continuation_token"] is None:
-                        break
+                        return
                     params = {"continuation_token": body["continuation_token"]}
-            elapsed = time.perf_counter() - began
-        calls = simulator.candle_requests("cryptocom")
-        minimum = -(-((end - start) // 300_000) // simulator.max_per_call("cryptocom"))
+
+            fill(end - HOUR, end)  # warm-up: ccxt import and load_markets
+            time.sleep(1.0)  # let the simulator's one-second rate window drain
+            for run in range(RUNS):
+                stop = end - HOUR - run * window
+                before = simulator.candle_requests("cryptocom")
+                began = time.perf_counter()
+                fill(stop - window, stop)
+                seconds.append(time.perf_counter() - began)
+                calls.append(simulator.candle_requests("cryptocom") - before)
+                time.sleep(1.0)
+        call_med, call_lo, call_hi = median_range(calls)
         rows.append(
-            f"| cold fill, 30 days of 5m (Crypto.com sim) | exchange calls {calls} | "
-            f"minimum {minimum} | **{calls / minimum:.2f}x** (target <= 1.05x) |"
+            f"| cold fill, 60 days of 5m (Crypto.com sim), after a warm-up request | "
+            f"exchange calls {call_med:.0f} ({call_lo:.0f}-{call_hi:.0f}) | minimum {minimum} | "
+            f"**{call_med / minimum:.2f}x** (target <= 1.05x) |"
         )
-        floor = calls / rate
+        floor = call_med / rate
+        sec_med, sec_lo, sec_hi = median_range(seconds)
         rows.append(
-            f"| cold fill wall time | {elapsed:.2f} s | calls / rate = {floor:.2f} s "
-            f"({rate:.0f}/s) | **{elapsed / floor:.2f}x** (target <= 1.2x) |"
+            f"| cold fill wall time | {sec_med:.2f} s ({sec_lo:.2f}-{sec_hi:.2f}) "
+            f"| calls / rate = {floor:.2f} s "
+            f"({rate:.0f}/s) | **{sec_med / floor:.2f}x** (target <= 1.2x) |"
         )
     finally:
         simulator.stop()
