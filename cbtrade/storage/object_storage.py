@@ -79,6 +79,15 @@ class ObjectRawDataStorage(IRawDataStorage):
     async def _read_object(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None if it does not exist."""
 
+    async def _read_object_if_changed(
+        self, key: str, etag: str | None
+    ) -> tuple[bytes | None, str] | None:
+        """Like :meth:`_read_object`, but ``(None, etag)`` if the object still has ``etag``.
+
+        Backends that can ask conditionally (HTTP If-None-Match) skip the download then.
+        """
+        return await self._read_object(key)
+
     @abstractmethod
     async def _write_object(self, key: str, data: bytes, *, etag: str | None) -> None:
         """Write ``data`` if the object is as last read: absent (``etag`` None) or unchanged.
@@ -224,15 +233,17 @@ class ObjectRawDataStorage(IRawDataStorage):
 
     async def _load_candles(self, key: str) -> tuple[list[Candle], list[TimeRange]]:
         """The candles and coverage of an object, decoded once per ETag; empty if absent."""
-        found = await self._read_object(key)
+        cached = self._decoded.get(key)
+        found = await self._read_object_if_changed(key, None if cached is None else cached[0])
         if found is None:
             self._decoded.pop(key, None)
             return [], []
         data, etag = found
-        cached = self._decoded.get(key)
         if cached is not None and cached[0] == etag:
             self._decoded.move_to_end(key)
             return cached[1], cached[2]
+        if data is None:  # only a backend's bug could say "unchanged" for an unknown ETag
+            raise StorageError(f"{key}: reported unchanged but not cached")
         with _gc_paused():
             rows, covered = _decode(key, data)
             candles = _to_candles(key, rows)

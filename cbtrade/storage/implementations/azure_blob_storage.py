@@ -25,6 +25,7 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
+    ResourceNotModifiedError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -127,6 +128,28 @@ class AzureBlobStorage(ObjectRawDataStorage):
                 return None
             etag: str = downloader.properties.etag
             return data, etag
+
+    async def _read_object_if_changed(
+        self, key: str, etag: str | None
+    ) -> tuple[bytes | None, str] | None:
+        if etag is None:
+            return await self._read_object(key)
+        async with self._azure_errors(f"read {key}"):
+            try:
+                downloader = await self._client.download_blob(
+                    key, etag=etag, match_condition=MatchConditions.IfModified
+                )
+                data = await downloader.readall()
+            except ResourceNotFoundError:
+                return None
+            except ResourceNotModifiedError:
+                return None, etag
+            except HttpResponseError as exc:
+                if exc.status_code == 304:
+                    return None, etag
+                raise
+            new_etag: str = downloader.properties.etag
+            return data, new_etag
 
     async def _write_object(self, key: str, data: bytes, *, etag: str | None) -> None:
         await self._ensure_container()
