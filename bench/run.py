@@ -103,6 +103,10 @@ def service(env: dict[str, str]) -> Iterator[tuple[str, int]]:
                 except httpx.TransportError:
                     time.sleep(0.05)
             yield url, process.pid
+        except BaseException:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace")[-8000:])
+            raise
         finally:
             process.terminate()
             process.wait(timeout=20)

@@ -49,7 +49,7 @@ DEFAULT_CONCURRENCY = 32
 # Decoded objects kept per storage instance, validated by ETag on every read. Consecutive
 # pages of a range share the object at their boundary; a small LRU saves its second decode
 # without holding a whole series in memory (a scan longer than this evicts as it goes).
-DECODED_CACHE_OBJECTS = 4
+DECODED_CACHE_OBJECTS = 10
 _BACKOFF_BASE_SECONDS = 0.005
 _BACKOFF_CAP_SECONDS = 0.25
 _timestamp = itemgetter(0)
@@ -240,13 +240,14 @@ class ObjectRawDataStorage(IRawDataStorage):
             return [], []
         data, etag = found
         if cached is not None and cached[0] == etag:
-            self._decoded.move_to_end(key)
-            return cached[1], cached[2]
-        if data is None:  # only a backend's bug could say "unchanged" for an unknown ETag
-            raise StorageError(f"{key}: reported unchanged but not cached")
-        with _gc_paused():
-            rows, covered = _decode(key, data)
-            candles = _to_candles(key, rows)
+            candles, covered = cached[1], cached[2]
+        else:
+            if data is None:  # only a backend's bug could say "unchanged" for an unknown ETag
+                raise StorageError(f"{key}: reported unchanged but not cached")
+            with _gc_paused():
+                rows, covered = _decode(key, data)
+                candles = _to_candles(key, rows)
+        # Concurrent loads may have evicted or replaced the entry while this one awaited.
         self._decoded[key] = (etag, candles, covered)
         self._decoded.move_to_end(key)
         while len(self._decoded) > DECODED_CACHE_OBJECTS:

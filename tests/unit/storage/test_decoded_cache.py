@@ -41,6 +41,7 @@ async def test_the_cache_holds_a_bounded_number_of_objects(tmp_path: Path) -> No
     count = months * MONTH_5M  # spans more months than the cache holds
     covered = [TimeRange(0, count * STEP)]
     await storage.save_bulk_entries("binance", "BTC/USDT", "5m", _candles(count), covered=covered)
-    stored = await storage.get_range("binance", "BTC/USDT", "5m", 0, count * STEP)
-    assert len(stored) == count
+    for _ in range(2):  # the second read finds some objects cached while others load
+        stored = await storage.get_range("binance", "BTC/USDT", "5m", 0, count * STEP)
+        assert len(stored) == count
     assert len(storage._decoded) == object_storage.DECODED_CACHE_OBJECTS
