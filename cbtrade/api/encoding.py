@@ -7,15 +7,13 @@ candles, so the token goes in an ``X-Continuation-Token`` header and the next pa
 
 from __future__ import annotations
 
-import gc
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Literal
 
 import orjson
 from starlette.responses import Response
 
+from cbtrade.gc_pause import gc_paused
 from cbtrade.historical.interfaces import OhlcvPage
 
 PageFormat = Literal["json", "csv", "arrow"]
@@ -25,21 +23,8 @@ ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 
 def encode_page(page: OhlcvPage, *, next_link: str | None, page_format: PageFormat) -> Response:
     """The HTTP response for ``page`` in ``page_format``."""
-    with _gc_paused():
+    with gc_paused():
         return _encode(page, next_link=next_link, page_format=page_format)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector: a page's thousands of acyclic tuples and dicts would
-    otherwise trigger full-heap collections, which took most of an Arrow page's time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _encode(page: OhlcvPage, *, next_link: str | None, page_format: PageFormat) -> Response:

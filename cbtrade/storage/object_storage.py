@@ -18,14 +18,12 @@ never lose each other's candles. Candles and their coverage go in the same write
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
 from abc import abstractmethod
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -37,6 +35,7 @@ from cbtrade.errors import (
     StorageCorruptError,
     StorageError,
 )
+from cbtrade.gc_pause import gc_paused
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.interfaces import IRawDataStorage, SeriesSlice
 from cbtrade.storage.path_utility import RawDataObject, StoragePathUtility
@@ -196,10 +195,9 @@ class ObjectRawDataStorage(IRawDataStorage):
             except InvalidPathComponentError:
                 logger.warning("ignoring unexpected object %s in the raw data store", key)
         for _, key in sorted(periods, reverse=True):
-            rows, _covered = await self._load(key)
-            if rows:
-                timestamp: int = rows[-1][0]
-                return timestamp
+            candles, _covered = await self._load_candles(key)
+            if candles:
+                return candles[-1].timestamp
         return None
 
     async def list_coins(self, exchange_name: str) -> list[str]:
@@ -224,13 +222,6 @@ class ObjectRawDataStorage(IRawDataStorage):
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _load(self, key: str) -> tuple[list[list[Any]], list[TimeRange]]:
-        """The rows and coverage of an object; empty if it does not exist."""
-        found = await self._read_object(key)
-        if found is None:
-            return [], []
-        return _decode(key, found[0])
-
     async def _load_candles(self, key: str) -> tuple[list[Candle], list[TimeRange]]:
         """The candles and coverage of an object, decoded once per ETag; empty if absent."""
         cached = self._decoded.get(key)
@@ -244,7 +235,7 @@ class ObjectRawDataStorage(IRawDataStorage):
         else:
             if data is None:  # only a backend's bug could say "unchanged" for an unknown ETag
                 raise StorageError(f"{key}: reported unchanged but not cached")
-            with _gc_paused():
+            with gc_paused():
                 rows, covered = _decode(key, data)
                 candles = _to_candles(key, rows)
         # Concurrent loads may have evicted or replaced the entry while this one awaited.
@@ -298,22 +289,6 @@ class ObjectRawDataStorage(IRawDataStorage):
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         return [task.result() for task in tasks]
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while an object decodes.
-
-    Decoding allocates thousands of lists and tuples of numbers, which cannot form cycles but
-    trigger collections that scan the whole heap: half the time of a warm read went there.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _merge_rows(rows: list[Any], candles: Sequence[Candle]) -> list[Any]:
