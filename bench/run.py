@@ -154,7 +154,9 @@ def read_all_arrow(url: str, symbol: str, timeframe: str, start: int, end: int) 
 
 
 async def raw_download(connection_string: str, prefix: str) -> int:
-    """Download and decode every object under ``prefix``, 32 at once."""
+    """Download and decode (Arrow IPC) every object under ``prefix``, 32 at once."""
+    import pyarrow as pa
+
     async with ContainerClient.from_connection_string(connection_string, CONTAINER) as container:
         names = [blob.name async for blob in container.list_blobs(name_starts_with=prefix)]
         limit = asyncio.Semaphore(32)
@@ -162,7 +164,7 @@ async def raw_download(connection_string: str, prefix: str) -> int:
         async def one(name: str) -> int:
             async with limit:
                 data = await (await container.download_blob(name)).readall()
-            return len(orjson.loads(data)["candles"])
+            return int(pa.ipc.open_stream(data).read_all().num_rows)
 
         return sum(await asyncio.gather(*(one(name) for name in names)))
 

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from cbtrade.api.encoding import ARROW_MEDIA_TYPE, PageFormat, encode_page
+from cbtrade.api.encoding import PageFormat, encode_page
 from cbtrade.api.params import normalize_symbol, parse_timestamp
+from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
 from cbtrade.errors import AuthenticationError, StorageError
 from cbtrade.models import (
     CoinsOut,
@@ -103,7 +104,7 @@ async def health(services: Services) -> Response:
         200: {
             "content": {
                 "text/csv": {"schema": {"type": "string"}},
-                ARROW_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+                ARROW_STREAM_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
             }
         }
     },

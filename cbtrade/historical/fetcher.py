@@ -6,8 +6,9 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
+from cbtrade.candle_table import CandleTable
 from cbtrade.errors import UnknownSymbolError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.models import Candle, TimeRange
@@ -64,7 +65,7 @@ class HistoricalFetcher:
 
     async def fetch_data(
         self, exchange_name: str, coin_symbol: str, timeframe: str, start_time: int, end_time: int
-    ) -> list[Candle]:
+    ) -> CandleTable:
         """Exactly the closed candles the exchange has in ``[start_time, end_time)``, ascending.
 
         Stored ranges are served without any exchange call. Raises UnknownSymbolError for a
@@ -76,7 +77,7 @@ class HistoricalFetcher:
             min(align_up(end_time, timeframe_ms), closed_end(self.now(), timeframe_ms)),
         )
         if window.end <= window.start:
-            return []
+            return CandleTable.empty()
         stored = await self._storage.get_range_with_coverage(
             exchange_name, coin_symbol, timeframe, window.start, window.end
         )
@@ -95,16 +96,15 @@ class HistoricalFetcher:
             if not gaps:
                 return stored.candles
             if not await self._connector.check_coin_availability(exchange_name, coin_symbol):
-                if stored.candles or await self._storage.check_coin_exists(
+                if len(stored.candles) or await self._storage.check_coin_exists(
                     exchange_name, coin_symbol
                 ):
                     # Delisted: serve what is stored, there is nothing left to fetch.
                     return stored.candles
                 raise UnknownSymbolError(f"{exchange_name} does not list {coin_symbol!r}")
             fetched = await self._fill_gaps(exchange_name, coin_symbol, timeframe, window, gaps)
-        return _merge(
-            stored.candles, (c for c in fetched if window.start <= c.timestamp < window.end)
-        )
+        fetched_table = CandleTable.from_candles(fetched).between(window.start, window.end)
+        return stored.candles.merge(fetched_table)
 
     async def _fill_gaps(
         self,
@@ -193,10 +193,3 @@ class HistoricalFetcher:
             return fetched
         tail_start = candles[-1].timestamp + timeframe_ms if candles else fetched.start
         return TimeRange(fetched.start, min(fetched.end, max(tail_start, cutoff, fetched.start)))
-
-
-def _merge(stored: list[Candle], fetched: Iterable[Candle]) -> list[Candle]:
-    """Stored and fetched candles, ascending, one per timestamp (fetched wins)."""
-    by_timestamp = {candle.timestamp: candle for candle in stored}
-    by_timestamp.update((candle.timestamp, candle) for candle in fetched)
-    return [by_timestamp[timestamp] for timestamp in sorted(by_timestamp)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import NamedTuple
 
-from cbtrade.models import Candle
+from cbtrade.candle_table import CandleTable
 
 
 class OhlcvPage(NamedTuple):
@@ -14,7 +14,7 @@ class OhlcvPage(NamedTuple):
     exchange: str
     symbol: str
     timeframe: str
-    candles: list[Candle]
+    candles: CandleTable
     continuation_token: str | None
     """Token for the rest of the range, or None on the last page."""
 

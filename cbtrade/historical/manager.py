@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
+from cbtrade.candle_table import CandleTable
 from cbtrade.errors import InvalidContinuationTokenError, InvalidInputError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
 from cbtrade.historical.interfaces import IHistoricalDataManager, OhlcvPage
 from cbtrade.historical.tokens import ContinuationTokenCodec, PageCursor
-from cbtrade.models import Candle
 from cbtrade.timeframes import DEFAULT_TIMEFRAME, align_up, timeframe_to_ms
 
 
@@ -130,7 +130,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
             cursor=start_time,
         )
 
-    async def _read_page(self, query: PageCursor, limit: int) -> tuple[list[Candle], int | None]:
+    async def _read_page(self, query: PageCursor, limit: int) -> tuple[CandleTable, int | None]:
         """Candles from ``query.cursor`` on, and the cursor of the next page (None at the end)."""
         timeframe_ms = timeframe_to_ms(query.timeframe)
         horizon = min(
@@ -138,18 +138,19 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         )
         deadline = time.monotonic() + self._page_time_budget_seconds
         position = align_up(query.cursor, timeframe_ms)
-        candles: list[Candle] = []
-        while position < horizon and len(candles) < limit:
-            stretch_end = min(position + (limit - len(candles)) * timeframe_ms, horizon)
-            candles.extend(
-                await self._fetcher.fetch_data(
-                    query.exchange, query.symbol, query.timeframe, position, stretch_end
-                )
+        stretches: list[CandleTable] = []
+        count = 0
+        while position < horizon and count < limit:
+            stretch_end = min(position + (limit - count) * timeframe_ms, horizon)
+            stretch = await self._fetcher.fetch_data(
+                query.exchange, query.symbol, query.timeframe, position, stretch_end
             )
+            stretches.append(stretch)
+            count += len(stretch)
             position = stretch_end
             if time.monotonic() >= deadline:
                 break
-        return candles, (position if position < horizon else None)
+        return CandleTable.concat(stretches), (position if position < horizon else None)
 
 
 def _check_token_matches(

@@ -16,14 +16,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from cbtrade.candle_table import CandleTable
 from cbtrade.models import Candle, TimeRange
 
 
 class SeriesSlice(NamedTuple):
     """What is stored of one series within a requested range."""
 
-    candles: list[Candle]
-    """Stored candles in the range, ascending by timestamp, no duplicates."""
+    candles: CandleTable
+    """Stored candles in the range, ascending by timestamp, no duplicates (as columns)."""
     covered: list[TimeRange]
     """Fetched ranges clipped to the requested range, merged and ascending."""
 

@@ -2,9 +2,11 @@
 
 Layout (keys use ``/`` on every backend; LocalFileStorage maps them under its root)::
 
-    raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}.json            year objects
-    raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}.json       month objects
-    raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}/{dd}.json  day objects
+    raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}.arrow            year objects
+    raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}.arrow       month objects
+    raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}/{dd}.arrow  day objects
+
+Objects are Arrow IPC streams (the format is in :mod:`cbtrade.storage.object_storage`).
 
 Granularity: one object holds one UTC calendar period of one series, and the period is the
 coarsest of year, month or day whose candle count stays <= 10,000 (``MAX_CANDLES_PER_OBJECT``):
@@ -14,7 +16,8 @@ objects (365 GETs) takes 1.7 s even 32 at once, while 12 monthly objects take 0.
 larger objects are cheaper to read; but a year of 5m candles is 105,120, and every write
 re-reads and re-writes its whole object (read-merge-write with an ETag condition), so an object
 must stay small enough to rewrite cheaply when the newest candles are topped up every few
-minutes. 10,000 candles (~0.6 MB of JSON) keeps both costs low. Never one object per candle.
+minutes. 10,000 candles (~0.2 MB of compressed columns) keeps both costs low. Never one object
+per candle.
 
 Symbols: the input is a ccxt unified symbol (``BTC/USD``, ``BTC/USDT:USDT``). The encoding is
 reversible and injective: ``/`` becomes ``-``, characters in ``[A-Za-z0-9._]`` stay, and every
@@ -36,7 +39,7 @@ from cbtrade.models import TimeRange
 from cbtrade.timeframes import TIMEFRAME_MS, timeframe_to_ms
 
 ROOT = "raw_data"
-OBJECT_SUFFIX = ".json"
+OBJECT_SUFFIX = ".arrow"
 MAX_CANDLES_PER_OBJECT = 10_000
 MAX_SYMBOL_LENGTH = 64
 DAY_MS = 86_400_000

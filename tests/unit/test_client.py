@@ -234,6 +234,7 @@ def test_dataframe_is_indexed_by_utc_open_time() -> None:
 
 async def test_async_get_table_follows_link_headers() -> None:
     from cbtrade.api.encoding import encode_page
+    from cbtrade.candle_table import CandleTable
     from cbtrade.historical.interfaces import OhlcvPage
 
     requests: list[httpx.Request] = []
@@ -243,7 +244,9 @@ async def test_async_get_table_follows_link_headers() -> None:
         token = request.url.params.get("continuation_token")
         candles, next_token = PAGES[token]
         link = next_token and f"/api/v1/ohlcv?continuation_token={next_token}&format=arrow"
-        page = OhlcvPage("cryptocom", "BTC/USD", "5m", candles, next_token)
+        page = OhlcvPage(
+            "cryptocom", "BTC/USD", "5m", CandleTable.from_candles(candles), next_token
+        )
         encoded = encode_page(page, next_link=link, page_format="arrow")
         return httpx.Response(200, content=bytes(encoded.body), headers=dict(encoded.headers))
 

@@ -32,6 +32,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobPrefix, ContainerClient, LinearRetry
 
+from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
 from cbtrade.errors import (
     StorageError,
     StoragePermissionError,
@@ -44,7 +45,7 @@ from cbtrade.storage.object_storage import (
 )
 from cbtrade.storage.path_utility import OBJECT_SUFFIX
 
-_JSON = ContentSettings(content_type="application/json")
+_ARROW_STREAM = ContentSettings(content_type=ARROW_STREAM_MEDIA_TYPE)
 _UNAVAILABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -163,7 +164,9 @@ class AzureBlobStorage(ObjectRawDataStorage):
             }
         async with self._azure_errors(f"write {key}"):
             try:
-                await self._client.upload_blob(key, data, content_settings=_JSON, **condition)
+                await self._client.upload_blob(
+                    key, data, content_settings=_ARROW_STREAM, **condition
+                )
             except HttpResponseError as exc:
                 if exc.status_code in (409, 412):
                     raise PreconditionFailedError(f"{key} changed since it was read") from exc

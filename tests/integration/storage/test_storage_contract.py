@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, NamedTuple
 
-import orjson
 import pytest
 
 from cbtrade.errors import (
@@ -27,9 +27,11 @@ from cbtrade.errors import (
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.implementations.azure_blob_storage import AzureBlobStorage
 from cbtrade.storage.implementations.local_file_storage import LocalFileStorage
+from cbtrade.storage.interfaces import IRawDataStorage
 from cbtrade.storage.manager import StorageManagerImpl
 from cbtrade.storage.object_storage import ObjectRawDataStorage
 from tests.fixtures.azurite import AzuriteInstance, AzuriteInstanceFactory, connection_string
+from tests.fixtures.stored_objects import read_stored_object
 
 pytestmark = pytest.mark.azurite
 
@@ -75,11 +77,23 @@ async def all_keys(storage: ObjectRawDataStorage) -> list[str]:
     return sorted(await storage._list_keys("raw_data/"))
 
 
-async def stored_object(storage: ObjectRawDataStorage, key: str) -> dict[str, list[list[float]]]:
+class StoredSlice(NamedTuple):
+    candles: list[Candle]
+    covered: list[TimeRange]
+
+
+async def stored_slice(
+    storage: IRawDataStorage, exchange: str, symbol: str, timeframe: str, start: int, end: int
+) -> StoredSlice:
+    """``get_range_with_coverage`` with its candles as a list."""
+    found = await storage.get_range_with_coverage(exchange, symbol, timeframe, start, end)
+    return StoredSlice(found.candles.to_candles(), found.covered)
+
+
+async def stored_object(storage: ObjectRawDataStorage, key: str) -> dict[str, Any]:
     found = await storage._read_object(key)
     assert found is not None, key
-    document: dict[str, list[list[float]]] = orjson.loads(found[0])
-    return document
+    return read_stored_object(found[0])
 
 
 # -- 1.4 / 6.1: saving ----------------------------------------------------------------------
@@ -88,7 +102,7 @@ async def stored_object(storage: ObjectRawDataStorage, key: str) -> dict[str, li
 async def test_save_entry_for_a_new_coin(backend: ObjectRawDataStorage) -> None:
     [candle] = series(T0 + 7 * M5, 1)
     await backend.save_entry(EX, SYM, "5m", candle)
-    assert await all_keys(backend) == ["raw_data/cryptocom/BTC-USD/5m/2024/01.json"]
+    assert await all_keys(backend) == ["raw_data/cryptocom/BTC-USD/5m/2024/01.arrow"]
     assert await backend.get_range(EX, SYM, "5m", T0, T0 + DAY) == [candle]
     assert await backend.check_coin_exists(EX, SYM, "5m") is True
 
@@ -104,14 +118,14 @@ async def test_save_bulk_entries_spreads_candles_over_period_objects(
     await backend.save_bulk_entries(EX, SYM, "1m", one)
     await backend.save_bulk_entries(EX, SYM, "1h", hourly)
     assert await all_keys(backend) == [
-        "raw_data/cryptocom/BTC-USD/1h/2024.json",
-        "raw_data/cryptocom/BTC-USD/1h/2025.json",
-        "raw_data/cryptocom/BTC-USD/1m/2024/02/28.json",
-        "raw_data/cryptocom/BTC-USD/1m/2024/02/29.json",
-        "raw_data/cryptocom/BTC-USD/5m/2023/12.json",
-        "raw_data/cryptocom/BTC-USD/5m/2024/01.json",
+        "raw_data/cryptocom/BTC-USD/1h/2024.arrow",
+        "raw_data/cryptocom/BTC-USD/1h/2025.arrow",
+        "raw_data/cryptocom/BTC-USD/1m/2024/02/28.arrow",
+        "raw_data/cryptocom/BTC-USD/1m/2024/02/29.arrow",
+        "raw_data/cryptocom/BTC-USD/5m/2023/12.arrow",
+        "raw_data/cryptocom/BTC-USD/5m/2024/01.arrow",
     ]
-    dec = await stored_object(backend, "raw_data/cryptocom/BTC-USD/5m/2023/12.json")
+    dec = await stored_object(backend, "raw_data/cryptocom/BTC-USD/5m/2023/12.arrow")
     assert [row[0] for row in dec["candles"]] == [c.timestamp for c in five[:12]]
     assert await backend.get_range(EX, SYM, "5m", 0, ms(2030, 1, 1)) == five
     assert await backend.get_range(EX, SYM, "1m", ms(2024, 2, 29), ms(2024, 3, 1)) == one[2:]
@@ -162,7 +176,7 @@ async def test_get_range_with_no_data_is_empty(
 ) -> None:
     await backend.save_bulk_entries(EX, SYM, "5m", series(T0, 3))
     assert await backend.get_range(EX, SYM, "5m", start, end) == []
-    assert await backend.get_range_with_coverage(EX, SYM, "5m", start, end) == ([], [])
+    assert await stored_slice(backend, EX, SYM, "5m", start, end) == ([], [])
 
 
 # -- get_latest_timestamp, list_coins, check_coin_exists ------------------------------------
@@ -211,7 +225,7 @@ async def test_check_coin_exists(backend: ObjectRawDataStorage) -> None:
 async def test_coverage_with_no_candles_is_recorded(backend: ObjectRawDataStorage) -> None:
     empty = TimeRange(ms(2023, 12, 1), ms(2023, 12, 2))
     await backend.save_bulk_entries(EX, SYM, "5m", [], covered=[empty])
-    stored = await backend.get_range_with_coverage(EX, SYM, "5m", ms(2023, 1, 1), ms(2025, 1, 1))
+    stored = await stored_slice(backend, EX, SYM, "5m", ms(2023, 1, 1), ms(2025, 1, 1))
     assert stored == ([], [empty])
     assert await backend.get_latest_timestamp(EX, SYM, "5m") is None
 
@@ -223,19 +237,19 @@ async def test_coverage_is_clipped_per_object_and_merged_on_read(
     covered = TimeRange(ms(2023, 12, 15), ms(2024, 2, 10))
     await backend.save_bulk_entries(EX, SYM, "5m", candles, covered=[covered])
     base = "raw_data/cryptocom/BTC-USD/5m"
-    assert (await stored_object(backend, f"{base}/2023/12.json"))["covered"] == [
+    assert (await stored_object(backend, f"{base}/2023/12.arrow"))["covered"] == [
         [covered.start, ms(2024, 1, 1)]
     ]
-    assert (await stored_object(backend, f"{base}/2024/01.json"))["covered"] == [
+    assert (await stored_object(backend, f"{base}/2024/01.arrow"))["covered"] == [
         [ms(2024, 1, 1), ms(2024, 2, 1)]
     ]
-    assert (await stored_object(backend, f"{base}/2024/02.json"))["covered"] == [
+    assert (await stored_object(backend, f"{base}/2024/02.arrow"))["covered"] == [
         [ms(2024, 2, 1), covered.end]
     ]
-    whole = await backend.get_range_with_coverage(EX, SYM, "5m", 0, ms(2025, 1, 1))
+    whole = await stored_slice(backend, EX, SYM, "5m", 0, ms(2025, 1, 1))
     assert whole == (candles, [covered])
     window = TimeRange(ms(2024, 1, 31, 23, 30), ms(2024, 2, 20))
-    part = await backend.get_range_with_coverage(EX, SYM, "5m", *window)
+    part = await stored_slice(backend, EX, SYM, "5m", *window)
     assert part == (candles[6:], [TimeRange(window.start, covered.end)])
 
 
@@ -247,7 +261,7 @@ async def test_coverage_accumulates_across_saves(backend: ObjectRawDataStorage) 
     await backend.save_bulk_entries(
         EX, SYM, "1m", series(T0 + 10 * M1, 2, M1), covered=[TimeRange(T0 + 10 * M1, T0 + 20 * M1)]
     )
-    stored = await backend.get_range_with_coverage(EX, SYM, "1m", T0, T0 + DAY)
+    stored = await stored_slice(backend, EX, SYM, "1m", T0, T0 + DAY)
     assert stored.covered == [TimeRange(T0, T0 + 30 * M1)]
     assert len(stored.candles) == 2
 
@@ -257,7 +271,7 @@ async def test_a_year_of_5m_candles_round_trips_quickly(backend: ObjectRawDataSt
     await backend.save_bulk_entries(EX, SYM, "5m", candles, covered=[TimeRange(T0, ms(2025, 1, 1))])
     assert len(await all_keys(backend)) == 12
     cpu = time.process_time()
-    stored = await backend.get_range_with_coverage(EX, SYM, "5m", T0, ms(2025, 1, 1))
+    stored = await stored_slice(backend, EX, SYM, "5m", T0, ms(2025, 1, 1))
     cpu = time.process_time() - cpu
     assert stored == (candles, [TimeRange(T0, ms(2025, 1, 1))])
     assert cpu < 1.0
@@ -280,7 +294,7 @@ async def test_concurrent_writers_to_one_object_lose_nothing(
             for batch in batches
         )
     )
-    stored = await backend.get_range_with_coverage(EX, SYM, "5m", T0, T0 + DAY)
+    stored = await stored_slice(backend, EX, SYM, "5m", T0, T0 + DAY)
     expected_timestamps = sorted({c.timestamp for batch in batches for c in batch})
     assert [c.timestamp for c in stored.candles] == expected_timestamps
     assert len(expected_timestamps) == (writers + 1) * 6
@@ -325,7 +339,7 @@ async def test_local_writers_in_several_processes_lose_nothing(tmp_path: Path) -
     ]
     assert [process.wait(timeout=60) for process in processes] == [0, 0, 0, 0]
     storage = LocalFileStorage(root)
-    stored = await storage.get_range_with_coverage(EX, SYM, "5m", T0, T0 + DAY)
+    stored = await stored_slice(storage, EX, SYM, "5m", T0, T0 + DAY)
     # Writer i covered slots [30 i, 30 i + 35): the union is slots [0, 125).
     assert [c.timestamp for c in stored.candles] == [T0 + i * M5 for i in range(125)]
     assert stored.covered == [TimeRange(T0, T0 + 125 * M5)]
@@ -380,7 +394,7 @@ async def test_a_crash_between_temp_write_and_replace_leaves_the_old_object(
     original = series(T0, 3)
     await storage.save_bulk_entries(EX, SYM, "5m", original)
     folder = root / "raw_data/cryptocom/BTC-USD/5m/2024"
-    before = (folder / "01.json").read_bytes()
+    before = (folder / "01.arrow").read_bytes()
 
     crashed = subprocess.run(
         [sys.executable, "-c", _CRASHER, str(root)],
@@ -392,9 +406,9 @@ async def test_a_crash_between_temp_write_and_replace_leaves_the_old_object(
     assert crashed.returncode == 17
     temps = [p for p in folder.iterdir() if p.name.endswith(".tmp")]
     assert len(temps) == 1  # the crash happened after the temp file was written
-    assert (folder / "01.json").read_bytes() == before
+    assert (folder / "01.arrow").read_bytes() == before
     assert await storage.get_range(EX, SYM, "5m", T0, T0 + DAY) == original
-    assert await storage._list_keys("raw_data/") == ["raw_data/cryptocom/BTC-USD/5m/2024/01.json"]
+    assert await storage._list_keys("raw_data/") == ["raw_data/cryptocom/BTC-USD/5m/2024/01.arrow"]
     # The store keeps working after the crash.
     await storage.save_entry(EX, SYM, "5m", series(T0 + 12 * M5, 1)[0])
     assert len(await storage.get_range(EX, SYM, "5m", T0, T0 + DAY)) == 4
@@ -452,7 +466,7 @@ async def test_permission_denied_is_a_typed_error(denied_backend: ObjectRawDataS
 
 
 async def test_a_corrupt_object_is_reported(backend: ObjectRawDataStorage) -> None:
-    key = "raw_data/cryptocom/BTC-USD/5m/2024/01.json"
+    key = "raw_data/cryptocom/BTC-USD/5m/2024/01.arrow"
     await backend._write_object(key, b'{"format": 1, "candles": [[1, 2', etag=None)
     with pytest.raises(StorageCorruptError, match="BTC-USD"):
         await backend.get_range(EX, SYM, "5m", T0, T0 + DAY)

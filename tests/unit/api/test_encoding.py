@@ -3,26 +3,67 @@
 from __future__ import annotations
 
 import io
+import math
+import random
 
 import orjson
 import pyarrow as pa
+import pytest
 
-from cbtrade.api.encoding import ARROW_MEDIA_TYPE, encode_page
+from cbtrade.api.encoding import encode_page
+from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE, CandleTable
 from cbtrade.historical.interfaces import OhlcvPage
 from cbtrade.models import Candle
 
 CANDLES = [Candle(0, 1.5, 2.25, 0.5, 1.75, 10.0), Candle(300_000, 1.75, 3.0, 1.0, 2.5, 0.125)]
-PAGE = OhlcvPage("cryptocom", "BTC/USD", "5m", CANDLES, "tok")
+PAGE = OhlcvPage("cryptocom", "BTC/USD", "5m", CandleTable.from_candles(CANDLES), "tok")
 LINK = "/api/v1/ohlcv?continuation_token=tok&format=csv"
+
+
+def _page(candles: list[Candle]) -> OhlcvPage:
+    return PAGE._replace(candles=CandleTable.from_candles(candles))
 
 
 def test_json_carries_the_token_in_the_body() -> None:
     response = encode_page(PAGE, next_link=LINK, page_format="json")
     body = orjson.loads(response.body)
+    assert list(body) == [
+        "exchange", "symbol", "timeframe", "candles", "continuation_token", "next_link",
+    ]  # fmt: skip
     assert body["candles"][1] == {
         "timestamp": 300_000, "open": 1.75, "high": 3.0, "low": 1.0, "close": 2.5, "volume": 0.125,
     }  # fmt: skip
     assert (body["continuation_token"], body["next_link"]) == ("tok", LINK)
+
+
+def test_json_of_an_empty_last_page() -> None:
+    page = PAGE._replace(candles=CandleTable.empty(), continuation_token=None)
+    body = orjson.loads(encode_page(page, next_link=None, page_format="json").body)
+    assert body["candles"] == []
+    assert (body["continuation_token"], body["next_link"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [42000.0, 0.0, -0.0, 1e-7, 1e22, 5e-324, 0.1 + 0.2, 1.7976931348623157e308, -12.5, 1e15],
+)
+def test_json_numbers_round_trip_exactly_and_floats_stay_floats(value: float) -> None:
+    page = _page([Candle(0, value, value, value, value, value)])
+    candle = orjson.loads(encode_page(page, next_link=None, page_format="json").body)["candles"][0]
+    for name in ("open", "high", "low", "close", "volume"):
+        assert type(candle[name]) is float
+        assert candle[name] == value
+        assert math.copysign(1, candle[name]) == math.copysign(1, value)
+
+
+def test_json_of_many_random_candles_equals_orjson_of_the_candles() -> None:
+    rng = random.Random(7)
+    candles = [
+        Candle(i * 60_000, *(rng.uniform(0, 10 ** rng.randint(-8, 12)) for _ in range(5)))
+        for i in range(3_000)
+    ]
+    body = orjson.loads(encode_page(_page(candles), next_link=None, page_format="json").body)
+    assert [Candle(**row) for row in body["candles"]] == candles
 
 
 def test_csv_has_a_header_and_the_token_in_headers() -> None:
@@ -39,10 +80,24 @@ def test_csv_has_a_header_and_the_token_in_headers() -> None:
 def test_arrow_round_trips_and_the_last_page_has_no_link() -> None:
     last = PAGE._replace(continuation_token=None)
     response = encode_page(last, next_link=None, page_format="arrow")
-    assert response.media_type == ARROW_MEDIA_TYPE
+    assert response.media_type == ARROW_STREAM_MEDIA_TYPE
     table = pa.ipc.open_stream(io.BytesIO(bytes(response.body))).read_all()
     assert table.column_names == ["timestamp", "open", "high", "low", "close", "volume"]
     assert [Candle(*row.values()) for row in table.to_pylist()] == CANDLES
     assert "link" not in response.headers
-    empty = encode_page(last._replace(candles=[]), next_link=None, page_format="arrow")
+    empty = encode_page(
+        last._replace(candles=CandleTable.empty()), next_link=None, page_format="arrow"
+    )
     assert pa.ipc.open_stream(io.BytesIO(bytes(empty.body))).read_all().num_rows == 0
+
+
+def test_a_page_of_several_stored_slices_encodes_every_candle() -> None:
+    """Pages are concatenations of slices of stored objects: chunked, with offsets."""
+    whole = CandleTable.from_candles([Candle(i * 300_000, i, i, i, i, i) for i in range(100)])
+    parts = [whole.between(10 * 300_000, 40 * 300_000), whole.between(40 * 300_000, 77 * 300_000)]
+    page = PAGE._replace(candles=CandleTable.concat(parts))
+    body = orjson.loads(encode_page(page, next_link=None, page_format="json").body)
+    assert [row["timestamp"] for row in body["candles"]] == [i * 300_000 for i in range(10, 77)]
+    csv_lines = bytes(encode_page(page, next_link=None, page_format="csv").body).splitlines()
+    assert csv_lines[1] == b"3000000,10.0,10.0,10.0,10.0,10.0"
+    assert len(csv_lines) == 1 + 67

@@ -104,3 +104,10 @@ def fetcher(storage: IStorageManager, exchange: FakeExchangeClient) -> Historica
     return HistoricalFetcher(
         storage, fake_connector(exchange), empty_fetch_grace_ms=3_600_000, clock=lambda: NOW
     )
+
+
+async def fetch_candles(
+    fetcher: HistoricalFetcher, exchange: str, symbol: str, timeframe: str, start: int, end: int
+) -> list[Candle]:
+    """What ``fetcher.fetch_data`` returns, as a list of candles."""
+    return (await fetcher.fetch_data(exchange, symbol, timeframe, start, end)).to_candles()

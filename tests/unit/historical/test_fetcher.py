@@ -17,6 +17,7 @@ from tests.unit.historical.conftest import (
     NOW,
     FakeExchangeClient,
     fake_connector,
+    fetch_candles,
     truth,
 )
 
@@ -32,7 +33,7 @@ async def test_nothing_stored_fetches_the_range_once_and_stores_it(
     fetcher: HistoricalFetcher, exchange: FakeExchangeClient, storage: IStorageManager
 ) -> None:
     end = START + 2 * SPAN
-    assert await fetcher.fetch_data("fake", "BTC/USD", "5m", START, end) == truth(START, end)
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, end) == truth(START, end)
     assert exchange.fetches == [("BTC/USD", "5m", START, end)]
     assert exchange.calls == 2
     assert await storage.get_range("fake", "BTC/USD", "5m", START, end) == truth(START, end)
@@ -43,11 +44,11 @@ async def test_all_stored_makes_no_exchange_call(
     fetcher: HistoricalFetcher, exchange: FakeExchangeClient
 ) -> None:
     end = START + SPAN
-    first = await fetcher.fetch_data("fake", "BTC/USD", "5m", START, end)
+    first = await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, end)
     exchange.fetches.clear()
     exchange.availability_checks = 0
-    assert await fetcher.fetch_data("fake", "BTC/USD", "5m", START, end) == first
-    assert await fetcher.fetch_data("fake", "BTC/USD", "5m", START + SPAN // 3, end) == truth(
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, end) == first
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START + SPAN // 3, end) == truth(
         START + SPAN // 3, end
     )
     assert exchange.fetches == []
@@ -69,20 +70,20 @@ async def test_gaps_at_start_or_end_fetch_only_the_gap(
     stored: tuple[int, int],
     expected_fetches: list[tuple[int, int]],
 ) -> None:
-    await fetcher.fetch_data("fake", "BTC/USD", "5m", *stored)
+    await fetch_candles(fetcher, "fake", "BTC/USD", "5m", *stored)
     exchange.fetches.clear()
     end = START + 3 * SPAN
-    assert await fetcher.fetch_data("fake", "BTC/USD", "5m", START, end) == truth(START, end)
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, end) == truth(START, end)
     assert [(s, e) for _, _, s, e in exchange.fetches] == expected_fetches
 
 
 async def test_gap_in_the_middle_is_fetched_alone_and_merged_in_order(
     fetcher: HistoricalFetcher, exchange: FakeExchangeClient
 ) -> None:
-    await fetcher.fetch_data("fake", "BTC/USD", "5m", START, START + SPAN)
-    await fetcher.fetch_data("fake", "BTC/USD", "5m", START + 2 * SPAN, START + 3 * SPAN)
+    await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + SPAN)
+    await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START + 2 * SPAN, START + 3 * SPAN)
     exchange.fetches.clear()
-    result = await fetcher.fetch_data("fake", "BTC/USD", "5m", START, START + 3 * SPAN)
+    result = await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + 3 * SPAN)
     assert result == truth(START, START + 3 * SPAN)
     assert [c.timestamp for c in result] == sorted({c.timestamp for c in result})
     assert [(s, e) for _, _, s, e in exchange.fetches] == [(START + SPAN, START + 2 * SPAN)]
@@ -92,11 +93,11 @@ async def test_a_small_request_fetches_a_whole_call_and_the_next_request_is_free
     fetcher: HistoricalFetcher, exchange: FakeExchangeClient
 ) -> None:
     small_end = START + 10 * FIVE_MINUTES
-    assert await fetcher.fetch_data("fake", "BTC/USD", "5m", START, small_end) == truth(
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, small_end) == truth(
         START, small_end
     )
     assert exchange.fetches == [("BTC/USD", "5m", START, START + SPAN)]
-    more = await fetcher.fetch_data("fake", "BTC/USD", "5m", small_end, START + SPAN)
+    more = await fetch_candles(fetcher, "fake", "BTC/USD", "5m", small_end, START + SPAN)
     assert more == truth(small_end, START + SPAN)
     assert exchange.calls == 1
 
@@ -104,9 +105,11 @@ async def test_a_small_request_fetches_a_whole_call_and_the_next_request_is_free
 async def test_stretch_stops_at_what_is_already_covered(
     fetcher: HistoricalFetcher, exchange: FakeExchangeClient
 ) -> None:
-    await fetcher.fetch_data("fake", "BTC/USD", "5m", START + 20 * FIVE_MINUTES, START + SPAN * 2)
+    await fetch_candles(
+        fetcher, "fake", "BTC/USD", "5m", START + 20 * FIVE_MINUTES, START + SPAN * 2
+    )
     exchange.fetches.clear()
-    await fetcher.fetch_data("fake", "BTC/USD", "5m", START, START + 5 * FIVE_MINUTES)
+    await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + 5 * FIVE_MINUTES)
     assert [(s, e) for _, _, s, e in exchange.fetches] == [(START, START + 20 * FIVE_MINUTES)]
 
 
@@ -114,9 +117,9 @@ async def test_range_before_listing_is_remembered_as_empty(
     fetcher: HistoricalFetcher, exchange: FakeExchangeClient, storage: IStorageManager
 ) -> None:
     before = LISTED_AT - 5 * SPAN
-    assert await fetcher.fetch_data("fake", "BTC/USD", "5m", before, LISTED_AT) == []
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", before, LISTED_AT) == []
     calls = exchange.calls
-    assert await fetcher.fetch_data("fake", "BTC/USD", "5m", before, LISTED_AT) == []
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", before, LISTED_AT) == []
     assert exchange.calls == calls
     assert await stored_coverage(storage, before, LISTED_AT) == [TimeRange(before, LISTED_AT)]
 
@@ -125,13 +128,13 @@ async def test_forming_candle_is_never_returned_or_stored(
     fetcher: HistoricalFetcher, storage: IStorageManager
 ) -> None:
     forming = NOW - NOW % FIVE_MINUTES
-    result = await fetcher.fetch_data(
-        "fake", "BTC/USD", "5m", forming - 3 * FIVE_MINUTES, NOW + DAY
+    result = await fetch_candles(
+        fetcher, "fake", "BTC/USD", "5m", forming - 3 * FIVE_MINUTES, NOW + DAY
     )
     assert result
     assert all(c.timestamp + FIVE_MINUTES <= NOW for c in result)
     assert await storage.get_latest_timestamp("fake", "BTC/USD", "5m") == result[-1].timestamp
-    assert await fetcher.fetch_data("fake", "BTC/USD", "5m", forming, NOW + DAY) == []
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", forming, NOW + DAY) == []
 
 
 async def test_recent_empty_tail_within_grace_is_not_recorded(
@@ -141,14 +144,14 @@ async def test_recent_empty_tail_within_grace_is_not_recorded(
     exchange.quiet_after = NOW - 2 * 3_600_000
     horizon = NOW - NOW % FIVE_MINUTES
     start = horizon - 6 * 3_600_000
-    result = await fetcher.fetch_data("fake", "BTC/USD", "5m", start, NOW)
+    result = await fetch_candles(fetcher, "fake", "BTC/USD", "5m", start, NOW)
     assert result == [c for c in truth(start, NOW) if c.timestamp < exchange.quiet_after]
     cutoff = NOW - 3_600_000
     cutoff -= cutoff % FIVE_MINUTES
     # Empty but older than the grace hour: recorded. Within the grace hour: not recorded.
     assert await stored_coverage(storage, start, horizon) == [TimeRange(start, cutoff)]
     exchange.fetches.clear()
-    await fetcher.fetch_data("fake", "BTC/USD", "5m", start, NOW)
+    await fetch_candles(fetcher, "fake", "BTC/USD", "5m", start, NOW)
     assert [(s, e) for _, _, s, e in exchange.fetches] == [(cutoff, horizon)]
 
 
@@ -157,11 +160,11 @@ async def test_exchange_failure_records_nothing_and_a_later_retry_is_exact(
 ) -> None:
     exchange.failure = ExchangeUnavailableError("down")
     with pytest.raises(ExchangeUnavailableError):
-        await fetcher.fetch_data("fake", "BTC/USD", "5m", START, START + SPAN)
+        await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + SPAN)
     assert await stored_coverage(storage, START, START + SPAN) == []
     assert await storage.get_range("fake", "BTC/USD", "5m", START, START + SPAN) == []
     exchange.failure = None
-    assert await fetcher.fetch_data("fake", "BTC/USD", "5m", START, START + SPAN) == truth(
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + SPAN) == truth(
         START, START + SPAN
     )
 
@@ -175,7 +178,7 @@ async def test_storage_failure_propagates_as_a_typed_error(
     monkeypatch.setattr(storage, "get_range_with_coverage", broken)
     fetcher = HistoricalFetcher(storage, fake_connector(exchange), clock=lambda: NOW)
     with pytest.raises(StorageUnavailableError):
-        await fetcher.fetch_data("fake", "BTC/USD", "5m", START, START + SPAN)
+        await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + SPAN)
     assert exchange.fetches == []
 
 
@@ -183,17 +186,17 @@ async def test_unknown_symbol_is_not_found_without_a_fetch(
     fetcher: HistoricalFetcher, exchange: FakeExchangeClient
 ) -> None:
     with pytest.raises(UnknownSymbolError):
-        await fetcher.fetch_data("fake", "NOPE/USD", "5m", START, START + SPAN)
+        await fetch_candles(fetcher, "fake", "NOPE/USD", "5m", START, START + SPAN)
     assert exchange.fetches == []
 
 
 async def test_delisted_symbol_still_serves_what_is_stored(
     fetcher: HistoricalFetcher, exchange: FakeExchangeClient
 ) -> None:
-    stored = await fetcher.fetch_data("fake", "BTC/USD", "5m", START, START + SPAN)
+    stored = await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + SPAN)
     exchange.listed = frozenset({"ETH/USD"})
     exchange.fetches.clear()
-    result = await fetcher.fetch_data("fake", "BTC/USD", "5m", START, START + 2 * SPAN)
+    result = await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + 2 * SPAN)
     assert result == stored
     assert exchange.fetches == []
 
@@ -203,7 +206,7 @@ async def test_concurrent_overlapping_requests_are_exact_and_share_fetches(
 ) -> None:
     ranges = [(START + i * SPAN // 4, START + SPAN + i * SPAN // 2) for i in range(10)]
     results = await asyncio.gather(
-        *(fetcher.fetch_data("fake", "BTC/USD", "5m", s, e) for s, e in ranges)
+        *(fetch_candles(fetcher, "fake", "BTC/USD", "5m", s, e) for s, e in ranges)
     )
     for (s, e), result in zip(ranges, results, strict=True):
         assert result == truth(s, e)

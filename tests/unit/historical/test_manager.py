@@ -49,11 +49,11 @@ async def follow(
 ) -> tuple[list[Candle], list[int]]:
     """Every candle of a query, and the size of every page."""
     page = await manager.get_page(**query)  # type: ignore[arg-type]
-    candles, sizes = list(page.candles), [len(page.candles)]
+    candles, sizes = page.candles.to_candles(), [len(page.candles)]
     limit = query.get("limit")
     while page.continuation_token is not None:
         page = await manager.get_page(continuation_token=page.continuation_token, limit=limit)  # type: ignore[arg-type]
-        candles.extend(page.candles)
+        candles.extend(page.candles.to_candles())
         sizes.append(len(page.candles))
     return candles, sizes
 
@@ -132,7 +132,7 @@ async def test_token_carries_the_query_and_repeated_parameters_must_match(
     again = await manager.get_page(
         exchange_name="fake", coin_symbol="BTC/USD", timeframe="5m", continuation_token=token
     )
-    assert again.candles[0].timestamp > page.candles[-1].timestamp
+    assert again.candles.first_timestamp() > page.candles.last_timestamp()
     with pytest.raises(InvalidContinuationTokenError, match="symbol"):
         await manager.get_page(coin_symbol="ETH/USD", continuation_token=token)
     with pytest.raises(InvalidContinuationTokenError):

@@ -1,8 +1,10 @@
-"""The decoded-object cache of ObjectRawDataStorage: validated by ETag, bounded in size."""
+"""The decoded-object cache of ObjectRawDataStorage: validated by ETag, bounded in bytes."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage import object_storage
@@ -10,6 +12,7 @@ from cbtrade.storage.implementations.local_file_storage import LocalFileStorage
 
 STEP = 300_000
 MONTH_5M = 8_928  # 31 days of 5m: January 1970 is one object
+CANDLE_BYTES = 48  # six 8-byte columns
 
 
 def _candles(count: int, price: float = 1.0) -> list[Candle]:
@@ -35,13 +38,27 @@ async def test_callers_cannot_change_the_cached_candles(tmp_path: Path) -> None:
     assert len(await storage.get_range("binance", "BTC/USDT", "5m", 0, 10 * STEP)) == 10
 
 
-async def test_the_cache_holds_a_bounded_number_of_objects(tmp_path: Path) -> None:
+async def test_a_deleted_object_leaves_the_cache(tmp_path: Path) -> None:
     storage = LocalFileStorage(tmp_path)
-    months = object_storage.DECODED_CACHE_OBJECTS + 3
-    count = months * MONTH_5M  # spans more months than the cache holds
+    await storage.save_bulk_entries("binance", "BTC/USDT", "5m", _candles(10))
+    assert len(await storage.get_range("binance", "BTC/USDT", "5m", 0, 10 * STEP)) == 10
+    for path in tmp_path.rglob("*.arrow"):
+        path.unlink()
+    assert await storage.get_range("binance", "BTC/USDT", "5m", 0, 10 * STEP) == []
+    assert (storage._decoded, storage._decoded_bytes) == ({}, 0)
+
+
+async def test_the_cache_holds_a_bounded_number_of_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(object_storage, "DECODED_CACHE_BYTES", 3 * MONTH_5M * CANDLE_BYTES)
+    storage = LocalFileStorage(tmp_path)
+    count = 6 * MONTH_5M  # spans more months than the cache holds
     covered = [TimeRange(0, count * STEP)]
     await storage.save_bulk_entries("binance", "BTC/USDT", "5m", _candles(count), covered=covered)
     for _ in range(2):  # the second read finds some objects cached while others load
         stored = await storage.get_range("binance", "BTC/USDT", "5m", 0, count * STEP)
         assert len(stored) == count
-    assert len(storage._decoded) == object_storage.DECODED_CACHE_OBJECTS
+    assert 0 < storage._decoded_bytes <= object_storage.DECODED_CACHE_BYTES
+    assert storage._decoded_bytes == sum(entry[1].nbytes for entry in storage._decoded.values())
+    assert len(storage._decoded) in (2, 3)

@@ -26,16 +26,16 @@ def ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
 @pytest.mark.parametrize(
     ("timeframe", "timestamp", "expected"),
     [
-        ("5m", ms(2024, 1, 1), "raw_data/cryptocom/BTC-USD/5m/2024/01.json"),
-        ("5m", ms(2024, 1, 31, 23, 55), "raw_data/cryptocom/BTC-USD/5m/2024/01.json"),
-        ("5m", ms(2024, 2, 1), "raw_data/cryptocom/BTC-USD/5m/2024/02.json"),
-        ("5m", ms(2023, 12, 31, 23, 55), "raw_data/cryptocom/BTC-USD/5m/2023/12.json"),
-        ("1m", ms(2024, 2, 29, 23, 59), "raw_data/cryptocom/BTC-USD/1m/2024/02/29.json"),
-        ("1m", ms(2024, 3, 1), "raw_data/cryptocom/BTC-USD/1m/2024/03/01.json"),
-        ("3m", ms(2023, 12, 31, 23, 57), "raw_data/cryptocom/BTC-USD/3m/2023/12/31.json"),
-        ("1h", ms(2024, 12, 31, 23), "raw_data/cryptocom/BTC-USD/1h/2024.json"),
-        ("1h", ms(2025, 1, 1), "raw_data/cryptocom/BTC-USD/1h/2025.json"),
-        ("1d", 0, "raw_data/cryptocom/BTC-USD/1d/1970.json"),
+        ("5m", ms(2024, 1, 1), "raw_data/cryptocom/BTC-USD/5m/2024/01.arrow"),
+        ("5m", ms(2024, 1, 31, 23, 55), "raw_data/cryptocom/BTC-USD/5m/2024/01.arrow"),
+        ("5m", ms(2024, 2, 1), "raw_data/cryptocom/BTC-USD/5m/2024/02.arrow"),
+        ("5m", ms(2023, 12, 31, 23, 55), "raw_data/cryptocom/BTC-USD/5m/2023/12.arrow"),
+        ("1m", ms(2024, 2, 29, 23, 59), "raw_data/cryptocom/BTC-USD/1m/2024/02/29.arrow"),
+        ("1m", ms(2024, 3, 1), "raw_data/cryptocom/BTC-USD/1m/2024/03/01.arrow"),
+        ("3m", ms(2023, 12, 31, 23, 57), "raw_data/cryptocom/BTC-USD/3m/2023/12/31.arrow"),
+        ("1h", ms(2024, 12, 31, 23), "raw_data/cryptocom/BTC-USD/1h/2024.arrow"),
+        ("1h", ms(2025, 1, 1), "raw_data/cryptocom/BTC-USD/1h/2025.arrow"),
+        ("1d", 0, "raw_data/cryptocom/BTC-USD/1d/1970.arrow"),
     ],
 )
 def test_get_raw_data_path_at_period_edges(timeframe: str, timestamp: int, expected: str) -> None:
@@ -166,23 +166,23 @@ def test_parse_path_inverts_get_raw_data_path(timeframe: str) -> None:
     "key",
     [
         "raw_data/cryptocom/BTC-USD/5m/2024/01",
-        "data/cryptocom/BTC-USD/5m/2024/01.json",
-        "raw_data/cryptocom/BTC-USD/5m/2024.json",
-        "raw_data/cryptocom/BTC-USD/5m/2024/01/01.json",
-        "raw_data/cryptocom/BTC-USD/1h/2024/01.json",
-        "raw_data/cryptocom/BTC-USD/5m/2024/13.json",
-        "raw_data/cryptocom/BTC-USD/5m/2024/1.json",
-        "raw_data/cryptocom/BTC-USD/1m/2023/02/29.json",
-        "raw_data/cryptocom/BTC-USD/1h/1969.json",
-        "raw_data/cryptocom/BTC-USD/1h/0000.json",
-        "raw_data/cryptocom/BTC%41/1h/2024.json",
-        "raw_data/Cryptocom/BTC-USD/1h/2024.json",
-        "raw_data/cryptocom/BTC-USD/7m/2024.json",
-        "raw_data/cryptocom/.BTC-USD.2024.tmp/1h/2024.json",
-        "raw_data/cryptocom/BTC-USD/5m/2024/.01.json.lock",
-        "raw_data/cryptocom/BTC-USD/1h/+024.json",
-        "raw_data/cryptocom/BTC-USD/5m/2024/01.json/",
-        "raw_data//BTC-USD/1h/2024.json",
+        "data/cryptocom/BTC-USD/5m/2024/01.arrow",
+        "raw_data/cryptocom/BTC-USD/5m/2024.arrow",
+        "raw_data/cryptocom/BTC-USD/5m/2024/01/01.arrow",
+        "raw_data/cryptocom/BTC-USD/1h/2024/01.arrow",
+        "raw_data/cryptocom/BTC-USD/5m/2024/13.arrow",
+        "raw_data/cryptocom/BTC-USD/5m/2024/1.arrow",
+        "raw_data/cryptocom/BTC-USD/1m/2023/02/29.arrow",
+        "raw_data/cryptocom/BTC-USD/1h/1969.arrow",
+        "raw_data/cryptocom/BTC-USD/1h/0000.arrow",
+        "raw_data/cryptocom/BTC%41/1h/2024.arrow",
+        "raw_data/Cryptocom/BTC-USD/1h/2024.arrow",
+        "raw_data/cryptocom/BTC-USD/7m/2024.arrow",
+        "raw_data/cryptocom/.BTC-USD.2024.tmp/1h/2024.arrow",
+        "raw_data/cryptocom/BTC-USD/5m/2024/.01.arrow.lock",
+        "raw_data/cryptocom/BTC-USD/1h/+024.arrow",
+        "raw_data/cryptocom/BTC-USD/5m/2024/01.arrow/",
+        "raw_data//BTC-USD/1h/2024.arrow",
     ],
 )
 def test_parse_path_rejects_malformed_keys(key: str) -> None:
@@ -194,11 +194,14 @@ def test_objects_spanning_crosses_year_month_and_day_boundaries() -> None:
     spans = paths.objects_spanning(
         "cryptocom", "BTC/USD", "5m", ms(2023, 12, 31, 23), ms(2024, 1, 1, 1)
     )
-    assert [o.key.rsplit("/", 2)[-2:] for o in spans] == [["2023", "12.json"], ["2024", "01.json"]]
+    assert [o.key.rsplit("/", 2)[-2:] for o in spans] == [
+        ["2023", "12.arrow"],
+        ["2024", "01.arrow"],
+    ]
     assert spans[0].period.end == spans[1].period.start == ms(2024, 1, 1)
 
     days = paths.objects_spanning("cryptocom", "BTC/USD", "1m", ms(2024, 2, 28, 12), ms(2024, 3, 1))
-    assert [o.key.split("/1m/")[1] for o in days] == ["2024/02/28.json", "2024/02/29.json"]
+    assert [o.key.split("/1m/")[1] for o in days] == ["2024/02/28.arrow", "2024/02/29.arrow"]
 
     one = paths.objects_spanning("cryptocom", "BTC/USD", "1h", ms(2024, 5, 1), ms(2024, 5, 2))
     assert [o.period for o in one] == [TimeRange(ms(2024, 1, 1), ms(2025, 1, 1))]

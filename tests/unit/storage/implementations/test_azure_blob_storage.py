@@ -32,9 +32,10 @@ from cbtrade.models import Candle
 from cbtrade.storage.implementations.azure_blob_storage import AzureBlobStorage
 from cbtrade.storage.object_storage import PreconditionFailedError
 from tests.fixtures.azurite import connection_string
+from tests.fixtures.stored_objects import read_stored_object, stored_object_bytes
 
 T0 = 1_704_067_200_000
-KEY = "raw_data/cryptocom/BTC-USD/5m/2024/01.json"
+KEY = "raw_data/cryptocom/BTC-USD/5m/2024/01.arrow"
 
 
 def http_error(status: int, cls: type[HttpResponseError] = HttpResponseError) -> HttpResponseError:
@@ -108,7 +109,11 @@ async def test_new_blobs_are_written_only_if_missing(
     await storage.save_entry("cryptocom", "BTC/USD", "5m", Candle(T0, 1, 1, 1, 1, 1))
     (key, data), kwargs = client.upload_blob.await_args
     assert key == KEY
-    assert data.startswith(b'{"format":1,"candles":[[1704067200000,1,1,1,1,1]]')
+    assert read_stored_object(data) == {
+        "format": 2,
+        "candles": [[1704067200000, 1, 1, 1, 1, 1]],
+        "covered": [],
+    }
     assert kwargs["overwrite"] is False
     assert "etag" not in kwargs
 
@@ -116,9 +121,7 @@ async def test_new_blobs_are_written_only_if_missing(
 async def test_existing_blobs_are_written_only_if_unchanged(
     storage: AzureBlobStorage, client: MagicMock
 ) -> None:
-    client.download_blob.return_value = downloader(
-        b'{"format":1,"candles":[],"covered":[]}', '"0x8D"'
-    )
+    client.download_blob.return_value = downloader(stored_object_bytes([], []), '"0x8D"')
     await storage.save_entry("cryptocom", "BTC/USD", "5m", Candle(T0, 1, 1, 1, 1, 1))
     kwargs = client.upload_blob.await_args.kwargs
     assert kwargs["etag"] == '"0x8D"'
@@ -164,7 +167,9 @@ async def test_the_container_is_created_once_even_under_concurrency(
         raise ResourceExistsError("ContainerAlreadyExists")
 
     client.create_container.side_effect = slow_create
-    await asyncio.gather(*(storage._write_object(f"k{i}.json", b"{}", etag=None) for i in range(5)))
+    await asyncio.gather(
+        *(storage._write_object(f"k{i}.arrow", b"{}", etag=None) for i in range(5))
+    )
     await storage.check_health()
     assert client.create_container.await_count == 1
     assert client.upload_blob.await_count == 5

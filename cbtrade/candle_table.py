@@ -1,0 +1,160 @@
+"""CandleTable: a run of candles held as Arrow columns.
+
+Candles are stored, read, sliced and encoded as columns (pyarrow), not as one Python object
+per candle: a year of 5m candles is 105,120 rows, and creating, slicing and encoding that many
+tuples was most of a warm read's time. Slices and concatenations share the stored buffers.
+:class:`~cbtrade.models.Candle` stays the type of single candles at the edges (exchange
+plugins, the Python client, tests); :meth:`CandleTable.to_candles` converts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cbtrade.models import Candle
+
+ARROW_STREAM_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
+CANDLE_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
+CANDLE_SCHEMA = pa.schema(
+    [
+        pa.field("timestamp", pa.int64(), nullable=False),
+        *(pa.field(name, pa.float64(), nullable=False) for name in CANDLE_FIELDS[1:]),
+    ]
+)
+
+
+class CandleTable:
+    """Candles ascending by timestamp, one per timestamp, as Arrow columns; immutable.
+
+    Build one with :meth:`from_candles`, :meth:`from_arrow` or :meth:`concat`; each checks
+    the schema and the order, so every CandleTable holds the invariant.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: Any, *, _checked: bool = False) -> None:
+        if not _checked:
+            raise TypeError("use CandleTable.from_candles, from_arrow, concat or empty")
+        self._table = table
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def empty(cls) -> CandleTable:
+        """No candles."""
+        return cls(CANDLE_SCHEMA.empty_table(), _checked=True)
+
+    @classmethod
+    def from_candles(cls, candles: Sequence[Candle]) -> CandleTable:
+        """A table of ``candles`` in any order; of two with one timestamp, the later wins."""
+        if not all(a[0] < b[0] for a, b in pairwise(candles)):
+            by_timestamp = {candle[0]: candle for candle in candles}
+            candles = [by_timestamp[timestamp] for timestamp in sorted(by_timestamp)]
+        if not candles:
+            return cls.empty()
+        columns = list(zip(*candles, strict=True))
+        arrays = [
+            pa.array(values, type=field.type)
+            for values, field in zip(columns, CANDLE_SCHEMA, strict=True)
+        ]
+        return cls(pa.Table.from_arrays(arrays, schema=CANDLE_SCHEMA), _checked=True)
+
+    @classmethod
+    def from_arrow(cls, table: Any) -> CandleTable:
+        """Wrap a pyarrow Table; ValueError unless it has the candle schema and ascends."""
+        columns = [(field.name, field.type) for field in table.schema]
+        if columns != [(field.name, field.type) for field in CANDLE_SCHEMA]:
+            raise ValueError(f"not the candle schema: {columns}")
+        if any(column.null_count for column in table.columns):
+            raise ValueError("candles must not be null")
+        timestamps = table.column("timestamp")
+        if (
+            len(timestamps) > 1
+            and not pc.all(
+                pc.less(timestamps.slice(0, len(timestamps) - 1), timestamps.slice(1))
+            ).as_py()
+        ):
+            raise ValueError("timestamps must ascend with no duplicates")
+        return cls(pa.Table.from_arrays(table.columns, schema=CANDLE_SCHEMA), _checked=True)
+
+    @classmethod
+    def concat(cls, parts: Iterable[CandleTable]) -> CandleTable:
+        """Tables that follow each other in time, as one (buffers are shared, not copied)."""
+        tables = [part for part in parts if len(part)]
+        if not tables:
+            return cls.empty()
+        if len(tables) == 1:
+            return tables[0]
+        for before, after in pairwise(tables):
+            if before.last_timestamp() >= after.first_timestamp():  # type: ignore[operator]
+                raise ValueError("concatenated tables must follow each other in time")
+        return cls(pa.concat_tables([part.arrow for part in tables]), _checked=True)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def arrow(self) -> Any:
+        """The candles as a ``pyarrow.Table`` with :data:`CANDLE_SCHEMA`."""
+        return self._table
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the columns."""
+        return int(self._table.nbytes)
+
+    def __len__(self) -> int:
+        return int(self._table.num_rows)
+
+    def __repr__(self) -> str:
+        return (
+            f"CandleTable({len(self)} candles, {self.first_timestamp()}..{self.last_timestamp()})"
+        )
+
+    def first_timestamp(self) -> int | None:
+        """Open time of the oldest candle, or None if empty."""
+        return self._timestamp_at(0) if len(self) else None
+
+    def last_timestamp(self) -> int | None:
+        """Open time of the newest candle, or None if empty."""
+        return self._timestamp_at(len(self) - 1) if len(self) else None
+
+    def between(self, start: int, end: int) -> CandleTable:
+        """The candles with ``start <= timestamp < end`` (a slice sharing this table's buffers)."""
+        timestamps = self._timestamps()
+        lo, hi = np.searchsorted(timestamps, [start, end], side="left")
+        if lo == 0 and hi == len(self):
+            return self
+        return CandleTable(self._table.slice(int(lo), int(hi - lo)), _checked=True)
+
+    def merge(self, newer: CandleTable) -> CandleTable:
+        """This table and ``newer`` together; of two candles with one timestamp, newer's wins."""
+        if not len(newer):
+            return self
+        last = self.last_timestamp()
+        if last is None or last < newer.first_timestamp():  # type: ignore[operator]
+            return CandleTable.concat([self, newer])
+        kept = self._table.filter(
+            pc.invert(
+                pc.is_in(self._table.column("timestamp"), value_set=newer.arrow.column("timestamp"))
+            )
+        )
+        merged = pa.concat_tables([kept, newer.arrow]).sort_by("timestamp")
+        return CandleTable(merged, _checked=True)
+
+    def to_candles(self) -> list[Candle]:
+        """The candles as :class:`~cbtrade.models.Candle` tuples, ascending."""
+        columns = [column.to_numpy().tolist() for column in self._table.columns]
+        return list(map(Candle._make, zip(*columns, strict=True)))
+
+    def _timestamps(self) -> Any:
+        """The timestamp column as a numpy array (no copy when the table is one chunk)."""
+        return self._table.column("timestamp").to_numpy()
+
+    def _timestamp_at(self, index: int) -> int:
+        return int(self._table.column("timestamp")[index].as_py())
