@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from datetime import datetime
+from operator import itemgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Required, Self, TypedDict, TypeVar, Unpack
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 _TRANSIENT_STATUS = frozenset({502, 503, 504})
 _CANDLE_FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
+_candle_values = itemgetter(*_CANDLE_FIELDS)
 
 TimeArg = datetime | int
 """A point in time: a timezone-aware datetime, or epoch milliseconds UTC."""
@@ -128,7 +130,7 @@ PageDecoder = Callable[[httpx.Response], tuple[_Payload, str | None]]
 def _json_page(response: httpx.Response) -> tuple[list[Candle], str | None]:
     """The candles of a JSON page, and the next page's link from its body."""
     body = orjson.loads(response.content)
-    candles = [Candle(*(row[field] for field in _CANDLE_FIELDS)) for row in body["candles"]]
+    candles = list(map(Candle._make, map(_candle_values, body["candles"])))
     return candles, body["next_link"]
 
 
