@@ -9,7 +9,10 @@ stays unreachable raises :class:`CbTradeConnectionError`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from operator import itemgetter
 from types import TracebackType
@@ -123,21 +126,25 @@ def _checked(response: httpx.Response) -> httpx.Response:
 
 OHLCV_PATH = "/api/v1/ohlcv"
 _Payload = TypeVar("_Payload")
-PageDecoder = Callable[[httpx.Response], tuple[_Payload, str | None]]
-"""Decodes one page: its payload, and the next page's link (None on the last page)."""
+PageDecoder = Callable[[httpx.Response], _Payload]
+"""Decodes one page."""
 
 
-def _json_page(response: httpx.Response) -> tuple[list[Candle], str | None]:
-    """The candles of a JSON page, and the next page's link from its body."""
-    body = orjson.loads(response.content)
-    candles = list(map(Candle._make, map(_candle_values, body["candles"])))
-    return candles, body["next_link"]
-
-
-def _arrow_page(response: httpx.Response) -> tuple[bytes, str | None]:
-    """An Arrow page's bytes, and the next page's link from its ``Link`` header."""
+def _next_link(response: httpx.Response) -> str | None:
+    """The next page's link from the ``Link: <...>; rel="next"`` header (None on the last)."""
     link = response.headers.get("link")
-    return response.content, link.split(">", 1)[0].lstrip("<") if link else None
+    return link.split(">", 1)[0].lstrip("<") if link else None
+
+
+def _json_page(response: httpx.Response) -> list[Candle]:
+    """The candles of a JSON page."""
+    body = orjson.loads(response.content)
+    return list(map(Candle._make, map(_candle_values, body["candles"])))
+
+
+def _arrow_page(response: httpx.Response) -> bytes:
+    """An Arrow page's bytes."""
+    return response.content
 
 
 def _arrow_table(pages: list[bytes]) -> pa.Table:
@@ -223,13 +230,18 @@ class CandleClient(_ClientBase):
         return orjson.loads(self._send(path, params).content)
 
     def _pages(self, query: dict[str, Any], decode: PageDecoder[_Payload]) -> Iterator[_Payload]:
-        """Each page of an ohlcv query, decoded, following the next links to the end."""
-        path: str | None = OHLCV_PATH
-        params: dict[str, Any] | None = query
-        while path is not None:
-            payload, path = decode(self._send(path, params))
-            params = None
-            yield payload
+        """Each page of an ohlcv query, decoded, following the ``Link`` headers to the end.
+
+        The next page is requested as soon as a page arrives, so the service prepares it
+        while this one is decoded and used.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cbtrade-next-page") as ahead:
+            pending: Future[httpx.Response] | None = ahead.submit(self._send, OHLCV_PATH, query)
+            while pending is not None:
+                response = pending.result()
+                link = _next_link(response)
+                pending = None if link is None else ahead.submit(self._send, link)
+                yield decode(response)
 
     def iter_candles(
         self,
@@ -340,13 +352,24 @@ class AsyncCandleClient(_ClientBase):
     async def _pages(
         self, query: dict[str, Any], decode: PageDecoder[_Payload]
     ) -> AsyncIterator[_Payload]:
-        """Each page of an ohlcv query, decoded, following the next links to the end."""
-        path: str | None = OHLCV_PATH
-        params: dict[str, Any] | None = query
-        while path is not None:
-            payload, path = decode(await self._send(path, params))
-            params = None
-            yield payload
+        """Each page of an ohlcv query, decoded, following the ``Link`` headers to the end.
+
+        The next page is requested as soon as a page arrives (see ``CandleClient._pages``).
+        """
+        pending: asyncio.Task[httpx.Response] | None = asyncio.create_task(
+            self._send(OHLCV_PATH, query)
+        )
+        try:
+            while pending is not None:
+                response = await pending
+                link = _next_link(response)
+                pending = None if link is None else asyncio.create_task(self._send(link))
+                yield decode(response)
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, CbTradeClientError):
+                    await pending
 
     async def iter_candles(
         self,

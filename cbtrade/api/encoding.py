@@ -1,8 +1,8 @@
 """Response encodings of a page of candles: JSON (the default), CSV and Arrow IPC stream.
 
-JSON carries the continuation token and next link in its body. CSV and Arrow carry only
-candles, so the token goes in an ``X-Continuation-Token`` header and the next page in a
-``Link: <...>; rel="next"`` header.
+Every format carries the continuation token in an ``X-Continuation-Token`` header and the next
+page in a ``Link: <...>; rel="next"`` header (so a client can ask for the next page before it
+reads the body); JSON carries both in its body too.
 
 Pages are encoded from the candle columns without a Python object per candle: numbers are
 formatted by Arrow (shortest round-trip text; a whole float keeps a ``.0``) and joined into
@@ -30,12 +30,12 @@ _CSV_HEADER = (",".join(CANDLE_FIELDS) + "\n").encode()
 
 def encode_page(page: OhlcvPage, *, next_link: str | None, page_format: PageFormat) -> Response:
     """The HTTP response for ``page`` in ``page_format``."""
-    if page_format == "json":
-        return Response(_json(page, next_link), media_type="application/json")
     headers = {"X-Series": f"{page.exchange}:{page.symbol}:{page.timeframe}"}
     if page.continuation_token is not None and next_link is not None:
         headers["X-Continuation-Token"] = page.continuation_token
         headers["Link"] = f'<{next_link}>; rel="next"'
+    if page_format == "json":
+        return Response(_json(page, next_link), media_type="application/json", headers=headers)
     if page_format == "csv":
         body = b"".join((_CSV_HEADER, *_rows(page.candles, _CSV_ROW, "\n")))
         return Response(body, media_type="text/csv", headers=headers)

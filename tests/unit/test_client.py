@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +46,7 @@ class PagedService:
             )
         token = request.url.params.get("continuation_token")
         candles, next_token = PAGES[token]
+        next_link = next_token and self.link(next_token, request)
         return httpx.Response(
             200,
             json={
@@ -52,8 +55,9 @@ class PagedService:
                 "timeframe": "5m",
                 "candles": [c._asdict() for c in candles],
                 "continuation_token": next_token,
-                "next_link": next_token and self.link(next_token, request),
+                "next_link": next_link,
             },
+            headers={"Link": f'<{next_link}>; rel="next"'} if next_link else {},
         )
 
 
@@ -255,3 +259,61 @@ async def test_async_get_table_follows_link_headers() -> None:
     assert [Candle(*row.values()) for row in table.to_pylist()] == ALL
     assert requests[0].url.params["format"] == "arrow"
     assert dict(requests[1].url.params) == {"continuation_token": "t1", "format": "arrow"}
+
+
+class GatedService(PagedService):
+    """A PagedService whose pages after the first wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.second_requested = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("continuation_token"):
+            self.second_requested.set()
+            assert self.gate.wait(timeout=10)
+        return super().__call__(request)
+
+
+def test_the_next_page_is_requested_before_the_caller_reads_this_one() -> None:
+    service = GatedService()
+    with sync_client(service) as client:
+        candles = client.iter_candles("cryptocom", "BTC/USD", start=0)
+        assert next(candles) == ALL[0]
+        assert service.second_requested.wait(timeout=10)
+        service.gate.set()
+        assert [ALL[0], *candles] == ALL
+
+
+def test_abandoning_the_pages_waits_for_the_request_in_flight() -> None:
+    service = GatedService()
+    with sync_client(service) as client:
+        candles = client.iter_candles("cryptocom", "BTC/USD", start=0)
+        assert next(candles) == ALL[0]
+        assert service.second_requested.wait(timeout=10)
+        service.gate.set()
+        candles.close()
+    assert len(service.requests) == 2
+
+
+async def test_async_the_next_page_is_requested_early_and_cancelled_when_abandoned() -> None:
+    requested: list[str | None] = []
+    gate = asyncio.Event()
+
+    async def service(request: httpx.Request) -> httpx.Response:
+        token = request.url.params.get("continuation_token")
+        requested.append(token)
+        if token:
+            await gate.wait()  # never opened: the walk is abandoned first
+        return PagedService()(request)
+
+    async with async_client(service) as client:
+        candles = client.iter_candles("cryptocom", "BTC/USD", start=0)
+        assert await anext(candles) == ALL[0]
+        for _ in range(500):  # the early request runs as its own task
+            if len(requested) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert requested == [None, "t1"]
+        await candles.aclose()  # type: ignore[attr-defined]

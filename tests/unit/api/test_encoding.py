@@ -34,6 +34,8 @@ def test_json_carries_the_token_in_the_body() -> None:
         "timestamp": 300_000, "open": 1.75, "high": 3.0, "low": 1.0, "close": 2.5, "volume": 0.125,
     }  # fmt: skip
     assert (body["continuation_token"], body["next_link"]) == ("tok", LINK)
+    assert response.headers["x-continuation-token"] == "tok"
+    assert response.headers["link"] == f'<{LINK}>; rel="next"'
 
 
 def test_json_of_an_empty_last_page() -> None:
