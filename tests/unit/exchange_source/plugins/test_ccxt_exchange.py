@@ -4,6 +4,7 @@ tests/integration/exchange_source)."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import ccxt.async_support as ccxt_async
@@ -196,3 +197,15 @@ async def test_availability_and_close() -> None:
     assert await client.check_coin_availability("ETH/USD") is False
     await client.close()
     assert fake.closed
+
+
+async def test_long_lived_objects_are_frozen_once_markets_are_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "collect", lambda *args: 0)
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    client = client_for("binance", FakeCcxtExchange())
+    await client.fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
+    await client.fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
+    assert frozen == [True]
