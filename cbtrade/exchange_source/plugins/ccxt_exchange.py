@@ -45,7 +45,9 @@ from cbtrade.timeframes import align_down, timeframe_to_ms
 logger = logging.getLogger(__name__)
 
 WINDOWS_IN_FLIGHT = 4
-"""Exchange calls of one range that may be in flight at once (the rate limit still holds)."""
+"""Exchange calls of one exchange client that may be in flight at once (the rate limit still
+holds). The limit is shared by every range being fetched, and waiting windows go first come,
+first served, so ranges asked one after the other are answered in that order."""
 
 Clock = Callable[[], int]
 WindowParams = Callable[[int, int], dict[str, Any]]
@@ -139,6 +141,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
         self._exchange: Any = None
         self._markets_lock = asyncio.Lock()
         self._markets_loaded = False
+        self._in_flight = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
 
     def get_exchange_name(self) -> str:
         """The exchange id, e.g. ``cryptocom``."""
@@ -175,11 +178,10 @@ class CCXTExchangeClient(IExchangeAPIClient):
         self._check_history_depth(start, end, horizon, timeframe, timeframe_ms)
         step = self._profile.max_per_call * timeframe_ms
         windows = [(first, min(first + step, end)) for first in range(start, end, step)]
-        # Windows overlap in flight; ccxt's rate limiter still spaces the requests out.
-        in_flight = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
 
+        # Windows overlap in flight; ccxt's rate limiter still spaces the requests out.
         async def fetch(window_start: int, window_end: int) -> list[Candle]:
-            async with in_flight:
+            async with self._in_flight:
                 rows = await self._fetch_window(
                     exchange, symbol, timeframe, window_start, window_end
                 )
