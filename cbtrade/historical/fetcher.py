@@ -6,7 +6,8 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 
 from cbtrade.candle_table import CandleTable
 from cbtrade.errors import UnknownSymbolError
@@ -21,6 +22,11 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
 """Returns now in epoch milliseconds UTC."""
+
+FILL_PARTS = 4
+MIN_PART_CALLS = 4
+"""A fetch window is fetched and stored in up to FILL_PARTS parts of at least MIN_PART_CALLS
+exchange calls each (see ``_in_parts``)."""
 
 
 def system_clock() -> int:
@@ -116,41 +122,69 @@ class HistoricalFetcher:
     ) -> list[Candle]:
         timeframe_ms = timeframe_to_ms(timeframe)
         per_call = self._connector.get_client(exchange_name).get_max_candles_per_call(timeframe)
-        fetch_windows = await self._stretch_to_whole_calls(
-            exchange_name, coin_symbol, timeframe, gaps, per_call * timeframe_ms
+        fetch_windows = _in_parts(
+            await self._stretch_to_whole_calls(
+                exchange_name, coin_symbol, timeframe, gaps, per_call * timeframe_ms
+            ),
+            per_call * timeframe_ms,
         )
         fetched: list[Candle] = []
-        for fetch_window in fetch_windows:
-            began = time.monotonic()
-            candles = await self._connector.fetch_historical_data(
-                exchange_name, coin_symbol, timeframe, fetch_window.start, fetch_window.end
-            )
-            covered = self._covered_by(fetch_window, candles, timeframe_ms)
-            await self._storage.save_bulk_entries(
-                exchange_name,
-                coin_symbol,
-                timeframe,
-                candles,
-                covered=[covered] if covered.end > covered.start else [],
-            )
-            slots = (fetch_window.end - fetch_window.start) // timeframe_ms
-            log_event(
-                logger,
-                "history.fill",
-                exchange=exchange_name,
-                symbol=coin_symbol,
-                timeframe=timeframe,
-                start_ms=fetch_window.start,
-                end_ms=fetch_window.end,
-                requested_start_ms=window.start,
-                requested_end_ms=window.end,
-                candles_fetched=len(candles),
-                covered_end_ms=covered.end,
-                exchange_calls=-(-slots // per_call),
-                duration_ms=round((time.monotonic() - began) * 1000),
-            )
-            fetched.extend(candles)
+        began = time.monotonic()
+        async with aclosing(
+            self._fetch_in_order(exchange_name, coin_symbol, timeframe, fetch_windows)
+        ) as results:
+            async for fetch_window, candles in results:
+                covered = self._covered_by(fetch_window, candles, timeframe_ms)
+                await self._storage.save_bulk_entries(
+                    exchange_name,
+                    coin_symbol,
+                    timeframe,
+                    candles,
+                    covered=[covered] if covered.end > covered.start else [],
+                )
+                slots = (fetch_window.end - fetch_window.start) // timeframe_ms
+                log_event(
+                    logger,
+                    "history.fill",
+                    exchange=exchange_name,
+                    symbol=coin_symbol,
+                    timeframe=timeframe,
+                    start_ms=fetch_window.start,
+                    end_ms=fetch_window.end,
+                    requested_start_ms=window.start,
+                    requested_end_ms=window.end,
+                    candles_fetched=len(candles),
+                    covered_end_ms=covered.end,
+                    exchange_calls=-(-slots // per_call),
+                    duration_ms=round((time.monotonic() - began) * 1000),
+                )
+                fetched.extend(candles)
+                began = time.monotonic()
         return fetched
+
+    async def _fetch_in_order(
+        self, exchange_name: str, coin_symbol: str, timeframe: str, windows: list[TimeRange]
+    ) -> AsyncGenerator[tuple[TimeRange, list[Candle]], None]:
+        """Each window with its candles, in order. The next window's calls are already in
+        flight while the caller stores this one, so the exchange's rate limit, not the
+        storage write, paces a fill."""
+
+        def fetch(window: TimeRange) -> asyncio.Future[list[Candle]]:
+            return asyncio.ensure_future(
+                self._connector.fetch_historical_data(
+                    exchange_name, coin_symbol, timeframe, window.start, window.end
+                )
+            )
+
+        pending = [fetch(windows[0])] if windows else []
+        try:
+            for index, window in enumerate(windows):
+                if index + 1 < len(windows):
+                    pending.append(fetch(windows[index + 1]))
+                yield window, await pending.pop(0)
+        finally:
+            for future in pending:
+                future.cancel()
 
     async def _stretch_to_whole_calls(
         self,
@@ -193,3 +227,24 @@ class HistoricalFetcher:
             return fetched
         tail_start = candles[-1].timestamp + timeframe_ms if candles else fetched.start
         return TimeRange(fetched.start, min(fetched.end, max(tail_start, cutoff, fetched.start)))
+
+
+def _in_parts(windows: list[TimeRange], call_span_ms: int) -> list[TimeRange]:
+    """The fetch windows cut into parts of whole exchange calls, each stored as it arrives.
+
+    A window of more than ``MIN_PART_CALLS`` calls is cut into up to ``FILL_PARTS`` parts
+    of at least ``MIN_PART_CALLS`` calls: storing a part overlaps the next part's calls,
+    and only the last part's write is left after the last call. Parts end on call
+    boundaries, so the calls stay ``ceil(candles / max per call)``; few parts keep the extra
+    writes (a UTC day object shared by two parts is written twice) few. A part that fails
+    records nothing; the parts stored before it stay recorded.
+    """
+    parts: list[TimeRange] = []
+    for window in windows:
+        calls = -(-(window.end - window.start) // call_span_ms)
+        span = max(MIN_PART_CALLS, -(-calls // FILL_PARTS)) * call_span_ms
+        parts.extend(
+            TimeRange(first, min(first + span, window.end))
+            for first in range(window.start, window.end, span)
+        )
+    return parts

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from cbtrade.errors import ExchangeUnavailableError, StorageUnavailableError, UnknownSymbolError
 from cbtrade.historical.fetcher import HistoricalFetcher
-from cbtrade.models import TimeRange
+from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.interfaces import IStorageManager
 from tests.unit.historical.conftest import (
     DAY,
@@ -213,3 +214,82 @@ async def test_concurrent_overlapping_requests_are_exact_and_share_fetches(
     overall = (min(s for s, _ in ranges), max(e for _, e in ranges))
     minimum = -(-(overall[1] - overall[0]) // SPAN)
     assert exchange.calls <= minimum + 1
+
+
+async def test_a_long_gap_is_fetched_and_stored_in_parts_of_whole_calls(
+    fetcher: HistoricalFetcher, exchange: FakeExchangeClient, storage: IStorageManager
+) -> None:
+    end = START + 34 * SPAN
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, end) == truth(START, end)
+    assert [(s, e) for _, _, s, e in exchange.fetches] == [
+        (START, START + 9 * SPAN),
+        (START + 9 * SPAN, START + 18 * SPAN),
+        (START + 18 * SPAN, START + 27 * SPAN),
+        (START + 27 * SPAN, end),
+    ]
+    assert exchange.calls == 34
+    assert await stored_coverage(storage, START, end) == [TimeRange(START, end)]
+
+
+async def test_the_next_part_is_fetched_while_a_part_is_stored(
+    fetcher: HistoricalFetcher,
+    exchange: FakeExchangeClient,
+    storage: IStorageManager,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[str] = []
+    fetch, save = exchange.fetch_historical_data, storage.save_bulk_entries
+
+    async def logged_fetch(symbol: str, timeframe: str, start: int, end: int) -> list[Candle]:
+        events.append(f"fetch {(start - START) // SPAN}")
+        return await fetch(symbol, timeframe, start, end)
+
+    async def logged_save(*args: Any, **kwargs: Any) -> None:
+        await save(*args, **kwargs)
+        events.append(f"saved {(args[3][0].timestamp - START) // SPAN}")
+
+    monkeypatch.setattr(exchange, "fetch_historical_data", logged_fetch)
+    monkeypatch.setattr(storage, "save_bulk_entries", logged_save)
+    await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + 16 * SPAN)
+    assert sorted(events) == sorted(
+        f"{what} {part}" for what in ("fetch", "saved") for part in (0, 4, 8, 12)
+    )
+    for part in (0, 4, 8):
+        # The next part was asked for before this one was stored.
+        assert events.index(f"fetch {part + 4}") < events.index(f"saved {part}")
+    assert [event for event in events if event.startswith("saved")] == [
+        "saved 0",
+        "saved 4",
+        "saved 8",
+        "saved 12",
+    ]
+
+
+async def test_a_failed_part_records_nothing_and_the_parts_before_it_stay_stored(
+    fetcher: HistoricalFetcher,
+    exchange: FakeExchangeClient,
+    storage: IStorageManager,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fetch = exchange.fetch_historical_data
+    failing_from = START + 8 * SPAN
+
+    async def failing(symbol: str, timeframe: str, start: int, end: int) -> list[Candle]:
+        candles = await fetch(symbol, timeframe, start, end)
+        if start >= failing_from:
+            raise ExchangeUnavailableError("down")
+        return candles
+
+    monkeypatch.setattr(exchange, "fetch_historical_data", failing)
+    end = START + 16 * SPAN
+    with pytest.raises(ExchangeUnavailableError):
+        await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, end)
+    assert await stored_coverage(storage, START, end) == [TimeRange(START, failing_from)]
+    assert await storage.get_range("fake", "BTC/USD", "5m", START, end) == truth(
+        START, failing_from
+    )
+    monkeypatch.setattr(exchange, "fetch_historical_data", fetch)
+    exchange.fetches.clear()
+    exchange.calls = 0
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, end) == truth(START, end)
+    assert exchange.calls == 8

@@ -4,6 +4,8 @@ tests/integration/exchange_source)."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from typing import Any
 
 import ccxt.async_support as ccxt_async
@@ -19,6 +21,7 @@ from cbtrade.errors import (
 )
 from cbtrade.exchange_source.plugins.ccxt_exchange import (
     PROFILES,
+    WINDOWS_IN_FLIGHT,
     CCXTExchangeClient,
     rewrite_origin,
 )
@@ -196,3 +199,44 @@ async def test_availability_and_close() -> None:
     assert await client.check_coin_availability("ETH/USD") is False
     await client.close()
     assert fake.closed
+
+
+async def test_concurrent_ranges_share_the_in_flight_limit_first_come_first_served() -> None:
+    class SlowFake(FakeCcxtExchange):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_flight = 0
+            self.most_in_flight = 0
+
+        async def fetch_ohlcv(
+            self, symbol: str, timeframe: str, since: int, limit: int, params: dict[str, Any]
+        ) -> list[list[Any]]:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            await asyncio.sleep(0.001)
+            self.in_flight -= 1
+            return await super().fetch_ohlcv(symbol, timeframe, since, limit, params)
+
+    fake = SlowFake()
+    client = client_for("binance", fake)
+    first = (T0, T0 + 6_000 * M5)
+    second = (T0 + 6_000 * M5, T0 + 9_000 * M5)
+    await asyncio.gather(
+        client.fetch_historical_data("BTC/USD", "5m", *first),
+        client.fetch_historical_data("BTC/USD", "5m", *second),
+    )
+    assert fake.most_in_flight == WINDOWS_IN_FLIGHT
+    # Every window of the range asked first was called before any of the second range.
+    assert [since for _, _, since, _, _ in fake.calls] == list(range(T0, second[1], 1_000 * M5))
+
+
+async def test_long_lived_objects_are_frozen_once_markets_are_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "collect", lambda *args: 0)
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    client = client_for("binance", FakeCcxtExchange())
+    await client.fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
+    await client.fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
+    assert frozen == [True]
