@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     exchange_retry_max_wait_seconds: float = Field(default=8.0, gt=0, le=120)
 
     # History and pages
-    page_default_limit: int = Field(default=10_000, ge=1)
-    page_max_limit: int = Field(default=20_000, ge=1, le=100_000)
+    page_default_limit: int = Field(default=20_000, ge=1)
+    page_max_limit: int = Field(default=100_000, ge=1, le=1_000_000)
     page_time_budget_seconds: float = Field(default=20.0, gt=0, le=200)
     empty_fetch_grace_seconds: int = Field(default=3_600, ge=0)
     continuation_token_secret: SecretStr | None = None

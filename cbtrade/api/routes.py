@@ -127,8 +127,8 @@ async def get_ohlcv(
         int | None,
         Query(
             description=(
-                "candles per page; default CBTRADE_PAGE_DEFAULT_LIMIT (10000), "
-                "maximum CBTRADE_PAGE_MAX_LIMIT (20000)"
+                "candles per page; default CBTRADE_PAGE_DEFAULT_LIMIT (20000) for json and "
+                "the maximum for csv and arrow; maximum CBTRADE_PAGE_MAX_LIMIT (100000)"
             )
         ),
     ] = None,
@@ -139,8 +139,9 @@ async def get_ohlcv(
         PageFormat,
         Query(
             description=(
-                "json (default); csv or arrow (Arrow IPC stream) carry the continuation "
-                "token in X-Continuation-Token and the next page in a Link header"
+                "json (default), csv, or arrow (Arrow IPC stream); every format carries the "
+                "continuation token in X-Continuation-Token and the next page in a Link "
+                "header, json in its body too"
             )
         ),
     ] = "json",
@@ -152,7 +153,8 @@ async def get_ohlcv(
         timeframe=timeframe,
         start_time=parse_timestamp("start", start),
         end_time=parse_timestamp("end", end),
-        limit=limit,
+        # Columns cost little to encode and decode: their pages are as large as allowed.
+        limit=limit if limit is not None or format == "json" else services.settings.page_max_limit,
         continuation_token=continuation_token,
     )
     next_link = None

@@ -31,8 +31,8 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         connector: IDataSourceConnector,
         token_codec: ContinuationTokenCodec,
         *,
-        default_limit: int = 10_000,
-        max_limit: int = 20_000,
+        default_limit: int = 20_000,
+        max_limit: int = 100_000,
         page_time_budget_seconds: float = 20.0,
     ) -> None:
         self._fetcher = fetcher

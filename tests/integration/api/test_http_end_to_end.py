@@ -260,3 +260,25 @@ def test_columnar_formats_follow_link_headers_to_the_same_candles(
         next_link = response.headers["link"].split(">")[0].lstrip("<")
         response = http.get(next_link)
     assert candles == simulator.truth("binance", "BTC/USDT", "5m", START, END)
+
+
+def test_columnar_pages_default_to_the_largest_page(
+    simulator: ExchangeSimulator, tmp_path: Path
+) -> None:
+    import pyarrow as pa
+
+    settings = service_settings(
+        simulator, local_storage_root=tmp_path / "data", page_default_limit=100, page_max_limit=500
+    )
+    params = {"exchange": "binance", "symbol": "BTC/USDT", "start": LISTED, "end": END}
+    with (
+        serve_app(create_app(settings)) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as client,
+    ):
+        json_page = client.get("/api/v1/ohlcv", params=params).raise_for_status()
+        arrow_page = client.get("/api/v1/ohlcv", params=params | {"format": "arrow"})
+        csv_page = client.get("/api/v1/ohlcv", params=params | {"format": "csv"})
+        assert len(json_page.json()["candles"]) == 100
+        assert pa.ipc.open_stream(arrow_page.raise_for_status().content).read_all().num_rows == 500
+        assert len(csv_page.raise_for_status().text.splitlines()) == 1 + 500
+        assert "limit" not in arrow_page.headers["link"]
