@@ -61,4 +61,4 @@ async def test_the_cache_holds_a_bounded_number_of_bytes(
         assert len(stored) == count
     assert 0 < storage._decoded_bytes <= object_storage.DECODED_CACHE_BYTES
     assert storage._decoded_bytes == sum(entry[1].nbytes for entry in storage._decoded.values())
-    assert len(storage._decoded) in (2, 3)
+    assert 1 <= len(storage._decoded) < len(list(tmp_path.rglob("*.arrow")))
