@@ -185,6 +185,8 @@ class HistoricalFetcher:
         finally:
             for future in pending:
                 future.cancel()
+            # Retrieve what they ended with, so a part that failed too is not logged as lost.
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _stretch_to_whole_calls(
         self,

@@ -26,7 +26,6 @@ import asyncio
 import logging
 import random
 from abc import abstractmethod
-from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import TypeVar
@@ -142,14 +141,13 @@ class ObjectRawDataStorage(IRawDataStorage):
             # Still validate the series names: a bad name must fail even with nothing to save.
             self._paths.get_series_prefix(exchange_name, coin_symbol, timeframe)
             return
-        timestamps = [c.timestamp for c in candles]
+        table = CandleTable.from_candles(candles)
         updates = []
         for obj in objects.values():
-            lo = bisect_left(timestamps, obj.period.start)
-            hi = bisect_left(timestamps, obj.period.end, lo)
+            obj_candles = table.between(obj.period.start, obj.period.end)
             obj_covered = clip_ranges(covered, obj.period)
-            if hi > lo or obj_covered:
-                updates.append(self._update_object(obj, candles[lo:hi], obj_covered))
+            if len(obj_candles) or obj_covered:
+                updates.append(self._update_object(obj, obj_candles, obj_covered))
         await self._gather_bounded(updates)
 
     async def get_range(
@@ -247,9 +245,8 @@ class ObjectRawDataStorage(IRawDataStorage):
             self._decoded_bytes -= entry[1].nbytes
 
     async def _update_object(
-        self, obj: RawDataObject, candles: Sequence[Candle], covered: list[TimeRange]
+        self, obj: RawDataObject, candles: CandleTable, covered: list[TimeRange]
     ) -> None:
-        new_candles = CandleTable.from_candles(candles)
         for attempt in range(self._write_attempts):
             found = await self._read_object(obj.key)
             if found is None:
@@ -260,9 +257,9 @@ class ObjectRawDataStorage(IRawDataStorage):
                 table, old_covered = _decode(obj.key, found[0])
                 etag = found[1]
             new_covered = merge_ranges([*old_covered, *covered])
-            if not candles and new_covered == old_covered:
+            if not len(candles) and new_covered == old_covered:
                 return
-            data = _encode(table.merge(new_candles), new_covered)
+            data = _encode(table.merge(candles), new_covered)
             try:
                 await self._write_object(obj.key, data, etag=etag)
             except PreconditionFailedError:
