@@ -1,4 +1,4 @@
-"""LocalFileStorage: raw data objects as JSON files under a root folder.
+"""LocalFileStorage: raw data objects as files under a root folder.
 
 Writes are atomic (a temp file in the same folder, flushed and fsynced, then ``os.replace``),
 so a crash never leaves a partial object. The conditional write holds an ``fcntl.flock`` on a

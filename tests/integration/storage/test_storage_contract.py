@@ -73,6 +73,24 @@ async def backend(
     await storage.close()
 
 
+@pytest.fixture
+async def other_writer(
+    request: pytest.FixtureRequest, backend: ObjectRawDataStorage
+) -> AsyncIterator[ObjectRawDataStorage]:
+    """A second instance over the same store as ``backend`` (another process, in effect)."""
+    storage: ObjectRawDataStorage
+    if isinstance(backend, LocalFileStorage):
+        storage = LocalFileStorage(backend.root)
+    else:
+        assert isinstance(backend, AzureBlobStorage)
+        azurite: AzuriteInstance = request.getfixturevalue("azurite")
+        storage = AzureBlobStorage(
+            container=backend.container_name, connection_string=azurite.connection_string
+        )
+    yield storage
+    await storage.close()
+
+
 async def all_keys(storage: ObjectRawDataStorage) -> list[str]:
     return sorted(await storage._list_keys("raw_data/"))
 
@@ -275,6 +293,77 @@ async def test_a_year_of_5m_candles_round_trips_quickly(backend: ObjectRawDataSt
     cpu = time.process_time() - cpu
     assert stored == (candles, [TimeRange(T0, ms(2025, 1, 1))])
     assert cpu < 1.0
+
+
+# -- the decoded cache -----------------------------------------------------------------------
+
+
+async def test_a_wide_read_sees_what_another_instance_changed_since_it_cached(
+    backend: ObjectRawDataStorage, other_writer: ObjectRawDataStorage
+) -> None:
+    # Day objects (1m), so the read lists its month folders; one day is absent at first.
+    missing_day = ms(2024, 1, 5)
+    candles = [
+        c for c in series(T0, 10 * 1440, M1) if not missing_day <= c.timestamp < ms(2024, 1, 6)
+    ]
+    await backend.save_bulk_entries(EX, SYM, "1m", candles)
+    first = await stored_slice(backend, EX, SYM, "1m", T0, ms(2024, 1, 11))
+    assert first.candles == candles
+    changed = series(ms(2024, 1, 3), 5, M1, price=7.0)
+    added = series(missing_day, 5, M1, price=9.0)
+    await other_writer.save_bulk_entries(EX, SYM, "1m", changed + added)
+    await other_writer.save_bulk_entries(
+        EX, SYM, "1m", [], covered=[TimeRange(T0, ms(2024, 1, 11))]
+    )
+    again = await stored_slice(backend, EX, SYM, "1m", T0, ms(2024, 1, 11))
+    assert again.candles == sorted({c.timestamp: c for c in [*candles, *changed, *added]}.values())
+    assert again.covered == [TimeRange(T0, ms(2024, 1, 11))]
+
+
+async def test_a_wide_read_skips_objects_deleted_since_it_cached(
+    backend: ObjectRawDataStorage,
+) -> None:
+    candles = series(T0, 4 * 1440, M1)
+    await backend.save_bulk_entries(EX, SYM, "1m", candles)
+    first = await stored_slice(backend, EX, SYM, "1m", T0, ms(2024, 1, 5))
+    assert first.candles == candles
+    deleted = "raw_data/cryptocom/BTC-USD/1m/2024/01/02.arrow"
+    if isinstance(backend, LocalFileStorage):
+        backend.root.joinpath(*deleted.split("/")).unlink()
+    else:
+        assert isinstance(backend, AzureBlobStorage)
+        await backend._client.delete_blob(deleted)
+    again = await stored_slice(backend, EX, SYM, "1m", T0, ms(2024, 1, 5))
+    assert again.candles == [
+        c for c in candles if not ms(2024, 1, 2) <= c.timestamp < ms(2024, 1, 3)
+    ]
+
+
+async def test_azure_validates_a_wide_read_with_one_listing_instead_of_a_request_each(
+    azurite: AzuriteInstance, azurite_container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (Local listings carry no ETags: each cached file is read to validate it.)
+    backend = AzureBlobStorage(
+        container=azurite_container, connection_string=azurite.connection_string
+    )
+    try:
+        await backend.save_bulk_entries(EX, SYM, "5m", series(T0, 366 * 288))
+        year = await stored_slice(backend, EX, SYM, "5m", T0, ms(2025, 1, 1))
+        requests: list[str] = []
+        for name in ("_read_object", "_read_object_if_changed", "_list_etags", "_list_keys"):
+            monkeypatch.setattr(backend, name, _recorded(getattr(backend, name), requests))
+        assert await stored_slice(backend, EX, SYM, "5m", T0, ms(2025, 1, 1)) == year
+        assert requests == ["_list_etags raw_data/cryptocom/BTC-USD/5m/2024/"]
+    finally:
+        await backend.close()
+
+
+def _recorded(primitive: Any, requests: list[str]) -> Any:
+    async def recorded(key: str, *args: Any, **kwargs: Any) -> Any:
+        requests.append(f"{primitive.__name__} {key}")
+        return await primitive(key, *args, **kwargs)
+
+    return recorded
 
 
 # -- concurrency ----------------------------------------------------------------------------

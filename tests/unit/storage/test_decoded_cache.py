@@ -11,6 +11,7 @@ from cbtrade.storage import object_storage
 from cbtrade.storage.implementations.local_file_storage import LocalFileStorage
 
 STEP = 300_000
+DAY = 86_400_000
 MONTH_5M = 8_928  # 31 days of 5m: January 1970 is one object
 CANDLE_BYTES = 48  # six 8-byte columns
 
@@ -62,3 +63,32 @@ async def test_the_cache_holds_a_bounded_number_of_bytes(
     assert 0 < storage._decoded_bytes <= object_storage.DECODED_CACHE_BYTES
     assert storage._decoded_bytes == sum(entry[1].nbytes for entry in storage._decoded.values())
     assert 1 <= len(storage._decoded) < len(list(tmp_path.rglob("*.arrow")))
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "start", "end", "listed"),
+    [
+        # two month objects: a conditional read each, no listing
+        ("5m", 0, 59 * DAY, []),
+        # day objects: only the folder holding three or more of them is listed
+        ("1m", 29 * DAY, 61 * DAY, ["raw_data/binance/BTC-USDT/1m/1970/02/"]),
+        # more folders than reads run at once: one listing of the whole series
+        ("1m", 0, 40 * 31 * DAY, ["raw_data/binance/BTC-USDT/1m/"]),
+    ],
+)
+async def test_a_read_lists_the_folders_that_hold_several_of_its_objects(
+    tmp_path: Path, timeframe: str, start: int, end: int, listed: list[str]
+) -> None:
+    storage = LocalFileStorage(tmp_path)
+    candles = [Candle(t, 1.0, 1.0, 1.0, 1.0, 1.0) for t in range(start, end, 7 * DAY)]
+    await storage.save_bulk_entries("binance", "BTC/USDT", timeframe, candles)
+    prefixes: list[str] = []
+    list_etags = storage._list_etags
+
+    async def recorded(prefix: str) -> dict[str, str | None]:
+        prefixes.append(prefix)
+        return await list_etags(prefix)
+
+    storage._list_etags = recorded  # type: ignore[method-assign]
+    assert await storage.get_range("binance", "BTC/USDT", timeframe, start, end) == candles
+    assert prefixes == listed
