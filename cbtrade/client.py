@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -137,9 +138,20 @@ def _next_link(response: httpx.Response) -> str | None:
 
 
 def _json_page(response: httpx.Response) -> list[Candle]:
-    """The candles of a JSON page."""
-    body = orjson.loads(response.content)
-    return list(map(Candle._make, map(_candle_values, body["candles"])))
+    """The candles of a JSON page, decoded with the cyclic garbage collector paused.
+
+    A page is tens of thousands of new objects that cannot form cycles (dicts and tuples of
+    numbers), yet they trigger collections, and the full ones scan every tracked object of
+    the caller's process: in the benchmark, pausing took the 5m year from 0.25 s to 0.15 s.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        body = orjson.loads(response.content)
+        return list(map(Candle._make, map(_candle_values, body["candles"])))
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _arrow_page(response: httpx.Response) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from cbtrade.client import (
     CandleClient,
     CbTradeClientError,
     CbTradeConnectionError,
+    _json_page,
 )
 from cbtrade.models import Candle
 
@@ -311,3 +313,30 @@ async def test_async_the_next_page_is_requested_early_and_cancelled_when_abandon
             await asyncio.sleep(0.01)
         assert requested == [None, "t1"]
         await candles.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_a_page_is_decoded_without_garbage_collections(enabled_before: bool) -> None:
+    candles = [Candle(i * 300_000, 1.0 + i, 2.0, 0.5, 1.5, 10.0) for i in range(20_000)]
+    body = {"candles": [c._asdict() for c in candles], "continuation_token": None}
+    page = httpx.Response(200, json=body)
+    collections: list[str] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(f"generation {info['generation']}")
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(record)
+    gc.set_threshold(100)  # would collect hundreds of times while 20,000 candles are made
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        decoded = _json_page(page)
+        enabled_after = gc.isenabled()
+    finally:
+        gc.callbacks.remove(record)
+        gc.set_threshold(*threshold)
+        gc.enable()
+    assert decoded == candles
+    assert collections == []
+    assert enabled_after is enabled_before
