@@ -87,11 +87,12 @@ async def seed(connection_string: str, symbol: str, timeframe: str, candles: lis
 
 @contextmanager
 def service(env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """The service under uvicorn in its own process; yields its URL and pid."""
+    """The service under uvicorn in its own process, as deployed (bench/serve_as_deployed.py);
+    yields its URL and pid."""
     with tempfile.TemporaryFile() as log:
         port = _free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "cbtrade.api:create_app",
+            [sys.executable, "-m", "bench.serve_as_deployed", "--factory", "cbtrade.api:create_app",
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             cwd=ROOT, env=os.environ | env, stdout=log, stderr=log,
         )  # fmt: skip
