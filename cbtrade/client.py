@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -137,6 +138,33 @@ def _next_link(response: httpx.Response) -> str | None:
     return link.split(">", 1)[0].lstrip("<") if link else None
 
 
+class _GcPause:
+    """Pauses the cyclic garbage collector while any thread is inside; the last thread out
+    turns it back on if it was on when the first came in (so a ``gc.disable()`` made by the
+    caller meanwhile does not last)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._resume = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._inside += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0 and self._resume:
+                gc.enable()
+
+
+_GC_PAUSE = _GcPause()
+
+
 def _json_page(response: httpx.Response) -> list[Candle]:
     """The candles of a JSON page, decoded with the cyclic garbage collector paused.
 
@@ -144,14 +172,9 @@ def _json_page(response: httpx.Response) -> list[Candle]:
     numbers), yet they trigger collections, and the full ones scan every tracked object of
     the caller's process: in the benchmark, pausing took the 5m year from 0.25 s to 0.15 s.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _GC_PAUSE:
         body = orjson.loads(response.content)
         return list(map(Candle._make, map(_candle_values, body["candles"])))
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _arrow_page(response: httpx.Response) -> bytes:
