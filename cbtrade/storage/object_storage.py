@@ -21,8 +21,9 @@ each other's candles. Candles and their coverage go in the same write.
 
 Reads keep decoded objects in a cache bounded in bytes and validate every cached object on
 every read, so a read never returns less than another instance has stored: one conditional
-read per object (304 if unchanged), or, for a folder that holds several of the read's objects,
-one listing whose ETags validate them all (backends whose listings carry ETags: Azure).
+read per object (on Azure a 304 if unchanged; local files are read and hashed), or, for a
+folder that holds several of the read's objects, one listing whose ETags validate them all
+(on backends whose listings carry ETags: Azure).
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ _FORMAT_KEY = b"cbtrade.format"
 _COVERED_KEY = b"cbtrade.covered"
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 DEFAULT_CONCURRENCY = 32
-# Bytes of decoded columns kept per storage instance, validated by ETag on every read (a
-# conditional GET that answers 304 skips the download). A year of 5m candles is 5 MB of
-# columns, of 1m 25 MB; older entries are evicted first.
+# Bytes of decoded columns kept per storage instance, validated by ETag on every read (by a
+# folder listing, or a conditional read that skips the download if unchanged). A year of 5m
+# candles is 5 MB of columns, of 1m 25 MB; older entries are evicted first.
 DECODED_CACHE_BYTES = 64 * 1024 * 1024
 # A folder that holds at least this many of a read's objects is listed once, and the listed
 # ETags validate its cached objects: on Azurite one listing of 12 objects costs about what 3
@@ -256,7 +257,11 @@ class ObjectRawDataStorage(IRawDataStorage):
             if not folder.startswith(tuple(listed_prefixes)):
                 to_load.extend((key, None) for key in in_folder)
             else:
-                to_load.extend((key, listed[key]) for key in in_folder if key in listed)
+                for key in in_folder:
+                    if key in listed:
+                        to_load.append((key, listed[key]))
+                    else:
+                        self._forget(key)  # deleted since it was cached
         return to_load
 
     async def _load_table(

@@ -337,6 +337,7 @@ async def test_a_wide_read_skips_objects_deleted_since_it_cached(
     assert again.candles == [
         c for c in candles if not ms(2024, 1, 2) <= c.timestamp < ms(2024, 1, 3)
     ]
+    assert deleted not in backend._decoded
 
 
 async def test_azure_validates_a_wide_read_with_one_listing_instead_of_a_request_each(

@@ -77,7 +77,12 @@ async def test_the_cache_holds_a_bounded_number_of_bytes(
     ],
 )
 async def test_a_read_lists_the_folders_that_hold_several_of_its_objects(
-    tmp_path: Path, timeframe: str, start: int, end: int, listed: list[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    timeframe: str,
+    start: int,
+    end: int,
+    listed: list[str],
 ) -> None:
     storage = LocalFileStorage(tmp_path)
     candles = [Candle(t, 1.0, 1.0, 1.0, 1.0, 1.0) for t in range(start, end, 7 * DAY)]
@@ -89,6 +94,6 @@ async def test_a_read_lists_the_folders_that_hold_several_of_its_objects(
         prefixes.append(prefix)
         return await list_etags(prefix)
 
-    storage._list_etags = recorded  # type: ignore[method-assign]
+    monkeypatch.setattr(storage, "_list_etags", recorded)
     assert await storage.get_range("binance", "BTC/USDT", timeframe, start, end) == candles
     assert prefixes == listed
