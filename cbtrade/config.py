@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     exchange_timeout_ms: int = Field(default=15_000, ge=100, le=120_000)
     exchange_retry_attempts: int = Field(default=5, ge=1, le=20)
     exchange_retry_max_wait_seconds: float = Field(default=8.0, gt=0, le=120)
+    exchange_calls_in_flight: int = Field(default=8, ge=1, le=64)
 
     # History and pages
     page_default_limit: int = Field(default=20_000, ge=1)

@@ -66,6 +66,7 @@ def ccxt_plugin_factory(exchange_id: str) -> PluginFactory:
             timeout_ms=settings.exchange_timeout_ms,
             retry_attempts=settings.exchange_retry_attempts,
             retry_max_wait_seconds=settings.exchange_retry_max_wait_seconds,
+            calls_in_flight=settings.exchange_calls_in_flight,
         )
 
     return create

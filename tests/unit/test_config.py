@@ -63,6 +63,7 @@ def test_values_are_read_from_cbtrade_environment(monkeypatch: pytest.MonkeyPatc
         ("CBTRADE_TOPUP_SCHEDULE", "*/5 * * * *", "six-field"),
         ("CBTRADE_CONTINUATION_TOKEN_SECRET", "short", "CBTRADE_CONTINUATION_TOKEN_SECRET"),
         ("CBTRADE_AUTH_DISABLED", "maybe", "CBTRADE_AUTH_DISABLED"),
+        ("CBTRADE_EXCHANGE_CALLS_IN_FLIGHT", "0", "CBTRADE_EXCHANGE_CALLS_IN_FLIGHT"),
     ],
 )
 def test_bad_values_fail_naming_the_setting(

@@ -53,6 +53,13 @@ def test_builtins_are_listed_and_created_once(settings: Settings) -> None:
     assert connector.get_client("cryptocom") is client
 
 
+def test_the_exchange_settings_reach_the_ccxt_plugins(settings: Settings) -> None:
+    tuned = settings.model_copy(update={"exchange_calls_in_flight": 3, "exchange_timeout_ms": 900})
+    client = DataSourceConnectorImpl(tuned).get_client("kraken")
+    assert isinstance(client, CCXTExchangeClient)
+    assert (client._in_flight._value, client._timeout_ms) == (3, 900)
+
+
 def test_get_client_rejects_unknown_and_malformed_ids(settings: Settings) -> None:
     connector = DataSourceConnectorImpl(settings)
     with pytest.raises(UnknownExchangeError, match="nowhere"):

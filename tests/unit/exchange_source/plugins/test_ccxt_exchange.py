@@ -21,7 +21,6 @@ from cbtrade.errors import (
 )
 from cbtrade.exchange_source.plugins.ccxt_exchange import (
     PROFILES,
-    WINDOWS_IN_FLIGHT,
     CCXTExchangeClient,
     rewrite_origin,
 )
@@ -218,14 +217,14 @@ async def test_concurrent_ranges_share_the_in_flight_limit_first_come_first_serv
             return await super().fetch_ohlcv(symbol, timeframe, since, limit, params)
 
     fake = SlowFake()
-    client = client_for("binance", fake)
+    client = client_for("binance", fake, calls_in_flight=4)
     first = (T0, T0 + 6_000 * M5)
     second = (T0 + 6_000 * M5, T0 + 9_000 * M5)
     await asyncio.gather(
         client.fetch_historical_data("BTC/USD", "5m", *first),
         client.fetch_historical_data("BTC/USD", "5m", *second),
     )
-    assert fake.most_in_flight == WINDOWS_IN_FLIGHT
+    assert fake.most_in_flight == 4
     # Every window of the range asked first was called before any of the second range.
     assert [since for _, _, since, _, _ in fake.calls] == list(range(T0, second[1], 1_000 * M5))
 
