@@ -99,6 +99,8 @@ class SimulatorState:
         self.exchanges: dict[str, ExchangeState] = {}
         self.request_times: list[float] = []
         self.rate_limit_per_second: float | None = None
+        self.gateway_faults: list[int] = []
+        """Statuses the next requests to any exchange get from the gateway in front of it."""
         self.reset()
 
     def reset(self) -> None:
@@ -109,6 +111,7 @@ class SimulatorState:
             }
             self.request_times = []
             self.rate_limit_per_second = None
+            self.gateway_faults = []
 
     def has_candle(self, exchange: str, symbol: str, timeframe_ms: int, timestamp: int) -> bool:
         market = self.exchanges[exchange].markets.get(symbol)
@@ -147,6 +150,11 @@ class SimulatorState:
         for t in stamps:
             if self.has_candle(exchange, symbol, step, t):
                 yield candle_at(exchange, symbol, t)
+
+    def gateway_fault(self) -> int | None:
+        """The status the gateway fails the next request with, if a fault applies."""
+        with self.lock:
+            return self.gateway_faults.pop(0) if self.gateway_faults else None
 
     async def admit(self, exchange: str, endpoint: str) -> int | None:
         """Count a request; the status to fail it with, if a fault applies."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +25,23 @@ from tests.exchange_simulator.core import (
 
 WIRE_FORMATS = (cryptocom, binance, kraken, coinbase)
 logger = logging.getLogger(__name__)
+
+
+def gateway(state: SimulatorState) -> Any:
+    """The load balancer in front of the APIs: when told to fail, it answers its own HTML
+    page (nginx's), not the exchange's JSON error, as a real gateway or CDN does."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        status = state.gateway_fault()
+        if status is None:
+            response: web.StreamResponse = await handler(request)
+            return response
+        title = f"{status} {HTTPStatus(status).phrase}"
+        page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+        return web.Response(status=status, text=page, content_type="text/html")
+
+    return middleware
 
 
 async def unknown_path(request: web.Request) -> web.Response:
@@ -71,7 +89,7 @@ class ExchangeSimulator:
             raise RuntimeError("the exchange simulator did not start") from failure[0]
 
     async def _serve(self, host: str, port: int) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[gateway(self._state)])
         for wire_format in WIRE_FORMATS:
             wire_format.add_routes(app, self._state)
         app.router.add_route("*", "/{tail:.*}", unknown_path)
@@ -110,6 +128,12 @@ class ExchangeSimulator:
     def inject_faults(self, exchange: str, *, status: int, count: int) -> None:
         """The next ``count`` requests to ``exchange`` answer ``status``."""
         self._state.exchanges[exchange].faults.extend([status] * count)
+
+    def inject_gateway_faults(self, *, status: int, count: int) -> None:
+        """The next ``count`` requests, to any exchange, get ``status`` with a gateway's HTML
+        page; they never reach the exchange (not counted)."""
+        with self._state.lock:
+            self._state.gateway_faults.extend([status] * count)
 
     def set_outage(self, exchange: str, status: int | None) -> None:
         """Every request answers ``status`` until cleared with None."""

@@ -76,15 +76,21 @@ class ExchangeProfile:
     options: Mapping[str, Any] = field(default_factory=dict)
     transient_error_codes: tuple[str, ...] = ()
     """Exchange error codes that ccxt maps to a permanent error but that are worth a retry."""
+    errors_without_envelope_by_status: bool = False
+    """ccxt's adapter reads any error body without the exchange's JSON envelope (a gateway's
+    502 page) as a permanent error; judge such an answer by its HTTP status instead, as ccxt
+    does for most exchanges (5xx: unavailable, retried)."""
 
 
 PROFILES: dict[str, ExchangeProfile] = {
-    # Crypto.com answers 5xx with its own envelope; ccxt reads ERR_INTERNAL (50001) as final.
+    # Crypto.com answers 5xx with its own envelope; ccxt reads ERR_INTERNAL (50001) as final,
+    # and a gateway's HTML error page too.
     "cryptocom": ExchangeProfile(
         ccxt_id="cryptocom",
         max_per_call=300,
         window_params=_cryptocom_params,
         transient_error_codes=("50001",),
+        errors_without_envelope_by_status=True,
     ),
     # Spot markets only: one exchangeInfo call instead of three (spot, USD-M, COIN-M).
     "binance": ExchangeProfile(
@@ -266,6 +272,8 @@ class CCXTExchangeClient(IExchangeAPIClient):
             exchange.urls["api"] = rewrite_origin(exchange.urls["api"], self._url_override)
         for code in self._profile.transient_error_codes:
             exchange.exceptions["exact"][code] = ccxt_async.ExchangeNotAvailable
+        if self._profile.errors_without_envelope_by_status:
+            exchange.handle_errors = _enveloped_errors_only(exchange.handle_errors)
         self._exchange = exchange
         return exchange
 
@@ -312,6 +320,19 @@ class CCXTExchangeClient(IExchangeAPIClient):
             raise ExchangeError(
                 f"{self._exchange_id} {what} failed: {type(exc).__name__}: {_short(exc)}"
             ) from exc
+
+
+def _enveloped_errors_only(handle_errors: Callable[..., None]) -> Callable[..., None]:
+    """ccxt's ``handle_errors`` hook, skipped for an error answer whose body is not JSON:
+    ccxt then raises by the HTTP status (its ``handle_http_status_code``, called next)."""
+
+    def handle(code: int, reason: str, url: str, method: str, headers: Any, body: str,
+               response: Any, *request: Any) -> None:  # fmt: skip
+        if response is None and code >= 400:
+            return
+        handle_errors(code, reason, url, method, headers, body, response, *request)
+
+    return handle
 
 
 def _freeze_long_lived_objects() -> None:

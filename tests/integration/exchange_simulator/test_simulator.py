@@ -302,6 +302,29 @@ async def test_faults_hit_the_market_endpoint_too(
     assert simulator.market_requests("cryptocom") == 2
 
 
+@pytest.mark.parametrize(
+    ("exchange_id", "raised"),
+    [
+        # ccxt's Crypto.com adapter reads any body without its envelope as a final error
+        ("cryptocom", ccxt.ExchangeError),
+        ("binance", ccxt.ExchangeNotAvailable),
+        ("kraken", ccxt.ExchangeNotAvailable),
+        ("coinbase", ccxt.ExchangeNotAvailable),
+    ],
+)
+async def test_gateway_faults_answer_an_html_page_before_the_exchange(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str, raised: type[Exception]
+) -> None:
+    exchange = connect(exchange_id)
+    await exchange.load_markets()
+    simulator.inject_gateway_faults(status=502, count=1)
+    with pytest.raises(raised, match="502 Bad Gateway") as caught:
+        await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED, 5)
+    assert "<html>" in str(caught.value)
+    assert simulator.candle_requests(exchange_id) == 0
+    assert await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED, 5)
+
+
 async def test_outage_lasts_until_cleared(simulator: ExchangeSimulator, connect: Connect) -> None:
     exchange = connect("binance")
     await exchange.load_markets()

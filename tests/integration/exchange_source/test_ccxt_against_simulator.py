@@ -119,6 +119,30 @@ async def test_fault_bursts_recover(
     assert candles == simulator.truth("cryptocom", "BTC/USD", "5m", start, end)
 
 
+@pytest.mark.parametrize("exchange_id", ["cryptocom", "binance", "kraken", "coinbase"])
+async def test_gateway_error_pages_are_retried(
+    simulator: ExchangeSimulator, make_plugin: PluginFactory, exchange_id: str
+) -> None:
+    plugin = make_plugin(exchange_id)
+    symbol = "BTC/USDT" if exchange_id == "binance" else "BTC/USD"
+    horizon = now_ms() - now_ms() % M5
+    start, end = horizon - 300 * M5, horizon
+    await plugin.check_coin_availability(symbol)
+    simulator.inject_gateway_faults(status=502, count=2)
+    candles = await plugin.fetch_historical_data(symbol, "5m", start, end)
+    assert candles == simulator.truth(exchange_id, symbol, "5m", start, end)
+
+
+async def test_a_gateway_that_stays_down_ends_in_exchange_unavailable(
+    simulator: ExchangeSimulator, make_plugin: PluginFactory
+) -> None:
+    plugin = make_plugin("cryptocom", retry_attempts=2, retry_max_wait_seconds=0.05)
+    await plugin.check_coin_availability("BTC/USD")
+    simulator.inject_gateway_faults(status=503, count=2)
+    with pytest.raises(ExchangeUnavailableError, match=r"failed 2 times.*503 Service Unavailable"):
+        await plugin.fetch_historical_data("BTC/USD", "5m", LISTED, LISTED + 300 * M5)
+
+
 async def test_permanent_outage_ends_in_exchange_unavailable_within_bounded_time(
     simulator: ExchangeSimulator, make_plugin: PluginFactory
 ) -> None:
