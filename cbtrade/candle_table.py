@@ -37,18 +37,25 @@ class CandleTable:
     """
 
     __slots__ = ("_table",)
+    _table: Any
 
-    def __init__(self, table: Any, *, _checked: bool = False) -> None:
-        if not _checked:
-            raise TypeError("use CandleTable.from_candles, from_arrow, concat or empty")
-        self._table = table
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("use CandleTable.from_candles, from_arrow, concat or empty")
+
+    @classmethod
+    def _wrap(cls, table: Any) -> CandleTable:
+        """A CandleTable over ``table``, which holds the invariant: checked by the caller, or
+        sliced, concatenated or merged from tables that hold it."""
+        candles = object.__new__(cls)
+        candles._table = table
+        return candles
 
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
     def empty(cls) -> CandleTable:
         """No candles."""
-        return cls(CANDLE_SCHEMA.empty_table(), _checked=True)
+        return cls._wrap(CANDLE_SCHEMA.empty_table())
 
     @classmethod
     def from_candles(cls, candles: Sequence[Candle]) -> CandleTable:
@@ -63,7 +70,7 @@ class CandleTable:
             pa.array(values, type=field.type)
             for values, field in zip(columns, CANDLE_SCHEMA, strict=True)
         ]
-        return cls(pa.Table.from_arrays(arrays, schema=CANDLE_SCHEMA), _checked=True)
+        return cls._wrap(pa.Table.from_arrays(arrays, schema=CANDLE_SCHEMA))
 
     @classmethod
     def from_arrow(cls, table: Any) -> CandleTable:
@@ -81,7 +88,7 @@ class CandleTable:
             ).as_py()
         ):
             raise ValueError("timestamps must ascend with no duplicates")
-        return cls(pa.Table.from_arrays(table.columns, schema=CANDLE_SCHEMA), _checked=True)
+        return cls._wrap(pa.Table.from_arrays(table.columns, schema=CANDLE_SCHEMA))
 
     @classmethod
     def concat(cls, parts: Iterable[CandleTable]) -> CandleTable:
@@ -94,7 +101,7 @@ class CandleTable:
         for before, after in pairwise(tables):
             if before.last_timestamp() >= after.first_timestamp():  # type: ignore[operator]
                 raise ValueError("concatenated tables must follow each other in time")
-        return cls(pa.concat_tables([part.arrow for part in tables]), _checked=True)
+        return cls._wrap(pa.concat_tables([part.arrow for part in tables]))
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -130,7 +137,7 @@ class CandleTable:
         lo, hi = np.searchsorted(timestamps, [start, end], side="left")
         if lo == 0 and hi == len(self):
             return self
-        return CandleTable(self._table.slice(int(lo), int(hi - lo)), _checked=True)
+        return CandleTable._wrap(self._table.slice(int(lo), int(hi - lo)))
 
     def merge(self, newer: CandleTable) -> CandleTable:
         """This table and ``newer`` together; of two candles with one timestamp, newer's wins."""
@@ -145,7 +152,7 @@ class CandleTable:
             )
         )
         merged = pa.concat_tables([kept, newer.arrow]).sort_by("timestamp")
-        return CandleTable(merged, _checked=True)
+        return CandleTable._wrap(merged)
 
     def to_candles(self) -> list[Candle]:
         """The candles as :class:`~cbtrade.models.Candle` tuples, ascending."""
