@@ -368,7 +368,9 @@ def main() -> None:
     header = (
         f"# Benchmarks\n\nMeasured by `scripts/bench.sh` on {time.strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} cores, medians of {RUNS} runs (min-max); ratios are against "
-        "baselines measured in the same run.\n\n"
+        "baselines measured in the same run. Reads are timed on an open client (ArcticDB's on "
+        "an open library); the service runs as deployed, without the dev-only pandas "
+        "(`bench/serve_as_deployed.py`).\n\n"
     )
     table = "\n".join(rows) + "\n"
     (ROOT / "docs").mkdir(exist_ok=True)
