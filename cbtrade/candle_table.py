@@ -32,8 +32,8 @@ CANDLE_SCHEMA = pa.schema(
 class CandleTable:
     """Candles ascending by timestamp, one per timestamp, as Arrow columns; immutable.
 
-    Build one with :meth:`from_candles`, :meth:`from_arrow` or :meth:`concat`; each checks
-    the schema and the order, so every CandleTable holds the invariant.
+    Build one with :meth:`from_candles`, :meth:`from_arrow`, :meth:`concat` or :meth:`empty`;
+    each checks the schema and the order, so every CandleTable holds the invariant.
     """
 
     __slots__ = ("_table",)

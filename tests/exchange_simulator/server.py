@@ -37,7 +37,10 @@ def gateway(state: SimulatorState) -> Any:
         if status is None:
             response: web.StreamResponse = await handler(request)
             return response
-        title = f"{status} {HTTPStatus(status).phrase}"
+        try:
+            title = f"{status} {HTTPStatus(status).phrase}"
+        except ValueError:  # a CDN's own status, e.g. Cloudflare's 524
+            title = f"{status} Origin Error"
         page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
         return web.Response(status=status, text=page, content_type="text/html")
 

@@ -77,9 +77,10 @@ class ExchangeProfile:
     transient_error_codes: tuple[str, ...] = ()
     """Exchange error codes that ccxt maps to a permanent error but that are worth a retry."""
     errors_without_envelope_by_status: bool = False
-    """ccxt's adapter reads any error body without the exchange's JSON envelope (a gateway's
-    502 page) as a permanent error; judge such an answer by its HTTP status instead, as ccxt
-    does for most exchanges (5xx: unavailable, retried)."""
+    """ccxt's adapter reads any error answer without the exchange's JSON envelope (an object
+    with a ``code``), such as a gateway's 502 page, as a permanent error; judge such an answer
+    by its HTTP status instead, as ccxt does for most exchanges: any 5xx is unavailable and
+    retried, and so are the 4xx that ccxt maps to unavailable (400, 403, 404, 405, ...)."""
 
 
 PROFILES: dict[str, ExchangeProfile] = {
@@ -272,8 +273,9 @@ class CCXTExchangeClient(IExchangeAPIClient):
             exchange.urls["api"] = rewrite_origin(exchange.urls["api"], self._url_override)
         for code in self._profile.transient_error_codes:
             exchange.exceptions["exact"][code] = ccxt_async.ExchangeNotAvailable
+        exchange.handle_http_status_code = _every_error_status_raises(exchange)
         if self._profile.errors_without_envelope_by_status:
-            exchange.handle_errors = _enveloped_errors_only(exchange.handle_errors)
+            exchange.handle_errors = _errors_without_envelope_by_status(exchange.handle_errors)
         self._exchange = exchange
         return exchange
 
@@ -322,15 +324,37 @@ class CCXTExchangeClient(IExchangeAPIClient):
             ) from exc
 
 
-def _enveloped_errors_only(handle_errors: Callable[..., None]) -> Callable[..., None]:
-    """ccxt's ``handle_errors`` hook, skipped for an error answer whose body is not JSON:
-    ccxt then raises by the HTTP status (its ``handle_http_status_code``, called next)."""
+def _every_error_status_raises(exchange: Any) -> Callable[..., None]:
+    """``exchange``'s ccxt ``handle_http_status_code`` hook, raising for every HTTP status
+    of 400 or more: ccxt's own error where it maps the status, otherwise
+    ``ExchangeNotAvailable`` for a 5xx (a CDN's 524, say) and ``ExchangeError`` for a 4xx.
+
+    ccxt maps only some statuses; for the others it hands the body back as if it were the
+    answer, and a gateway's HTML page then parses as "no candles", which would be stored
+    as a fetched, empty range.
+    """
+    import ccxt.async_support as ccxt_async
+
+    handle_http_status_code = exchange.handle_http_status_code
+
+    def handle(code: int, reason: str, url: str, method: str, body: str) -> None:
+        handle_http_status_code(code, reason, url, method, body)
+        if code >= 400:
+            error = ccxt_async.ExchangeNotAvailable if code >= 500 else ccxt_async.ExchangeError
+            raise error(f"{exchange.id} {method} {url} {code} {reason} {body[:200]}")
+
+    return handle
+
+
+def _errors_without_envelope_by_status(handle_errors: Callable[..., Any]) -> Callable[..., Any]:
+    """A ccxt ``handle_errors`` hook that leaves an error answer without the exchange's
+    envelope (an object with a ``code``) to the HTTP status hook, called next."""
 
     def handle(code: int, reason: str, url: str, method: str, headers: Any, body: str,
-               response: Any, *request: Any) -> None:  # fmt: skip
-        if response is None and code >= 400:
-            return
-        handle_errors(code, reason, url, method, headers, body, response, *request)
+               response: Any, *request: Any) -> Any:  # fmt: skip
+        if code >= 400 and not (isinstance(response, dict) and "code" in response):
+            return None
+        return handle_errors(code, reason, url, method, headers, body, response, *request)
 
     return handle
 

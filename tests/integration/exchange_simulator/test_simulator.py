@@ -325,6 +325,18 @@ async def test_gateway_faults_answer_an_html_page_before_the_exchange(
     assert await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED, 5)
 
 
+@pytest.mark.parametrize("exchange_id", ["binance", "kraken", "coinbase"])
+@pytest.mark.parametrize("status", [406, 524])
+async def test_ccxt_reads_a_gateway_page_with_a_status_it_does_not_map_as_no_candles(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str, status: int
+) -> None:
+    # What the service's plugin must guard against (CCXTExchangeClient raises instead).
+    exchange = connect(exchange_id)
+    await exchange.load_markets()
+    simulator.inject_gateway_faults(status=status, count=1)
+    assert await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED, 5) == []
+
+
 async def test_outage_lasts_until_cleared(simulator: ExchangeSimulator, connect: Connect) -> None:
     exchange = connect("binance")
     await exchange.load_markets()

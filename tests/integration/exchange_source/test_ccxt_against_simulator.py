@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from cbtrade.errors import (
+    ExchangeError,
     ExchangeHistoryUnavailableError,
     ExchangeUnavailableError,
     UnknownSymbolError,
@@ -119,18 +120,40 @@ async def test_fault_bursts_recover(
     assert candles == simulator.truth("cryptocom", "BTC/USD", "5m", start, end)
 
 
-@pytest.mark.parametrize("exchange_id", ["cryptocom", "binance", "kraken", "coinbase"])
+EXCHANGES = ["cryptocom", "binance", "kraken", "coinbase"]
+
+
+def recent_window(exchange_id: str) -> tuple[str, int, int]:
+    """A symbol the exchange lists and 300 closed 5m candles before now (Kraken serves 720)."""
+    horizon = now_ms() - now_ms() % M5
+    return ("BTC/USDT" if exchange_id == "binance" else "BTC/USD"), horizon - 300 * M5, horizon
+
+
+@pytest.mark.parametrize("exchange_id", EXCHANGES)
+@pytest.mark.parametrize("status", [502, 524])  # ccxt maps 502; Cloudflare's 524 it does not
 async def test_gateway_error_pages_are_retried(
+    simulator: ExchangeSimulator, make_plugin: PluginFactory, exchange_id: str, status: int
+) -> None:
+    plugin = make_plugin(exchange_id)
+    symbol, start, end = recent_window(exchange_id)
+    await plugin.check_coin_availability(symbol)
+    simulator.inject_gateway_faults(status=status, count=2)
+    candles = await plugin.fetch_historical_data(symbol, "5m", start, end)
+    assert candles == simulator.truth(exchange_id, symbol, "5m", start, end)
+
+
+@pytest.mark.parametrize("exchange_id", EXCHANGES)
+async def test_a_gateway_page_with_an_unmapped_4xx_is_a_final_error_not_empty_data(
     simulator: ExchangeSimulator, make_plugin: PluginFactory, exchange_id: str
 ) -> None:
     plugin = make_plugin(exchange_id)
-    symbol = "BTC/USDT" if exchange_id == "binance" else "BTC/USD"
-    horizon = now_ms() - now_ms() % M5
-    start, end = horizon - 300 * M5, horizon
+    symbol, start, end = recent_window(exchange_id)
     await plugin.check_coin_availability(symbol)
-    simulator.inject_gateway_faults(status=502, count=2)
-    candles = await plugin.fetch_historical_data(symbol, "5m", start, end)
-    assert candles == simulator.truth(exchange_id, symbol, "5m", start, end)
+    simulator.inject_gateway_faults(status=406, count=1)
+    with pytest.raises(ExchangeError, match="406 Not Acceptable") as caught:
+        await plugin.fetch_historical_data(symbol, "5m", start, end)
+    assert not isinstance(caught.value, ExchangeUnavailableError)  # not retried
+    assert await plugin.fetch_historical_data(symbol, "5m", start, end)
 
 
 async def test_a_gateway_that_stays_down_ends_in_exchange_unavailable(

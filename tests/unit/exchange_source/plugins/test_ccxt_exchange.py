@@ -200,6 +200,11 @@ async def test_availability_and_close() -> None:
     assert fake.closed
 
 
+def test_calls_in_flight_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="calls_in_flight"):
+        CCXTExchangeClient("binance", calls_in_flight=0)
+
+
 async def test_concurrent_ranges_share_the_in_flight_limit_first_come_first_served() -> None:
     class SlowFake(FakeCcxtExchange):
         def __init__(self) -> None:
