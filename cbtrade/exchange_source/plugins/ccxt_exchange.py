@@ -273,9 +273,10 @@ class CCXTExchangeClient(IExchangeAPIClient):
             exchange.urls["api"] = rewrite_origin(exchange.urls["api"], self._url_override)
         for code in self._profile.transient_error_codes:
             exchange.exceptions["exact"][code] = ccxt_async.ExchangeNotAvailable
+        exchange.handle_errors = _json_answers_only(
+            exchange, envelope_by_status=self._profile.errors_without_envelope_by_status
+        )
         exchange.handle_http_status_code = _every_error_status_raises(exchange)
-        if self._profile.errors_without_envelope_by_status:
-            exchange.handle_errors = _errors_without_envelope_by_status(exchange.handle_errors)
         self._exchange = exchange
         return exchange
 
@@ -346,13 +347,24 @@ def _every_error_status_raises(exchange: Any) -> Callable[..., None]:
     return handle
 
 
-def _errors_without_envelope_by_status(handle_errors: Callable[..., Any]) -> Callable[..., Any]:
-    """A ccxt ``handle_errors`` hook that leaves an error answer without the exchange's
-    envelope (an object with a ``code``) to the HTTP status hook, called next."""
+def _json_answers_only(exchange: Any, *, envelope_by_status: bool) -> Callable[..., Any]:
+    """``exchange``'s ccxt ``handle_errors`` hook, refusing a successful answer that is not
+    JSON (a proxy's or captive portal's page, an empty body), which ccxt would parse as no
+    candles: ``ExchangeNotAvailable``, retried. With ``envelope_by_status``, an error answer
+    without the exchange's envelope (an object with a ``code``) is left to the HTTP status
+    hook, called next."""
+    import ccxt.async_support as ccxt_async
+
+    handle_errors = exchange.handle_errors
 
     def handle(code: int, reason: str, url: str, method: str, headers: Any, body: str,
                response: Any, *request: Any) -> Any:  # fmt: skip
-        if code >= 400 and not (isinstance(response, dict) and "code" in response):
+        if code < 400 and response is None:
+            raise ccxt_async.ExchangeNotAvailable(
+                f"{exchange.id} {method} {url} {code} {reason}: not a JSON answer: {body[:200]}"
+            )
+        enveloped = isinstance(response, dict) and "code" in response
+        if envelope_by_status and code >= 400 and not enveloped:
             return None
         return handle_errors(code, reason, url, method, headers, body, response, *request)
 
