@@ -325,10 +325,15 @@ class CCXTExchangeClient(IExchangeAPIClient):
             ) from exc
 
 
+_TRANSIENT_CLIENT_ERRORS = frozenset({421, 425, 499})
+"""4xx statuses that ccxt does not map and that a retry may get past."""
+
+
 def _every_error_status_raises(exchange: Any) -> Callable[..., None]:
     """``exchange``'s ccxt ``handle_http_status_code`` hook, raising for every HTTP status
     of 400 or more: ccxt's own error where it maps the status, otherwise
-    ``ExchangeNotAvailable`` for a 5xx (a CDN's 524, say) and ``ExchangeError`` for a 4xx.
+    ``ExchangeNotAvailable`` for a 5xx (a CDN's 524, say) or a transient 4xx (421, 425, a
+    load balancer's 499), and ``ExchangeError`` for any other 4xx.
 
     ccxt maps only some statuses; for the others it hands the body back as if it were the
     answer, and a gateway's HTML page then parses as "no candles", which would be stored
@@ -341,7 +346,8 @@ def _every_error_status_raises(exchange: Any) -> Callable[..., None]:
     def handle(code: int, reason: str, url: str, method: str, body: str) -> None:
         handle_http_status_code(code, reason, url, method, body)
         if code >= 400:
-            error = ccxt_async.ExchangeNotAvailable if code >= 500 else ccxt_async.ExchangeError
+            transient = code >= 500 or code in _TRANSIENT_CLIENT_ERRORS
+            error = ccxt_async.ExchangeNotAvailable if transient else ccxt_async.ExchangeError
             raise error(f"{exchange.id} {method} {url} {code} {reason} {body[:200]}")
 
     return handle
@@ -349,10 +355,10 @@ def _every_error_status_raises(exchange: Any) -> Callable[..., None]:
 
 def _json_answers_only(exchange: Any, *, envelope_by_status: bool) -> Callable[..., Any]:
     """``exchange``'s ccxt ``handle_errors`` hook, refusing a successful answer that is not
-    JSON (a proxy's or captive portal's page, an empty body), which ccxt would parse as no
-    candles: ``ExchangeNotAvailable``, retried. With ``envelope_by_status``, an error answer
-    without the exchange's envelope (an object with a ``code``) is left to the HTTP status
-    hook, called next."""
+    a JSON object or array (a proxy's or captive portal's page, an empty body, a JSON scalar),
+    which ccxt would parse as no candles: ``ExchangeNotAvailable``, retried. With
+    ``envelope_by_status``, an error answer without the exchange's envelope (an object with a
+    ``code``) is left to the HTTP status hook, called next."""
     import ccxt.async_support as ccxt_async
 
     handle_errors = exchange.handle_errors

@@ -130,8 +130,9 @@ def recent_window(exchange_id: str) -> tuple[str, int, int]:
 
 
 @pytest.mark.parametrize("exchange_id", EXCHANGES)
-# ccxt maps 502; Cloudflare's 524 it does not; a 200 page is a captive portal or a bad proxy
-@pytest.mark.parametrize("status", [502, 524, 200])
+# ccxt maps 502; Cloudflare's 524 and a load balancer's 499 it does not; a 200 page is a
+# captive portal or a bad proxy
+@pytest.mark.parametrize("status", [502, 524, 499, 200])
 async def test_gateway_pages_are_retried(
     simulator: ExchangeSimulator, make_plugin: PluginFactory, exchange_id: str, status: int
 ) -> None:

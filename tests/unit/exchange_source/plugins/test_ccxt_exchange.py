@@ -22,6 +22,7 @@ from cbtrade.errors import (
 from cbtrade.exchange_source.plugins.ccxt_exchange import (
     PROFILES,
     CCXTExchangeClient,
+    _json_answers_only,
     rewrite_origin,
 )
 from cbtrade.models import Candle
@@ -244,3 +245,41 @@ async def test_long_lived_objects_are_frozen_once_markets_are_loaded(
     await client.fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
     await client.fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
     assert frozen == [True]
+
+
+@pytest.mark.parametrize(
+    ("status", "response", "reaches_the_exchanges_hook"),
+    [
+        (503, {"code": 50001, "message": "ERR_INTERNAL"}, True),  # Crypto.com's envelope
+        (503, {"message": "Internal server error"}, False),  # a JSON gateway body
+        (502, None, False),  # an HTML page
+        (400, {"code": 40003, "message": "BAD_REQUEST"}, True),
+    ],
+)
+def test_crypto_com_errors_without_its_envelope_go_by_status(
+    status: int, response: Any, reaches_the_exchanges_hook: bool
+) -> None:
+    seen: list[int] = []
+
+    class Exchange:
+        id = "cryptocom"
+
+        def handle_errors(self, code: int, *rest: Any) -> None:
+            seen.append(code)
+
+    hook = _json_answers_only(Exchange(), envelope_by_status=True)
+    hook(status, "reason", "https://x/y", "GET", {}, "body", response, {}, None)
+    assert seen == ([status] if reaches_the_exchanges_hook else [])
+
+
+@pytest.mark.parametrize("body", ["", "<html>portal</html>", "42"])
+def test_a_successful_answer_that_is_not_a_json_object_or_array_is_refused(body: str) -> None:
+    class Exchange:
+        id = "binance"
+
+        def handle_errors(self, *args: Any) -> None:
+            raise AssertionError("not reached")
+
+    hook = _json_answers_only(Exchange(), envelope_by_status=False)
+    with pytest.raises(ccxt_async.ExchangeNotAvailable, match="not a JSON answer"):
+        hook(200, "OK", "https://x/y", "GET", {}, body, None, {}, None)
