@@ -117,11 +117,23 @@ async def get_ohlcv(
     timeframe: TimeframeParam = None,
     start: Annotated[
         str | None,
-        Query(max_length=40, description="inclusive; ISO-8601 UTC or epoch milliseconds"),
+        Query(
+            max_length=40,
+            description=(
+                "inclusive; ISO-8601 UTC or epoch milliseconds (0, or at least 10^11: "
+                "epoch seconds and YYYYMMDD are refused)"
+            ),
+        ),
     ] = None,
     end: Annotated[
         str | None,
-        Query(max_length=40, description="exclusive; ISO-8601 UTC or epoch ms; default now"),
+        Query(
+            max_length=40,
+            description=(
+                "exclusive; ISO-8601 UTC or epoch milliseconds (0, or at least 10^11: "
+                "epoch seconds and YYYYMMDD are refused); default now"
+            ),
+        ),
     ] = None,
     limit: Annotated[
         int | None,

@@ -91,6 +91,34 @@ def test_bad_ohlcv_queries(
     assert names.lower() in error["message"].lower()
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"start": "1704067200"},
+            "start=1704067200 looks like epoch seconds; send epoch milliseconds "
+            "(1704067200000) or ISO-8601 (2024-01-01T00:00:00Z)",
+        ),
+        (
+            {"end": "1704153600"},
+            "end=1704153600 looks like epoch seconds; send epoch milliseconds "
+            "(1704153600000) or ISO-8601 (2024-01-02T00:00:00Z)",
+        ),
+        (
+            {"start": "20240101"},
+            "start=20240101 looks like a compact date (YYYYMMDD); send ISO-8601 "
+            "(2024-01-01) or epoch milliseconds",
+        ),
+    ],
+)
+def test_epoch_seconds_and_compact_dates_are_refused(
+    client: httpx.Client, override: dict[str, str], message: str
+) -> None:
+    response = client.get("/api/v1/ohlcv", params={**GOOD, **override})
+    assert response.status_code == 400, response.text
+    assert _error(response) == {"code": "bad_request", "message": message}
+
+
 def test_tampered_token_is_rejected(client: httpx.Client, base_url: str) -> None:
     # A real token needs a real page; forge one with the wrong key instead.
     from cbtrade.historical.tokens import ContinuationTokenCodec, PageCursor

@@ -32,6 +32,81 @@ def test_bad_times_name_the_parameter(text: str) -> None:
         parse_timestamp("start", text)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", 0),
+        ("000", 0),
+        ("100000000000", 100_000_000_000),  # 10**11, the smallest accepted besides 0
+        ("20240101T000000", 1_704_067_200_000),  # ISO-8601 basic format
+        ("20240101T000000Z", 1_704_067_200_000),
+    ],
+)
+def test_zero_and_large_integers_and_basic_iso_are_accepted(text: str, expected: int) -> None:
+    assert parse_timestamp("start", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "1704067200",
+            "start=1704067200 looks like epoch seconds; send epoch milliseconds "
+            "(1704067200000) or ISO-8601 (2024-01-01T00:00:00Z)",
+        ),
+        (
+            "99999999999",  # 10**11 - 1
+            "start=99999999999 looks like epoch seconds; send epoch milliseconds "
+            "(99999999999000) or ISO-8601 (5138-11-16T09:46:39Z)",
+        ),
+        (
+            "1",
+            "start=1 looks like epoch seconds; send epoch milliseconds (1000) or ISO-8601 "
+            "(1970-01-01T00:00:01Z)",
+        ),
+        (
+            "12345678",  # eight digits but no calendar date
+            "start=12345678 looks like epoch seconds; send epoch milliseconds "
+            "(12345678000) or ISO-8601 (1970-05-23T21:21:18Z)",
+        ),
+        (
+            "20241301",  # month 13
+            "start=20241301 looks like epoch seconds; send epoch milliseconds "
+            "(20241301000) or ISO-8601 (1970-08-23T06:35:01Z)",
+        ),
+        (
+            "19691231",  # a date, but before 1970
+            "start=19691231 looks like epoch seconds; send epoch milliseconds "
+            "(19691231000) or ISO-8601 (1970-08-16T21:47:11Z)",
+        ),
+        (
+            "20240101",
+            "start=20240101 looks like a compact date (YYYYMMDD); send ISO-8601 "
+            "(2024-01-01) or epoch milliseconds",
+        ),
+        (
+            "19700101",
+            "start=19700101 looks like a compact date (YYYYMMDD); send ISO-8601 "
+            "(1970-01-01) or epoch milliseconds",
+        ),
+        (
+            " 20240229 ",
+            "start=20240229 looks like a compact date (YYYYMMDD); send ISO-8601 "
+            "(2024-02-29) or epoch milliseconds",
+        ),
+    ],
+)
+def test_small_integers_are_refused_as_seconds_or_compact_dates(text: str, message: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        parse_timestamp("start", text)
+    assert str(caught.value) == message
+
+
+def test_a_negative_integer_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="end='-1704067200000' is neither"):
+        parse_timestamp("end", "-1704067200000")
+
+
 def test_missing_time_is_none() -> None:
     assert parse_timestamp("end", None) is None
 
