@@ -8,6 +8,10 @@ exchange, including ranges that came back with no candles (before a listing, no 
 Gap-filling reads coverage, not candles, to decide what to fetch, so an empty range is never
 fetched twice. Candles and the coverage they belong to are written together, atomically per
 stored object, so nothing is ever marked fetched that was not stored.
+
+Each series also has a small :class:`SeriesBounds` record: what listing discovery verified
+about where its history starts (and, for a market that stopped trading, ends), so that the
+years outside it are never fetched and create no objects.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from cbtrade.candle_table import CandleTable
+from cbtrade.errors import InvalidInputError
 from cbtrade.models import Candle, TimeRange
 
 
@@ -27,6 +32,42 @@ class SeriesSlice(NamedTuple):
     """Stored candles in the range, ascending by timestamp, no duplicates (as columns)."""
     covered: list[TimeRange]
     """Fetched ranges clipped to the requested range, merged and ascending."""
+
+
+class SeriesBounds(NamedTuple):
+    """What listing discovery has verified about a series' life (exchange, symbol, timeframe)."""
+
+    empty_before: int = 0
+    """No candle opens before this (epoch ms, aligned): verified with the exchange."""
+    first_candle: int | None = None
+    """Open time of the series' first candle, once found (then ``empty_before == first_candle``)."""
+    empty_from: int | None = None
+    """No candle opens at or after this: the history of a market that stopped trading ends here."""
+
+    def check_consistent(self) -> None:
+        """Raise InvalidInputError if the fields contradict each other."""
+        if self.first_candle is not None and self.first_candle != self.empty_before:
+            raise InvalidInputError(
+                f"series bounds {tuple(self)}: first_candle must equal empty_before when set"
+            )
+        if self.empty_from is not None and self.empty_from <= self.empty_before:
+            raise InvalidInputError(
+                f"series bounds {tuple(self)}: empty_from must be after empty_before"
+            )
+
+    def merged(self, newer: SeriesBounds, *, clear_empty_from: bool = False) -> SeriesBounds:
+        """This stored record updated by ``newer`` (the rules of ``save_series_bounds``)."""
+        if clear_empty_from:
+            empty_from = None
+        else:
+            empty_from = self.empty_from if newer.empty_from is None else newer.empty_from
+        merged = SeriesBounds(
+            max(self.empty_before, newer.empty_before),
+            self.first_candle if newer.first_candle is None else newer.first_candle,
+            empty_from,
+        )
+        merged.check_consistent()
+        return merged
 
 
 class IRawDataStorage(ABC):
@@ -66,6 +107,61 @@ class IRawDataStorage(ABC):
         """Stored candles and coverage in ``[start_time, end_time)``, read once."""
 
     @abstractmethod
+    async def replace_range(
+        self,
+        exchange_name: str,
+        coin_symbol: str,
+        timeframe: str,
+        start_time: int,
+        end_time: int,
+        candles: Sequence[Candle],
+        *,
+        covered: Sequence[TimeRange],
+    ) -> int:
+        """Make ``candles`` and ``covered`` all that is stored in ``[start_time, end_time)``.
+
+        Every stored candle and every stored coverage in the range is dropped, then
+        ``candles`` and ``covered`` (clipped to the range) are stored; outside the range
+        nothing changes. Returns how many stored candles were dropped. For operators' repair.
+
+        ``candles`` are valid, aligned, ascending, unique and inside the range, and the range
+        is aligned (the manager guarantees it). If the range starts before the series bounds'
+        ``empty_before``, that is lowered to ``start_time`` and ``first_candle`` unset (those
+        years are no longer assumed empty); if it ends after ``empty_from``, that is cleared.
+        The bounds are written first, then each object with one conditional
+        read-modify-write: a crash or an error part-way leaves each object wholly old or
+        wholly new, never half-written, and the caller re-runs the repair (it is idempotent).
+        """
+
+    @abstractmethod
+    async def get_series_bounds(
+        self, exchange_name: str, coin_symbol: str, timeframe: str
+    ) -> SeriesBounds:
+        """The stored bounds of the series; ``SeriesBounds()`` if none are stored."""
+
+    @abstractmethod
+    async def save_series_bounds(
+        self,
+        exchange_name: str,
+        coin_symbol: str,
+        timeframe: str,
+        bounds: SeriesBounds,
+        *,
+        clear_empty_from: bool = False,
+    ) -> SeriesBounds:
+        """Merge ``bounds`` into the stored record and return the merged record.
+
+        ``empty_before`` only rises (the larger wins); ``first_candle`` and ``empty_from``
+        take the new value when it is given and keep the stored one when it is None;
+        ``clear_empty_from=True`` removes ``empty_from`` (``bounds.empty_from`` must then be
+        None). The write is conditional and retried, so concurrent saves lose no field.
+        Raises InvalidInputError if the merged record would contradict itself (a
+        ``first_candle`` other than the merged ``empty_before``, an ``empty_from`` not after
+        it): the stored record is then left as it is. Nothing deletes the record:
+        :meth:`replace_range` lowers it when operators repair history outside it.
+        """
+
+    @abstractmethod
     async def get_latest_timestamp(
         self, exchange_name: str, coin_symbol: str, timeframe: str
     ) -> int | None:
@@ -94,5 +190,7 @@ class IStorageManager(IRawDataStorage):
     """The storage facade the rest of the service uses.
 
     Same operations as :class:`IRawDataStorage`; it validates candles (types, finite numbers,
-    alignment to the timeframe) and sorts and de-duplicates them before the backend sees them.
+    alignment to the timeframe) and sorts and de-duplicates them before the backend sees them,
+    and raises InvalidInputError for ranges, coverage and bounds that are not integer epoch
+    ms >= 0 aligned to the timeframe, or for candles outside a replaced range.
     """

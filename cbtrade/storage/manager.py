@@ -8,8 +8,13 @@ from collections.abc import Sequence
 from cbtrade.config import Settings
 from cbtrade.errors import InvalidCandleError, InvalidInputError
 from cbtrade.models import Candle, TimeRange
-from cbtrade.storage.interfaces import IRawDataStorage, IStorageManager, SeriesSlice
-from cbtrade.storage.path_utility import StoragePathUtility
+from cbtrade.storage.interfaces import (
+    IRawDataStorage,
+    IStorageManager,
+    SeriesBounds,
+    SeriesSlice,
+)
+from cbtrade.storage.path_utility import MAX_TIMESTAMP, StoragePathUtility
 from cbtrade.timeframes import timeframe_to_ms
 
 
@@ -44,6 +49,37 @@ class StorageManagerImpl(IStorageManager):
             raise InvalidInputError(
                 f"start and end must be integer epoch ms, got {start_time!r}, {end_time!r}"
             )
+
+    @staticmethod
+    def _check_aligned_range(start_time: int, end_time: int, timeframe_ms: int) -> None:
+        if not (_is_int(start_time) and _is_int(end_time)) or not (
+            0 <= start_time < end_time <= MAX_TIMESTAMP
+        ):
+            raise InvalidInputError(
+                f"range [{start_time!r}, {end_time!r}) needs integer 0 <= start < end <= "
+                f"{MAX_TIMESTAMP} (epoch ms)"
+            )
+        if start_time % timeframe_ms or end_time % timeframe_ms:
+            raise InvalidInputError(
+                f"range [{start_time}, {end_time}) is not aligned to {timeframe_ms} ms"
+            )
+
+    @staticmethod
+    def _check_bounds(bounds: SeriesBounds, timeframe_ms: int, *, clear_empty_from: bool) -> None:
+        if not isinstance(bounds, SeriesBounds):
+            raise InvalidInputError(f"series bounds must be a SeriesBounds, got {bounds!r}")
+        for name, value in bounds._asdict().items():
+            if value is None and name != "empty_before":
+                continue
+            if not _is_int(value) or not 0 <= value < MAX_TIMESTAMP:
+                raise InvalidInputError(f"series bounds: {name}={value!r} is not epoch ms >= 0")
+            if value % timeframe_ms:
+                raise InvalidInputError(
+                    f"series bounds: {name}={value} is not aligned to {timeframe_ms} ms"
+                )
+        if clear_empty_from and bounds.empty_from is not None:
+            raise InvalidInputError("clear_empty_from=True needs bounds.empty_from to be None")
+        bounds.check_consistent()
 
     @staticmethod
     def _normalize_candles(candles: Sequence[Candle], timeframe_ms: int) -> list[Candle]:
@@ -127,6 +163,60 @@ class StorageManagerImpl(IStorageManager):
         self._check_times(start_time, end_time)
         return await self._storage.get_range_with_coverage(
             exchange_name, coin_symbol, timeframe, start_time, end_time
+        )
+
+    async def replace_range(
+        self,
+        exchange_name: str,
+        coin_symbol: str,
+        timeframe: str,
+        start_time: int,
+        end_time: int,
+        candles: Sequence[Candle],
+        *,
+        covered: Sequence[TimeRange],
+    ) -> int:
+        """Check the aligned range, the candles (all inside it) and coverage, then replace."""
+        timeframe_ms = self._check_series(exchange_name, coin_symbol, timeframe)
+        self._check_aligned_range(start_time, end_time, timeframe_ms)
+        normalized = self._normalize_candles(candles, timeframe_ms)
+        outside = [c for c in normalized if not start_time <= c.timestamp < end_time]
+        if outside:
+            raise InvalidInputError(
+                f"{len(outside)} candles are outside the replaced range "
+                f"[{start_time}, {end_time}), the first at {outside[0].timestamp}"
+            )
+        return await self._storage.replace_range(
+            exchange_name,
+            coin_symbol,
+            timeframe,
+            start_time,
+            end_time,
+            normalized,
+            covered=self._normalize_covered(covered, timeframe_ms),
+        )
+
+    async def get_series_bounds(
+        self, exchange_name: str, coin_symbol: str, timeframe: str
+    ) -> SeriesBounds:
+        """The stored bounds of the series, or ``SeriesBounds()``."""
+        self._check_series(exchange_name, coin_symbol, timeframe)
+        return await self._storage.get_series_bounds(exchange_name, coin_symbol, timeframe)
+
+    async def save_series_bounds(
+        self,
+        exchange_name: str,
+        coin_symbol: str,
+        timeframe: str,
+        bounds: SeriesBounds,
+        *,
+        clear_empty_from: bool = False,
+    ) -> SeriesBounds:
+        """Check the bounds (aligned epoch ms, consistent), then merge them into the store."""
+        timeframe_ms = self._check_series(exchange_name, coin_symbol, timeframe)
+        self._check_bounds(bounds, timeframe_ms, clear_empty_from=clear_empty_from)
+        return await self._storage.save_series_bounds(
+            exchange_name, coin_symbol, timeframe, bounds, clear_empty_from=clear_empty_from
         )
 
     async def get_latest_timestamp(

@@ -17,7 +17,13 @@ every read of a range is a zero-copy slice of them.
 
 A save reads the object, merges, and writes it back on the condition that it is unchanged
 since the read (ETag); a lost race re-reads and retries, so concurrent writers never lose
-each other's candles. Candles and their coverage go in the same write.
+each other's candles. Candles and their coverage go in the same write. A repair
+(:meth:`~ObjectRawDataStorage.replace_range`) and the series bounds record go through the
+same read-modify-write loop.
+
+The series bounds record is a JSON object (``{"empty_before": ms, "first_candle": ms | null,
+"empty_from": ms | null}``) beside the series' data objects. It is not cached: it is read
+whenever it is asked for, so every instance sees the latest one.
 
 Reads keep decoded objects in a cache bounded in bytes and validate every cached object on
 every read, so a read never returns less than another instance has stored: one conditional
@@ -33,7 +39,7 @@ import logging
 import random
 from abc import abstractmethod
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 import orjson
@@ -47,8 +53,8 @@ from cbtrade.errors import (
     StorageError,
 )
 from cbtrade.models import Candle, TimeRange
-from cbtrade.storage.interfaces import IRawDataStorage, SeriesSlice
-from cbtrade.storage.path_utility import RawDataObject, StoragePathUtility
+from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds, SeriesSlice
+from cbtrade.storage.path_utility import MAX_TIMESTAMP, RawDataObject, StoragePathUtility
 from cbtrade.time_ranges import clip_ranges, merge_ranges
 
 logger = logging.getLogger(__name__)
@@ -194,6 +200,61 @@ class ObjectRawDataStorage(IRawDataStorage):
         covered = [r for _, obj_covered in contents for r in obj_covered]
         return SeriesSlice(candles, clip_ranges(covered, window))
 
+    async def replace_range(
+        self,
+        exchange_name: str,
+        coin_symbol: str,
+        timeframe: str,
+        start_time: int,
+        end_time: int,
+        candles: Sequence[Candle],
+        *,
+        covered: Sequence[TimeRange],
+    ) -> int:
+        """Drop what is stored in the range and store ``candles`` and ``covered`` instead.
+
+        The bounds are opened first: a repair that stops after that only makes reads fetch
+        the range again. Then one conditional read-modify-write per object, in parallel.
+        """
+        window = TimeRange(start_time, end_time)
+        objects = self._paths.objects_spanning(
+            exchange_name, coin_symbol, timeframe, start_time, end_time
+        )
+        await self._update_bounds(
+            exchange_name, coin_symbol, timeframe, lambda stored: _opened_to(stored, window)
+        )
+        table = CandleTable.from_candles(candles)
+        window_covered = clip_ranges((TimeRange(*r) for r in covered), window)
+        removed = await self._gather_bounded(
+            self._replace_in_object(obj, window, table, window_covered) for obj in objects
+        )
+        return sum(removed)
+
+    async def get_series_bounds(
+        self, exchange_name: str, coin_symbol: str, timeframe: str
+    ) -> SeriesBounds:
+        """The stored bounds of the series (read every time), or ``SeriesBounds()``."""
+        key = self._paths.get_series_bounds_key(exchange_name, coin_symbol, timeframe)
+        found = await self._read_object(key)
+        return _decode_bounds(key, None if found is None else found[0])
+
+    async def save_series_bounds(
+        self,
+        exchange_name: str,
+        coin_symbol: str,
+        timeframe: str,
+        bounds: SeriesBounds,
+        *,
+        clear_empty_from: bool = False,
+    ) -> SeriesBounds:
+        """Merge ``bounds`` into the stored record with a conditional write; the merged record."""
+        return await self._update_bounds(
+            exchange_name,
+            coin_symbol,
+            timeframe,
+            lambda stored: stored.merged(bounds, clear_empty_from=clear_empty_from),
+        )
+
     async def get_latest_timestamp(
         self, exchange_name: str, coin_symbol: str, timeframe: str
     ) -> int | None:
@@ -304,28 +365,82 @@ class ObjectRawDataStorage(IRawDataStorage):
     async def _update_object(
         self, obj: RawDataObject, candles: CandleTable, covered: list[TimeRange]
     ) -> None:
-        for attempt in range(self._write_attempts):
-            found = await self._read_object(obj.key)
-            if found is None:
-                table = CandleTable.empty()
-                old_covered: list[TimeRange] = []
-                etag = None
-            else:
-                table, old_covered = _decode(obj.key, found[0])
-                etag = found[1]
+        """Merge ``candles`` and ``covered`` into the object (newer candles win)."""
+
+        def merge(found: bytes | None) -> tuple[bytes | None, None]:
+            table, old_covered = _decode(obj.key, found)
             new_covered = merge_ranges([*old_covered, *covered])
             if not len(candles) and new_covered == old_covered:
-                return
-            data = _encode(table.merge(candles), new_covered)
+                return None, None
+            return _encode(table.merge(candles), new_covered), None
+
+        await self._read_modify_write(obj.key, merge)
+
+    async def _replace_in_object(
+        self, obj: RawDataObject, window: TimeRange, candles: CandleTable, covered: list[TimeRange]
+    ) -> int:
+        """Replace the object's candles and coverage within ``window``; how many were dropped."""
+        part = TimeRange(max(window.start, obj.period.start), min(window.end, obj.period.end))
+        new_candles = candles.between(*part)
+        new_covered = clip_ranges(covered, part)
+        before = TimeRange(obj.period.start, part.start)
+        after = TimeRange(part.end, obj.period.end)
+
+        def replace(found: bytes | None) -> tuple[bytes | None, int]:
+            table, old_covered = _decode(obj.key, found)
+            removed = len(table.between(*part))
+            result_covered = merge_ranges(
+                [*clip_ranges(old_covered, before), *new_covered, *clip_ranges(old_covered, after)]
+            )
+            if not removed and not len(new_candles) and result_covered == old_covered:
+                return None, 0
+            kept_before, kept_after = table.between(*before), table.between(*after)
+            result = CandleTable.concat([kept_before, new_candles, kept_after])
+            return _encode(result, result_covered), removed
+
+        return await self._read_modify_write(obj.key, replace)
+
+    async def _update_bounds(
+        self,
+        exchange_name: str,
+        coin_symbol: str,
+        timeframe: str,
+        change: Callable[[SeriesBounds], SeriesBounds],
+    ) -> SeriesBounds:
+        """Write ``change(stored bounds)`` if it differs; the record as it is then stored."""
+        key = self._paths.get_series_bounds_key(exchange_name, coin_symbol, timeframe)
+
+        def update(found: bytes | None) -> tuple[bytes | None, SeriesBounds]:
+            stored = _decode_bounds(key, found)
+            bounds = change(stored)
+            return (None if bounds == stored else orjson.dumps(bounds._asdict())), bounds
+
+        return await self._read_modify_write(key, update)
+
+    async def _read_modify_write(
+        self, key: str, modify: Callable[[bytes | None], tuple[bytes | None, _T]]
+    ) -> _T:
+        """Rewrite an object atomically: ``modify``'s bytes, if it is unchanged since read.
+
+        ``modify`` gets the object's bytes (None if absent) and returns the bytes to write
+        (None to leave the object as it is) and the result to return. A lost race re-reads
+        and calls ``modify`` again, after a jittered backoff; StorageConflictError once
+        ``write_attempts`` are spent.
+        """
+        for attempt in range(self._write_attempts):
+            found = await self._read_object(key)
+            data, result = modify(None if found is None else found[0])
+            if data is None:
+                return result
             try:
-                await self._write_object(obj.key, data, etag=etag)
+                await self._write_object(key, data, etag=None if found is None else found[1])
             except PreconditionFailedError:
                 cap = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
                 await asyncio.sleep(random.uniform(0, cap))
             else:
-                return
+                return result
         raise StorageConflictError(
-            f"{obj.key}: still changed by concurrent writers after {self._write_attempts} attempts"
+            f"{key}: still changed by concurrent writers after {self._write_attempts} attempts"
         )
 
     async def _gather_bounded(self, awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
@@ -357,8 +472,11 @@ def _encode(table: CandleTable, covered: list[TimeRange]) -> bytes:
     return bytes(sink.getvalue())
 
 
-def _decode(key: str, data: bytes) -> tuple[CandleTable, list[TimeRange]]:
-    """Candles and coverage of a stored object; StorageCorruptError if it is not one."""
+def _decode(key: str, data: bytes | None) -> tuple[CandleTable, list[TimeRange]]:
+    """Candles and coverage of a stored object (empty if absent); StorageCorruptError if it
+    is not one."""
+    if data is None:
+        return CandleTable.empty(), []
     try:
         arrow = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
         metadata = arrow.schema.metadata or {}
@@ -370,3 +488,33 @@ def _decode(key: str, data: bytes) -> tuple[CandleTable, list[TimeRange]]:
         return CandleTable.from_arrow(arrow), covered
     except (pa.ArrowException, ValueError, TypeError, KeyError) as exc:
         raise StorageCorruptError(f"{key}: not a raw data object ({exc})") from None
+
+
+def _decode_bounds(key: str, data: bytes | None) -> SeriesBounds:
+    """A stored series bounds record (``SeriesBounds()`` if absent); StorageCorruptError if it
+    is not one."""
+    if data is None:
+        return SeriesBounds()
+    try:
+        fields = orjson.loads(data)
+        if not isinstance(fields, dict) or fields.keys() != set(SeriesBounds._fields):
+            raise ValueError(f"fields are not {', '.join(SeriesBounds._fields)}")
+        bounds = SeriesBounds(**fields)
+        for value in bounds:
+            if value is not None and not (type(value) is int and 0 <= value < MAX_TIMESTAMP):
+                raise ValueError(f"{value!r} is not epoch ms")
+        if bounds.empty_before is None:
+            raise ValueError("empty_before is null")
+        bounds.check_consistent()  # InvalidInputError is a ValueError
+    except ValueError as exc:
+        raise StorageCorruptError(f"{key}: not a series bounds record ({exc})") from None
+    return bounds
+
+
+def _opened_to(bounds: SeriesBounds, window: TimeRange) -> SeriesBounds:
+    """``bounds`` no longer claiming that any part of ``window`` is empty."""
+    if window.start < bounds.empty_before:
+        bounds = bounds._replace(empty_before=window.start, first_candle=None)
+    if bounds.empty_from is not None and window.end > bounds.empty_from:
+        bounds = bounds._replace(empty_from=None)
+    return bounds

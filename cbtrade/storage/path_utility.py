@@ -5,8 +5,11 @@ Layout (keys use ``/`` on every backend; LocalFileStorage maps them under its ro
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}.arrow            year objects
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}.arrow       month objects
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}/{dd}.arrow  day objects
+    raw_data/{exchange}/{encoded_symbol}/{timeframe}/bounds.json             series bounds
 
-Objects are Arrow IPC streams (the format is in :mod:`cbtrade.storage.object_storage`).
+Data objects are Arrow IPC streams (the format is in :mod:`cbtrade.storage.object_storage`)
+and are the only keys ending in ``.arrow``: listings of data objects keep to that suffix, so
+they never see the series bounds record (a small JSON object).
 
 Granularity: one object holds one UTC calendar period of one series, and the period is the
 coarsest of year, month or day whose candle count stays <= 10,000 (``MAX_CANDLES_PER_OBJECT``):
@@ -41,6 +44,7 @@ from cbtrade.timeframes import TIMEFRAME_MS, timeframe_to_ms
 
 ROOT = "raw_data"
 OBJECT_SUFFIX = ".arrow"
+BOUNDS_NAME = "bounds.json"
 MAX_CANDLES_PER_OBJECT = 10_000
 MAX_SYMBOL_LENGTH = 64
 DAY_MS = 86_400_000
@@ -183,6 +187,10 @@ class StoragePathUtility:
         """Key prefix of every object of one series (ends with ``/``)."""
         timeframe_to_ms(timeframe)
         return f"{self.get_coin_base_path(exchange_name, coin_symbol)}/{timeframe}/"
+
+    def get_series_bounds_key(self, exchange_name: str, coin_symbol: str, timeframe: str) -> str:
+        """Key of the series bounds record: ``{series prefix}bounds.json``."""
+        return self.get_series_prefix(exchange_name, coin_symbol, timeframe) + BOUNDS_NAME
 
     def get_raw_data_path(
         self, exchange_name: str, coin_symbol: str, timeframe: str, timestamp: int

@@ -46,6 +46,7 @@ from cbtrade.storage.object_storage import (
 from cbtrade.storage.path_utility import OBJECT_SUFFIX
 
 _ARROW_STREAM = ContentSettings(content_type=ARROW_STREAM_MEDIA_TYPE)
+_JSON = ContentSettings(content_type="application/json")  # the series bounds record
 _UNAVAILABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -165,7 +166,10 @@ class AzureBlobStorage(ObjectRawDataStorage):
         async with self._azure_errors(f"write {key}"):
             try:
                 await self._client.upload_blob(
-                    key, data, content_settings=_ARROW_STREAM, **condition
+                    key,
+                    data,
+                    content_settings=_ARROW_STREAM if key.endswith(OBJECT_SUFFIX) else _JSON,
+                    **condition,
                 )
             except HttpResponseError as exc:
                 if exc.status_code in (409, 412):
@@ -198,15 +202,21 @@ class AzureBlobStorage(ObjectRawDataStorage):
         return etags
 
     async def _list_child_names(self, prefix: str) -> list[str]:
-        names: list[str] = []
+        children: list[str] = []
         async with self._azure_errors(f"list {prefix}"):
             try:
                 async for item in self._client.walk_blobs(name_starts_with=prefix, delimiter="/"):
                     if isinstance(item, BlobPrefix):
-                        names.append(item.name[len(prefix) :].rstrip("/"))
+                        children.append(item.name)
             except ResourceNotFoundError:
                 return []
-        return names
+        # A folder may hold only series bounds records: ask each for one data object.
+        found = await self._gather_bounded(self._list_keys(child, limit=1) for child in children)
+        return [
+            child[len(prefix) :].rstrip("/")
+            for child, keys in zip(children, found, strict=True)
+            if keys
+        ]
 
     async def check_health(self) -> None:
         """Check the account answers and the container exists (creating it if needed)."""

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import orjson
 import pytest
 
 from cbtrade.errors import (
+    InvalidInputError,
     InvalidPathComponentError,
     InvalidTimeframeError,
     StorageCorruptError,
@@ -27,7 +29,7 @@ from cbtrade.errors import (
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.implementations.azure_blob_storage import AzureBlobStorage
 from cbtrade.storage.implementations.local_file_storage import LocalFileStorage
-from cbtrade.storage.interfaces import IRawDataStorage
+from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds
 from cbtrade.storage.manager import StorageManagerImpl
 from cbtrade.storage.object_storage import ObjectRawDataStorage
 from tests.fixtures.azurite import AzuriteInstance, AzuriteInstanceFactory, connection_string
@@ -433,6 +435,282 @@ async def test_local_writers_in_several_processes_lose_nothing(tmp_path: Path) -
     # Writer i covered slots [30 i, 30 i + 35): the union is slots [0, 125).
     assert [c.timestamp for c in stored.candles] == [T0 + i * M5 for i in range(125)]
     assert stored.covered == [TimeRange(T0, T0 + 125 * M5)]
+
+
+# -- series bounds --------------------------------------------------------------------------
+
+BOUNDS_KEY = "raw_data/cryptocom/BTC-USD/5m/bounds.json"
+
+
+async def test_series_bounds_round_trip_as_json_beside_the_series(
+    backend: ObjectRawDataStorage,
+) -> None:
+    assert await backend.get_series_bounds(EX, SYM, "5m") == SeriesBounds()
+    saved = await backend.save_series_bounds(EX, SYM, "5m", SeriesBounds(T0, T0))
+    assert saved == SeriesBounds(T0, T0)
+    assert await backend.get_series_bounds(EX, SYM, "5m") == SeriesBounds(T0, T0)
+    assert await backend.get_series_bounds(EX, SYM, "1h") == SeriesBounds()
+    found = await backend._read_object(BOUNDS_KEY)
+    assert found is not None
+    assert orjson.loads(found[0]) == {"empty_before": T0, "first_candle": T0, "empty_from": None}
+
+
+async def test_series_bounds_merge_with_the_stored_record(backend: ObjectRawDataStorage) -> None:
+    later = T0 + 10 * M5
+    steps = [
+        (SeriesBounds(T0), {}, SeriesBounds(T0)),
+        (SeriesBounds(0, None, ms(2025, 1, 1)), {}, SeriesBounds(T0, None, ms(2025, 1, 1))),
+        (SeriesBounds(T0 - M5), {}, SeriesBounds(T0, None, ms(2025, 1, 1))),  # never lowered
+        (SeriesBounds(later, later), {}, SeriesBounds(later, later, ms(2025, 1, 1))),
+        (SeriesBounds(0, None, ms(2025, 6, 1)), {}, SeriesBounds(later, later, ms(2025, 6, 1))),
+        (SeriesBounds(), {"clear_empty_from": True}, SeriesBounds(later, later)),
+    ]
+    for bounds, options, merged in steps:
+        assert await backend.save_series_bounds(EX, SYM, "5m", bounds, **options) == merged
+        assert await backend.get_series_bounds(EX, SYM, "5m") == merged
+
+
+async def test_contradicting_series_bounds_leave_the_stored_record(
+    backend: ObjectRawDataStorage,
+) -> None:
+    await backend.save_series_bounds(EX, SYM, "5m", SeriesBounds(T0, T0))
+    with pytest.raises(InvalidInputError, match="first_candle"):
+        await backend.save_series_bounds(EX, SYM, "5m", SeriesBounds(T0 + M5))
+    assert await backend.get_series_bounds(EX, SYM, "5m") == SeriesBounds(T0, T0)
+
+
+async def test_series_bounds_are_not_data_objects(backend: ObjectRawDataStorage) -> None:
+    await backend.save_series_bounds(EX, SYM, "5m", SeriesBounds(T0, T0))
+    await backend.save_series_bounds(EX, "ETH/USD", "1h", SeriesBounds(0, None, T0))
+    assert await all_keys(backend) == []
+    assert await backend.list_coins(EX) == []
+    assert await backend.check_coin_exists(EX, SYM) is False
+    assert await backend.check_coin_exists(EX, SYM, "5m") is False
+    assert await backend.get_latest_timestamp(EX, SYM, "5m") is None
+    # Beside data objects: the listings and a wide read (folder listings) still skip it.
+    candles = series(T0, 3 * 288)
+    await backend.save_bulk_entries(EX, SYM, "5m", candles, covered=[TimeRange(T0, T0 + 3 * DAY)])
+    await backend.save_bulk_entries(EX, SYM, "1m", series(T0, 3 * 1440, M1))
+    await backend.save_series_bounds(EX, SYM, "1m", SeriesBounds(T0, T0))
+    assert await all_keys(backend) == [
+        "raw_data/cryptocom/BTC-USD/1m/2024/01/01.arrow",
+        "raw_data/cryptocom/BTC-USD/1m/2024/01/02.arrow",
+        "raw_data/cryptocom/BTC-USD/1m/2024/01/03.arrow",
+        "raw_data/cryptocom/BTC-USD/5m/2024/01.arrow",
+    ]
+    assert await backend.list_coins(EX) == [SYM]
+    assert await backend.get_latest_timestamp(EX, SYM, "5m") == candles[-1].timestamp
+    assert (await stored_slice(backend, EX, SYM, "5m", T0, ms(2025, 1, 1))).candles == candles
+    for _ in range(2):  # the second read validates cached objects by listing their folder
+        assert len((await stored_slice(backend, EX, SYM, "1m", T0, T0 + 3 * DAY)).candles) == (
+            3 * 1440
+        )
+
+
+async def test_concurrent_bounds_saves_lose_no_field(
+    backend: ObjectRawDataStorage, other_writer: ObjectRawDataStorage
+) -> None:
+    # Two instances save different fields at once; whatever the interleaving, all survive.
+    first = T0 + 20 * M5
+    saves = [
+        *(
+            (backend if i % 2 else other_writer).save_series_bounds(
+                EX, SYM, "5m", SeriesBounds(T0 + i * M5)
+            )
+            for i in range(8)
+        ),
+        other_writer.save_series_bounds(EX, SYM, "5m", SeriesBounds(0, None, ms(2025, 1, 1))),
+        backend.save_series_bounds(EX, SYM, "5m", SeriesBounds(first, first)),
+    ]
+    await asyncio.gather(*saves)
+    assert await backend.get_series_bounds(EX, SYM, "5m") == SeriesBounds(
+        first, first, ms(2025, 1, 1)
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"{not json",
+        b"[1, 2, 3]",
+        b'{"empty_before": 1}',
+        b'{"empty_before": "1", "first_candle": null, "empty_from": null}',
+        b'{"empty_before": null, "first_candle": null, "empty_from": null}',
+        b'{"empty_before": 600000, "first_candle": 300000, "empty_from": null}',
+    ],
+)
+async def test_a_corrupt_bounds_record_is_reported(
+    backend: ObjectRawDataStorage, data: bytes
+) -> None:
+    await backend._write_object(BOUNDS_KEY, data, etag=None)
+    with pytest.raises(StorageCorruptError, match="bounds"):
+        await backend.get_series_bounds(EX, SYM, "5m")
+    with pytest.raises(StorageCorruptError, match="bounds"):
+        await backend.save_series_bounds(EX, SYM, "5m", SeriesBounds(T0))
+    with pytest.raises(StorageCorruptError, match="bounds"):
+        await backend.replace_range(EX, SYM, "5m", T0, T0 + DAY, [], covered=[])
+    assert await all_keys(backend) == []
+
+
+# -- replace_range (operators' repair) -------------------------------------------------------
+
+
+async def test_replace_range_drops_candles_and_coverage_only_inside_the_range(
+    backend: ObjectRawDataStorage,
+) -> None:
+    old = series(T0, 20)
+    await backend.save_bulk_entries(EX, SYM, "5m", old, covered=[TimeRange(T0, T0 + 20 * M5)])
+    start, end = T0 + 5 * M5, T0 + 10 * M5
+    new = series(T0 + 6 * M5, 2, price=100.0)
+    removed = await backend.replace_range(
+        EX, SYM, "5m", start, end, new, covered=[TimeRange(T0 + 5 * M5, T0 + 8 * M5)]
+    )
+    assert removed == 5
+    stored = await stored_slice(backend, EX, SYM, "5m", 0, ms(2025, 1, 1))
+    assert stored.candles == [*old[:5], *new, *old[10:]]
+    # The coverage between 8 and 10 was dropped: that stretch is fetched again.
+    assert stored.covered == [TimeRange(T0, T0 + 8 * M5), TimeRange(end, T0 + 20 * M5)]
+    assert await all_keys(backend) == ["raw_data/cryptocom/BTC-USD/5m/2024/01.arrow"]
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "step", "first", "expected_keys"),
+    [
+        (
+            "1m",
+            M1,
+            ms(2024, 1, 1, 22),
+            [f"raw_data/cryptocom/BTC-USD/1m/2024/01/0{day}.arrow" for day in (1, 2, 3)],
+        ),
+        (
+            "5m",
+            M5,
+            ms(2023, 12, 31, 22),
+            ["raw_data/cryptocom/BTC-USD/5m/2023/12.arrow"]
+            + [f"raw_data/cryptocom/BTC-USD/5m/2024/0{month}.arrow" for month in (1, 2)],
+        ),
+    ],
+)
+async def test_replace_range_across_object_boundaries(
+    backend: ObjectRawDataStorage, timeframe: str, step: int, first: int, expected_keys: list[str]
+) -> None:
+    # Stored: the last two hours of the first object to the first two of the third.
+    last = expected_keys[-1]
+    end_of_stored = backend._paths.parse_path(last).period.start + 2 * 3_600_000
+    old = series(first, (end_of_stored - first) // step, step)
+    everything = TimeRange(first, end_of_stored)
+    await backend.save_bulk_entries(EX, SYM, timeframe, old, covered=[everything])
+    start, end = first + 3_600_000, end_of_stored - 3_600_000
+    new = series(start, 3, step * 7, price=50.0)
+    removed = await backend.replace_range(
+        EX, SYM, timeframe, start, end, new, covered=[TimeRange(start, end)]
+    )
+    assert removed == (end - start) // step
+    stored = await stored_slice(backend, EX, SYM, timeframe, 0, ms(2025, 1, 1))
+    assert stored.candles == [
+        *[c for c in old if c.timestamp < start],
+        *new,
+        *[c for c in old if c.timestamp >= end],
+    ]
+    assert stored.covered == [everything]
+    assert await all_keys(backend) == expected_keys
+
+
+async def test_replace_range_with_no_candles_records_that_the_exchange_has_none(
+    backend: ObjectRawDataStorage,
+) -> None:
+    old = series(T0, 288)
+    await backend.save_bulk_entries(EX, SYM, "5m", old, covered=[TimeRange(T0, T0 + DAY)])
+    start, end = T0 + 6 * 12 * M5, T0 + 12 * 12 * M5
+    removed = await backend.replace_range(
+        EX, SYM, "5m", start, end, [], covered=[TimeRange(start - DAY, end + DAY)]
+    )
+    assert removed == 72
+    inside = await stored_slice(backend, EX, SYM, "5m", start, end)
+    assert inside == ([], [TimeRange(start, end)])  # covered, clipped to the range: not refetched
+    whole = await stored_slice(backend, EX, SYM, "5m", 0, ms(2025, 1, 1))
+    assert whole.covered == [TimeRange(T0, T0 + DAY)]
+    assert len(whole.candles) == 288 - 72
+
+
+async def test_replace_range_where_nothing_is_stored_creates_only_what_it_covers(
+    backend: ObjectRawDataStorage,
+) -> None:
+    assert await backend.replace_range(EX, SYM, "5m", T0, ms(2024, 4, 1), [], covered=[]) == 0
+    assert await all_keys(backend) == []
+    march = TimeRange(ms(2024, 3, 1), ms(2024, 4, 1))
+    assert await backend.replace_range(EX, SYM, "5m", T0, march.end, [], covered=[march]) == 0
+    assert await all_keys(backend) == ["raw_data/cryptocom/BTC-USD/5m/2024/03.arrow"]
+    assert await backend._read_object(BOUNDS_KEY) is None
+
+
+async def test_candles_outside_a_replaced_range_are_rejected_and_nothing_changes(
+    backend: ObjectRawDataStorage,
+) -> None:
+    manager = StorageManagerImpl(backend)
+    old = series(T0, 12)
+    await manager.save_bulk_entries(EX, SYM, "5m", old, covered=[TimeRange(T0, T0 + 12 * M5)])
+    for outside in (T0 + 2 * M5, T0 + 6 * M5):
+        with pytest.raises(InvalidInputError, match="outside the replaced range"):
+            await manager.replace_range(
+                EX,
+                SYM,
+                "5m",
+                T0 + 3 * M5,
+                T0 + 6 * M5,
+                series(outside, 1, price=9.0),
+                covered=[TimeRange(T0 + 3 * M5, T0 + 6 * M5)],
+            )
+    assert await stored_slice(manager, EX, SYM, "5m", T0, T0 + DAY) == (
+        old,
+        [TimeRange(T0, T0 + 12 * M5)],
+    )
+
+
+async def test_replace_range_before_the_bounds_opens_them(backend: ObjectRawDataStorage) -> None:
+    listed, delisted = ms(2024, 3, 1), ms(2024, 9, 1)
+    await backend.save_series_bounds(EX, SYM, "5m", SeriesBounds(listed, listed, delisted))
+    # Inside the bounds: they stay.
+    await backend.replace_range(EX, SYM, "5m", listed, listed + DAY, [], covered=[])
+    assert await backend.get_series_bounds(EX, SYM, "5m") == SeriesBounds(listed, listed, delisted)
+    # Reaching before empty_before: lowered to the range's start, the first candle unknown.
+    await backend.replace_range(
+        EX, SYM, "5m", ms(2024, 2, 1), listed + DAY, series(ms(2024, 2, 20), 1), covered=[]
+    )
+    assert await backend.get_series_bounds(EX, SYM, "5m") == SeriesBounds(
+        ms(2024, 2, 1), None, delisted
+    )
+    # Reaching past empty_from: cleared.
+    await backend.replace_range(EX, SYM, "5m", delisted - DAY, delisted + M5, [], covered=[])
+    assert await backend.get_series_bounds(EX, SYM, "5m") == SeriesBounds(ms(2024, 2, 1))
+
+
+async def test_a_save_racing_a_replace_on_the_same_object_loses_nothing_outside_the_range(
+    backend: ObjectRawDataStorage, other_writer: ObjectRawDataStorage
+) -> None:
+    # All in January's object: writers save around the range while a repair replaces it.
+    start, end = T0 + 100 * M5, T0 + 200 * M5
+    await backend.save_bulk_entries(EX, SYM, "5m", series(T0, 300))
+    before = [series(T0 + i * 10 * M5, 10, price=float(i)) for i in range(10)]
+    after = [series(end + i * 10 * M5, 10, price=float(i)) for i in range(10)]
+    new = series(start, 100, price=500.0)
+    removed = await asyncio.gather(
+        *(
+            (backend if i % 2 else other_writer).save_bulk_entries(
+                EX,
+                SYM,
+                "5m",
+                batch,
+                covered=[TimeRange(batch[0].timestamp, batch[-1].timestamp + M5)],
+            )
+            for i, batch in enumerate(before + after)
+        ),
+        backend.replace_range(EX, SYM, "5m", start, end, new, covered=[TimeRange(start, end)]),
+    )
+    assert removed[-1] == 100
+    stored = await stored_slice(other_writer, EX, SYM, "5m", T0, ms(2024, 2, 1))
+    assert stored.candles == [*(c for b in before for c in b), *new, *(c for b in after for c in b)]
+    assert stored.covered == [TimeRange(T0, T0 + 300 * M5)]
 
 
 # -- faults ---------------------------------------------------------------------------------

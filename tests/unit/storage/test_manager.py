@@ -19,12 +19,13 @@ from cbtrade.errors import (
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.implementations.azure_blob_storage import AzureBlobStorage
 from cbtrade.storage.implementations.local_file_storage import LocalFileStorage
-from cbtrade.storage.interfaces import IRawDataStorage, SeriesSlice
+from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds, SeriesSlice
 from cbtrade.storage.manager import (
     StorageManagerImpl,
     create_raw_data_storage,
     create_storage_manager,
 )
+from cbtrade.storage.path_utility import MAX_TIMESTAMP
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 STEP = 300_000  # 5m
@@ -145,6 +146,12 @@ async def test_bad_series_names_never_reach_the_backend(
         await manager.get_latest_timestamp(exchange, symbol, timeframe)
     with pytest.raises(error):
         await manager.check_coin_exists(exchange, symbol, timeframe)
+    with pytest.raises(error):
+        await manager.replace_range(exchange, symbol, timeframe, T0, T0 + STEP, [], covered=[])
+    with pytest.raises(error):
+        await manager.get_series_bounds(exchange, symbol, timeframe)
+    with pytest.raises(error):
+        await manager.save_series_bounds(exchange, symbol, timeframe, SeriesBounds(T0))
     assert backend.method_calls == []
 
 
@@ -186,6 +193,132 @@ async def test_reads_and_queries_are_delegated(
     backend.check_health.assert_awaited_once_with()
     await manager.close()
     backend.close.assert_awaited_once_with()
+
+
+async def test_replace_range_normalises_and_delegates(
+    manager: StorageManagerImpl, backend: AsyncMock
+) -> None:
+    backend.replace_range.return_value = 4
+    given: list[Any] = [candle(3), (T0 + STEP, 1, 1, 1, 1, 10), candle(3, price=2.0)]
+    covered: list[Any] = [(T0, T0 + 9 * STEP)]
+    removed = await manager.replace_range(
+        "cryptocom", "BTC/USD", "5m", T0, T0 + 5 * STEP, given, covered=covered
+    )
+    assert removed == 4
+    backend.replace_range.assert_awaited_once_with(
+        "cryptocom",
+        "BTC/USD",
+        "5m",
+        T0,
+        T0 + 5 * STEP,
+        [candle(1), candle(3, price=2.0)],
+        covered=[TimeRange(T0, T0 + 9 * STEP)],  # the backend clips it to the range
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (T0, T0),
+        (T0 + STEP, T0),
+        (T0 + 1, T0 + STEP),
+        (T0, T0 + STEP + 1),
+        (-STEP, 0),
+        (float(T0), T0 + STEP),
+        (T0, True),
+        (T0, MAX_TIMESTAMP + STEP),
+    ],
+)
+async def test_replace_range_needs_an_aligned_range(
+    manager: StorageManagerImpl, backend: AsyncMock, start: Any, end: Any
+) -> None:
+    with pytest.raises(InvalidInputError, match="range"):
+        await manager.replace_range("cryptocom", "BTC/USD", "5m", start, end, [], covered=[])
+    backend.replace_range.assert_not_awaited()
+
+
+@pytest.mark.parametrize("outside", [candle(-1), candle(5), candle(6)])
+async def test_replace_range_rejects_candles_outside_the_range(
+    manager: StorageManagerImpl, backend: AsyncMock, outside: Candle
+) -> None:
+    with pytest.raises(InvalidInputError, match=f"outside the replaced range.*{outside[0]}"):
+        await manager.replace_range(
+            "cryptocom", "BTC/USD", "5m", T0, T0 + 5 * STEP, [candle(0), outside], covered=[]
+        )
+    backend.replace_range.assert_not_awaited()
+
+
+async def test_replace_range_checks_candles_and_coverage(
+    manager: StorageManagerImpl, backend: AsyncMock
+) -> None:
+    with pytest.raises(InvalidCandleError):
+        await manager.replace_range(
+            "cryptocom",
+            "BTC/USD",
+            "5m",
+            T0,
+            T0 + 5 * STEP,
+            [candle(0)._replace(open=math.nan)],
+            covered=[],
+        )
+    with pytest.raises(InvalidInputError, match="covered range"):
+        await manager.replace_range(
+            "cryptocom", "BTC/USD", "5m", T0, T0 + 5 * STEP, [], covered=[TimeRange(T0, T0 + 1)]
+        )
+    backend.replace_range.assert_not_awaited()
+
+
+async def test_series_bounds_are_checked_and_delegated(
+    manager: StorageManagerImpl, backend: AsyncMock
+) -> None:
+    backend.get_series_bounds.return_value = SeriesBounds(T0, T0)
+    backend.save_series_bounds.return_value = SeriesBounds(T0, T0, T0 + STEP)
+    assert await manager.get_series_bounds("cryptocom", "BTC/USD", "5m") == SeriesBounds(T0, T0)
+    backend.get_series_bounds.assert_awaited_once_with("cryptocom", "BTC/USD", "5m")
+    saved = await manager.save_series_bounds(
+        "cryptocom", "BTC/USD", "5m", SeriesBounds(0, None, T0 + STEP)
+    )
+    assert saved == SeriesBounds(T0, T0, T0 + STEP)
+    backend.save_series_bounds.assert_awaited_once_with(
+        "cryptocom", "BTC/USD", "5m", SeriesBounds(0, None, T0 + STEP), clear_empty_from=False
+    )
+    await manager.save_series_bounds(
+        "cryptocom", "BTC/USD", "5m", SeriesBounds(), clear_empty_from=True
+    )
+    assert backend.save_series_bounds.await_args.kwargs == {"clear_empty_from": True}
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        (SeriesBounds(-STEP), "epoch ms"),
+        (SeriesBounds(T0 + 1), "aligned"),
+        (SeriesBounds(True), "epoch ms"),
+        (SeriesBounds(float(T0)), "epoch ms"),  # type: ignore[arg-type]
+        (SeriesBounds(None), "epoch ms"),  # type: ignore[arg-type]
+        (SeriesBounds(T0, T0 + 1), "aligned"),
+        (SeriesBounds(T0, None, MAX_TIMESTAMP), "epoch ms"),
+        (SeriesBounds(T0, T0 + STEP), "first_candle"),
+        (SeriesBounds(T0, None, T0), "empty_from"),
+        ((T0, None, None), "SeriesBounds"),
+    ],
+)
+async def test_bad_series_bounds_never_reach_the_backend(
+    manager: StorageManagerImpl, backend: AsyncMock, bounds: Any, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        await manager.save_series_bounds("cryptocom", "BTC/USD", "5m", bounds)
+    backend.save_series_bounds.assert_not_awaited()
+
+
+async def test_clear_empty_from_with_an_empty_from_is_refused(
+    manager: StorageManagerImpl, backend: AsyncMock
+) -> None:
+    with pytest.raises(InvalidInputError, match="clear_empty_from"):
+        await manager.save_series_bounds(
+            "cryptocom", "BTC/USD", "5m", SeriesBounds(0, None, T0), clear_empty_from=True
+        )
+    backend.save_series_bounds.assert_not_awaited()
 
 
 async def test_with_a_real_local_backend(tmp_path: Path) -> None:

@@ -84,6 +84,15 @@ def test_get_coin_base_path_and_prefixes() -> None:
     assert paths.get_exchange_prefix("kraken") == "raw_data/kraken/"
 
 
+def test_series_bounds_key_sits_beside_the_data_objects_and_is_not_one() -> None:
+    key = paths.get_series_bounds_key("binance", "ETH/USDT:USDT", "1m")
+    assert key == "raw_data/binance/ETH-USDT%3AUSDT/1m/bounds.json"
+    with pytest.raises(InvalidPathComponentError):
+        paths.parse_path(key)
+    with pytest.raises(InvalidTimeframeError):
+        paths.get_series_bounds_key("binance", "ETH/USDT", "7m")
+
+
 @pytest.mark.parametrize(
     ("symbol", "encoded"),
     [

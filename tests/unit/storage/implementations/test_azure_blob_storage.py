@@ -22,6 +22,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob.aio import LinearRetry
 
+from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
 from cbtrade.errors import (
     StorageConflictError,
     StorageError,
@@ -30,6 +31,7 @@ from cbtrade.errors import (
 )
 from cbtrade.models import Candle
 from cbtrade.storage.implementations.azure_blob_storage import AzureBlobStorage
+from cbtrade.storage.interfaces import SeriesBounds
 from cbtrade.storage.object_storage import PreconditionFailedError
 from tests.fixtures.azurite import connection_string
 from tests.fixtures.stored_objects import read_stored_object, stored_object_bytes
@@ -116,6 +118,19 @@ async def test_new_blobs_are_written_only_if_missing(
     }
     assert kwargs["overwrite"] is False
     assert "etag" not in kwargs
+
+
+async def test_blobs_carry_the_content_type_of_what_they_hold(
+    storage: AzureBlobStorage, client: MagicMock
+) -> None:
+    client.download_blob.side_effect = ResourceNotFoundError("BlobNotFound")
+    await storage.save_entry("cryptocom", "BTC/USD", "5m", Candle(T0, 1, 1, 1, 1, 1))
+    await storage.save_series_bounds("cryptocom", "BTC/USD", "5m", SeriesBounds(T0, T0))
+    (data_call, bounds_call) = client.upload_blob.await_args_list
+    assert data_call.args[0] == KEY
+    assert data_call.kwargs["content_settings"].content_type == ARROW_STREAM_MEDIA_TYPE
+    assert bounds_call.args[0] == "raw_data/cryptocom/BTC-USD/5m/bounds.json"
+    assert bounds_call.kwargs["content_settings"].content_type == "application/json"
 
 
 async def test_existing_blobs_are_written_only_if_unchanged(
