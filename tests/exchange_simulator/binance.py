@@ -1,7 +1,9 @@
 """Binance spot public REST: /api/v3/exchangeInfo and /api/v3/klines.
 
 klines answers the candles with ``startTime <= t <= endTime`` (ms, inclusive), at most
-``limit`` (default 500, cap 1000), from the earliest end by default (Binance's own answer).
+``limit`` (default 500, cap 1000), from the earliest end by default (Binance's own answer),
+so ``startTime=0&endTime=<t>&limit=1`` is the first candle. A delisted market is listed with
+``status: "BREAK"``.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         if status := await state.admit(EXCHANGE, "markets"):
             return _binance_fault(status)
         symbols = []
-        for symbol in state.exchanges[EXCHANGE].markets:
+        for symbol, market in state.exchanges[EXCHANGE].markets.items():
             base, quote = symbol.split("/")
             symbols.append(
                 {
                     "symbol": market_id(symbol),
-                    "status": "TRADING",
+                    "status": "TRADING" if market.trading else "BREAK",
                     "baseAsset": base,
                     "baseAssetPrecision": 8,
                     "quoteAsset": quote,
@@ -67,7 +69,8 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         limit = min(int(query.get("limit", 500)), 1000)
         first = int(query.get("startTime", 0))
         last = int(query.get("endTime", 2**62))
-        candles = state.window(EXCHANGE, symbol, timeframe, first, last, limit)
+        empty = state.answer_empty(EXCHANGE)
+        candles = [] if empty else state.window(EXCHANGE, symbol, timeframe, first, last, limit)
         step = timeframe_to_ms(timeframe)
         rows = [
             [

@@ -1,15 +1,18 @@
 """Coinbase Advanced Trade public REST (ccxt ``coinbase``): market products and candles,
 plus the v2 currency endpoints ccxt reads while loading markets.
 
-Candles answer ``start <= t <= end`` (epoch seconds, inclusive), at most 350 (the real
-cap; ccxt asks for 300), newest first as Coinbase returns them, with granularity names
-such as ``FIVE_MINUTE``.
+Candles answer ``start <= t <= end`` (epoch seconds, inclusive), newest first as Coinbase
+returns them, with granularity names such as ``FIVE_MINUTE``. A window spanning more than
+350 candles (the real cap; ccxt asks for 300) is rejected with ``INVALID_ARGUMENT``, as
+Coinbase documents, so a wide window cannot probe for the first or last candle here. A
+delisted product is listed with ``status: "delisted"`` and ``trading_disabled: true``.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from cbtrade.timeframes import timeframe_to_ms
 from tests.exchange_simulator.core import SimulatorState
 from tests.exchange_simulator.wire import fault, timeframe_names
 
@@ -38,7 +41,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         if request.query.get("product_type") == "FUTURE":
             return web.json_response({"products": [], "num_products": 0})
         listed = []
-        for symbol in state.exchanges[EXCHANGE].markets:
+        for symbol, market in state.exchanges[EXCHANGE].markets.items():
             base, quote = symbol.split("/")
             listed.append(
                 {
@@ -53,11 +56,11 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
                     "base_name": base,
                     "quote_name": quote,
                     "is_disabled": False,
-                    "status": "online",
+                    "status": "online" if market.trading else "delisted",
                     "cancel_only": False,
                     "limit_only": False,
                     "post_only": False,
-                    "trading_disabled": False,
+                    "trading_disabled": not market.trading,
                     "auction_mode": False,
                     "product_type": "SPOT",
                     "quote_currency_id": quote,
@@ -85,7 +88,17 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
             )
         first = int(query.get("start", 0)) * 1000
         last = int(query.get("end", 2**40)) * 1000
-        window = state.window(EXCHANGE, symbol, timeframe, first, last, CAP)
+        if (last - first) // timeframe_to_ms(timeframe) > CAP:
+            message = (
+                "start and end argument is invalid - number of candles requested should be "
+                f"less than {CAP}"
+            )
+            return web.json_response(
+                {"error": "INVALID_ARGUMENT", "error_details": message, "message": message},
+                status=400,
+            )
+        empty = state.answer_empty(EXCHANGE)
+        window = [] if empty else state.window(EXCHANGE, symbol, timeframe, first, last, CAP)
         rows = [
             {
                 "start": str(c.timestamp // 1000),

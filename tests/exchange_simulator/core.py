@@ -2,8 +2,9 @@
 
 Candles are a pure function of (exchange, symbol, timeframe, open time): prices have two
 decimals and volumes four, so they survive the exchanges' string encodings exactly. A market
-has no candle before its listing and none in every ``quiet_every``-th interval (no trades).
-The forming candle (``t <= now < t + timeframe``) is served, as real exchanges do.
+has no candle before its listing, none from its delisting on, and none in every
+``quiet_every``-th interval (no trades). The forming candle (``t <= now < t + timeframe``)
+is served, as real exchanges do.
 """
 
 from __future__ import annotations
@@ -27,11 +28,18 @@ LISTED_FEB_2024 = 1_706_745_600_000  # 2024-02-01T00:00:00Z
 
 
 class SimulatedMarket(NamedTuple):
-    """One listed market of a simulated exchange."""
+    """One listed market of a simulated exchange. From ``delisted_at`` on it has no candles
+    and the markets endpoint marks it as not trading (ccxt's ``active`` is False)."""
 
     symbol: str
     listed_at: int
     quiet_every: int = 97
+    delisted_at: int | None = None
+
+    @property
+    def trading(self) -> bool:
+        """Whether the market still trades now."""
+        return self.delisted_at is None or self.delisted_at > now_ms()
 
 
 DEFAULT_MARKETS: dict[str, list[SimulatedMarket]] = {
@@ -89,6 +97,10 @@ class ExchangeState:
     outage: int | None = None
     delay: float = 0.0
     counts: Counter[str] = field(default_factory=Counter)
+    empty_every: int | None = None
+    """Every n-th answered candle request has no rows, or None."""
+    answered_since_set: int = 0
+    empty_answers: int = 0
 
 
 class SimulatorState:
@@ -116,6 +128,8 @@ class SimulatorState:
     def has_candle(self, exchange: str, symbol: str, timeframe_ms: int, timestamp: int) -> bool:
         market = self.exchanges[exchange].markets.get(symbol)
         if market is None or timestamp < market.listed_at:
+            return False
+        if market.delisted_at is not None and timestamp >= market.delisted_at:
             return False
         return (timestamp // timeframe_ms) % market.quiet_every != 0
 
@@ -145,6 +159,8 @@ class SimulatorState:
             return
         start = -(-max(first, market.listed_at) // step) * step
         stop = min(last, now_ms())
+        if market.delisted_at is not None:
+            stop = min(stop, market.delisted_at - 1)
         stop -= stop % step
         stamps = range(stop, start - 1, -step) if backwards else range(start, stop + 1, step)
         for t in stamps:
@@ -155,6 +171,19 @@ class SimulatorState:
         """The status the gateway fails the next request with, if a fault applies."""
         with self.lock:
             return self.gateway_faults.pop(0) if self.gateway_faults else None
+
+    def answer_empty(self, exchange: str) -> bool:
+        """Count a candle request about to be answered (admitted and valid); whether to
+        answer it with no rows, as every ``empty_every``-th one is."""
+        state = self.exchanges[exchange]
+        with self.lock:
+            if state.empty_every is None:
+                return False
+            state.answered_since_set += 1
+            if state.answered_since_set % state.empty_every:
+                return False
+            state.empty_answers += 1
+            return True
 
     async def admit(self, exchange: str, endpoint: str) -> int | None:
         """Count a request; the status to fail it with, if a fault applies."""

@@ -3,7 +3,8 @@
 get-candlestick answers the candles with ``start_ts <= t < end_ts`` (ms; start inclusive, end
 exclusive, which is what ccxt's ``[since - tf, since + limit * tf)`` request assumes),
 at most ``count`` (default 25, cap 300), from the end of an over-full window that the
-exchange's window style says.
+exchange's window style says: by default the newest, so ``start_ts=0&end_ts=<t>&count=1``
+is the last candle before ``t``. A delisted market is listed with ``tradable: false``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         if status := await state.admit(EXCHANGE, "markets"):
             return fault(status, "public/get-instruments")
         data = []
-        for symbol in state.exchanges[EXCHANGE].markets:
+        for symbol, market in state.exchanges[EXCHANGE].markets.items():
             base, quote = symbol.split("/")
             data.append(
                 {
@@ -48,7 +49,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
                     "price_tick_size": "0.01",
                     "qty_tick_size": "0.00001",
                     "max_leverage": "50",
-                    "tradable": True,
+                    "tradable": market.trading,
                     "expiry_timestamp_ms": 0,
                     "beta_product": False,
                     "margin_buy_enabled": False,
@@ -79,7 +80,8 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         count = min(int(query.get("count", 25)), 300)
         first = int(query.get("start_ts", 0))
         last = int(query.get("end_ts", 2**62)) - 1  # end_ts exclusive
-        candles = state.window(EXCHANGE, symbol, timeframe, first, last, count)
+        empty = state.answer_empty(EXCHANGE)
+        candles = [] if empty else state.window(EXCHANGE, symbol, timeframe, first, last, count)
         data = [
             {
                 "o": str(c.open),

@@ -1,7 +1,10 @@
 """Kraken public REST: /0/public/Assets, /0/public/AssetPairs and /0/public/OHLC.
 
 OHLC keeps only the newest 720 candles of a pair (the forming one among them) and answers
-those with ``time > since`` (seconds), oldest first, with ``last``.
+those with ``time > since`` (seconds), oldest first, with ``last``; it takes no end or count,
+so there is no window to probe. A delisted pair is listed with ``status: "cancel_only"``, the
+AssetPairs status of a pair that no longer trades (the others are ``online``,
+``post_only``, ``limit_only`` and ``reduce_only``).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         if status := await state.admit(EXCHANGE, "markets"):
             return await failed(status)
         pairs = {}
-        for symbol in state.exchanges[EXCHANGE].markets:
+        for symbol, market in state.exchanges[EXCHANGE].markets.items():
             base, quote = symbol.split("/")
             altname = symbol.replace("BTC", "XBT").replace("/", "")
             pairs[pair_id(symbol)] = {
@@ -81,7 +84,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
                 "ordermin": "0.0001",
                 "costmin": "0.5",
                 "tick_size": "0.01",
-                "status": "online",
+                "status": "online" if market.trading else "cancel_only",
             }
         return envelope(pairs)
 
@@ -97,7 +100,9 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
             return web.json_response({"error": ["EQuery:Unknown asset pair"]}, status=200)
         step = timeframe_to_ms(timeframe)
         newest = align_down(now_ms(), step)
-        kept = state.candles(EXCHANGE, symbol, timeframe, newest - (DEPTH - 1) * step, newest)
+        oldest = newest - (DEPTH - 1) * step
+        empty = state.answer_empty(EXCHANGE)
+        kept = [] if empty else state.candles(EXCHANGE, symbol, timeframe, oldest, newest)
         since_ms = int(float(query.get("since", 0)) * 1000)
         rows = [
             [

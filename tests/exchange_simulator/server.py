@@ -119,7 +119,8 @@ class ExchangeSimulator:
     # Configuration
 
     def reset(self) -> None:
-        """Counters, faults, styles, rate limit and markets back to their defaults."""
+        """Counters, faults, empty answers, styles, rate limit and markets back to their
+        defaults."""
         self._state.reset()
 
     def set_markets(self, exchange: str, markets: list[SimulatedMarket]) -> None:
@@ -143,7 +144,21 @@ class ExchangeSimulator:
         self._state.exchanges[exchange].outage = status
 
     def set_delay(self, exchange: str, seconds: float) -> None:
+        """Every request to ``exchange`` waits ``seconds`` before it is answered; the others
+        are served meanwhile."""
         self._state.exchanges[exchange].delay = seconds
+
+    def answer_empty_every(self, exchange: str, n: int | None) -> None:
+        """From now on every ``n``-th candle request to ``exchange`` that would be answered
+        (not faulted, rate-limited or refused) answers in the normal format with no rows, as
+        a lagging replica would; None stops it. With ``n >= 2`` no two requests in a row
+        are emptied."""
+        if n is not None and n < 1:
+            raise ValueError(f"n must be at least 1 or None, not {n}")
+        state = self._state.exchanges[exchange]
+        with self._state.lock:
+            state.empty_every = n
+            state.answered_since_set = 0
 
     @property
     def rate_limit_per_second(self) -> float | None:
@@ -161,6 +176,10 @@ class ExchangeSimulator:
     def market_requests(self, exchange: str) -> int:
         return self._state.exchanges[exchange].counts["markets"]
 
+    def empty_answers(self, exchange: str) -> int:
+        """How many candle requests ``answer_empty_every`` emptied since the last reset."""
+        return self._state.exchanges[exchange].empty_answers
+
     def max_per_call(self, exchange: str) -> int:
         return MAX_PER_CALL[exchange]
 
@@ -177,7 +196,13 @@ class ExchangeSimulator:
         """Exactly the closed candles the simulated exchange has in ``[start, end)``."""
         step = timeframe_to_ms(timeframe)
         moment = now_ms() if now is None else now
-        first = -(-start // step) * step
+        market = self._state.exchanges[exchange].markets.get(symbol)
+        if market is None:
+            return []
+        # Only the market's life is walked, so a window from the epoch stays cheap.
+        first = -(-max(start, market.listed_at) // step) * step
+        if market.delisted_at is not None:
+            end = min(end, market.delisted_at)
         return [
             candle_at(exchange, symbol, t)
             for t in range(first, end, step)

@@ -466,3 +466,173 @@ async def test_an_unknown_path_is_a_logged_404(
         await exchange.public_get_ticker_price({"symbol": "BTCUSDT"})
     assert "/api/v3/ticker/price" in caplog.text
     assert simulator.candle_requests("binance") == simulator.market_requests("binance") == 0
+
+
+@pytest.mark.parametrize("exchange_id", EXCHANGES)
+async def test_every_nth_admitted_candle_request_answers_empty(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str
+) -> None:
+    exchange = connect(exchange_id)
+    await exchange.load_markets()
+    simulator.answer_empty_every(exchange_id, 3)
+    simulator.inject_faults(exchange_id, status=429, count=1)
+    with pytest.raises((ccxt.RateLimitExceeded, ccxt.DDoSProtection)):  # not counted
+        await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED + 10 * H1, 5)
+    answers = [
+        await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED + 10 * H1, 5) for _ in range(6)
+    ]
+    assert [len(rows) for rows in answers] == [5, 5, 0, 5, 5, 0]
+    assert answers[0] == answers[1] == answers[3] == answers[4]
+    assert simulator.empty_answers(exchange_id) == 2
+    assert simulator.candle_requests(exchange_id) == 7
+    simulator.answer_empty_every(exchange_id, None)
+    assert await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED + 10 * H1, 5)
+    assert simulator.empty_answers(exchange_id) == 2
+
+
+async def test_empty_answers_count_from_when_they_are_set_and_reset_clears_them(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    exchange = connect("binance")
+    await exchange.load_markets()
+    await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    simulator.answer_empty_every("binance", 1)
+    assert await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5) == []
+    assert await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5) == []
+    simulator.answer_empty_every("binance", 2)
+    assert await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    assert await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5) == []
+    assert simulator.empty_answers("binance") == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        simulator.answer_empty_every("binance", 0)
+    simulator.reset()
+    assert simulator.empty_answers("binance") == 0
+    assert await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+
+
+async def test_the_markets_endpoint_is_not_a_candle_request_for_empty_answers(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    simulator.answer_empty_every("cryptocom", 1)
+    assert sorted(await connect("cryptocom").load_markets()) == MARKETS["cryptocom"]
+    assert simulator.empty_answers("cryptocom") == 0
+
+
+DELISTED = LISTED + 30 * D1
+OTHER = {"cryptocom": "ETH/USD", "binance": "ETH/USDT", "kraken": "ETH/USD", "coinbase": "ETH/USD"}
+
+
+@pytest.mark.parametrize("exchange_id", EXCHANGES)
+async def test_a_delisted_market_is_listed_but_not_active(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str
+) -> None:
+    simulator.set_markets(
+        exchange_id,
+        [
+            SimulatedMarket(SYMBOL[exchange_id], LISTED, delisted_at=DELISTED),
+            SimulatedMarket(OTHER[exchange_id], LISTED),
+        ],
+    )
+    markets = await connect(exchange_id).load_markets()
+    assert sorted(markets) == sorted([SYMBOL[exchange_id], OTHER[exchange_id]])
+    assert markets[SYMBOL[exchange_id]]["active"] is False
+    assert markets[OTHER[exchange_id]]["active"] is True
+
+
+@pytest.mark.parametrize("exchange_id", ["cryptocom", "binance", "coinbase"])
+async def test_no_candle_opens_at_or_after_the_delisting(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str
+) -> None:
+    symbol = SYMBOL[exchange_id]
+    simulator.set_markets(exchange_id, [SimulatedMarket(symbol, LISTED, delisted_at=DELISTED)])
+    since = DELISTED - 10 * H1
+    rows = as_candles(await connect(exchange_id).fetch_ohlcv(symbol, "1h", since, 20))
+    truth = simulator.truth(exchange_id, symbol, "1h", since, since + 20 * H1)
+    assert rows == truth
+    assert truth[-1].timestamp == DELISTED - H1
+    assert simulator.truth(exchange_id, symbol, "1h", DELISTED, DELISTED + 100 * H1) == []
+
+
+async def test_kraken_serves_nothing_after_a_recent_delisting(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    now = now_ms()
+    delisted = now - now % H1 - 5 * H1
+    simulator.set_markets("kraken", [SimulatedMarket("BTC/USD", LISTED, delisted_at=delisted)])
+    rows = await connect("kraken").fetch_ohlcv("BTC/USD", "1h", delisted - 20 * H1)
+    assert rows
+    assert max(r[0] for r in rows) < delisted
+
+
+PROBE_END = LISTED + 400 * D1  # 2025-02-04, in the past: a window from the epoch to it
+
+
+@pytest.mark.parametrize("style", ["latest", "earliest"])
+@pytest.mark.parametrize(
+    ("exchange_id", "params"),
+    [
+        ("cryptocom", {"start_ts": 0, "end_ts": PROBE_END}),  # end_ts exclusive
+        ("binance", {"until": PROBE_END - 1}),  # endTime inclusive
+    ],
+)
+async def test_a_one_candle_probe_of_decades_answers_the_style_end(
+    simulator: ExchangeSimulator,
+    connect: Connect,
+    exchange_id: str,
+    params: dict[str, int],
+    style: str,
+) -> None:
+    simulator.set_window_style(exchange_id, style)  # type: ignore[arg-type]
+    rows = await connect(exchange_id).fetch_ohlcv(SYMBOL[exchange_id], "1m", 0, 1, params)
+    if style == "latest":
+        assert (
+            as_candles(rows)
+            == simulator.truth(exchange_id, SYMBOL[exchange_id], "1m", PROBE_END - H1, PROBE_END)[
+                -1:
+            ]
+        )
+    else:
+        assert (
+            as_candles(rows)
+            == simulator.truth(exchange_id, SYMBOL[exchange_id], "1m", 0, LISTED + H1)[:1]
+        )
+    assert rows[0][0] == (PROBE_END - 60_000 if style == "latest" else LISTED)
+
+
+async def test_a_probe_stops_at_the_delisting(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    simulator.set_markets("cryptocom", [SimulatedMarket("BTC/USD", LISTED, delisted_at=DELISTED)])
+    rows = await connect("cryptocom").fetch_ohlcv(
+        "BTC/USD", "1m", 0, 1, {"start_ts": 0, "end_ts": now_ms()}
+    )
+    assert rows[0][0] == DELISTED - 60_000
+
+
+@pytest.mark.parametrize("style", ["latest", "earliest"])
+async def test_coinbase_rejects_a_window_of_more_than_350_candles(
+    simulator: ExchangeSimulator, connect: Connect, style: str
+) -> None:
+    simulator.set_window_style("coinbase", style)  # type: ignore[arg-type]
+    exchange = connect("coinbase")
+    with pytest.raises(ccxt.BadRequest, match="number of candles requested"):
+        await exchange.fetch_ohlcv("BTC/USD", "1m", 0, 1, {"until": PROBE_END})
+    since = PROBE_END - 350 * M5
+    rows = await exchange.fetch_ohlcv("BTC/USD", "5m", since, 1, {"until": PROBE_END})
+    assert as_candles(rows) == simulator.truth("coinbase", "BTC/USD", "5m", since, PROBE_END)[:1]
+
+
+@pytest.mark.parametrize("style", ["latest", "earliest"])
+async def test_kraken_has_no_window_so_a_probe_answers_its_oldest_kept_candle(
+    simulator: ExchangeSimulator, connect: Connect, style: str
+) -> None:
+    simulator.set_window_style("kraken", style)  # type: ignore[arg-type]
+    before = now_ms()
+    rows = await connect("kraken").fetch_ohlcv("BTC/USD", "1h", 0, 1)
+    after = now_ms()
+    oldest_kept = [  # the hour may turn during the call
+        simulator.truth("kraken", "BTC/USD", "1h", forming - 719 * H1, forming + H1)[:1]
+        for forming in (before - before % H1, after - after % H1)
+    ]
+    assert len(rows) == 1
+    assert as_candles(rows) in oldest_kept
