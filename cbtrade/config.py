@@ -55,6 +55,8 @@ class Settings(BaseSettings):
 
     # Auth
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    admin_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # true: no token is checked on any route, the admin routes included (local development).
     auth_disabled: bool = False
     jwt_hs256_secret: SecretStr | None = None
     jwt_jwks_url: str | None = None
@@ -80,7 +82,7 @@ class Settings(BaseSettings):
     topup_schedule: str = "0 */5 * * * *"
     topup_max_backfill_days: float = Field(default=7.0, gt=0, le=3_650)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
     def _parse_api_keys(cls, value: object) -> object:
         return _split_csv(value)

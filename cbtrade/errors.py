@@ -58,6 +58,13 @@ class AuthenticationError(CbTradeError):
     status_code = 401
 
 
+class ForbiddenError(CbTradeError):
+    """The credentials are valid but do not allow this operation (e.g. it needs an admin)."""
+
+    code = "forbidden"
+    status_code = 403
+
+
 class AuthenticationUnavailableError(CbTradeError):
     """The identity provider's signing keys cannot be fetched, so JWTs cannot be checked."""
 

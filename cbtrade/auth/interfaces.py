@@ -1,4 +1,12 @@
-"""The authentication interface: bearer tokens in, a principal or an AuthenticationError out."""
+"""The authentication interface: bearer tokens in, a principal or an AuthenticationError out.
+
+Admins: a principal is an admin if its token is one of ``CBTRADE_ADMIN_API_KEYS``, or a JWT
+whose ``roles`` claim (a list, as Microsoft Entra ID app roles appear) contains
+:data:`ADMIN_ROLE`. Routes reserved to operators call :func:`require_admin` on the principal
+that :meth:`IAuthenticationModule.validate_token` returns. With ``CBTRADE_AUTH_DISABLED=true``
+(local development) no token is checked at all, so admin routes are open too: like every
+route's check, the admin check is then skipped.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
-from cbtrade.errors import AuthenticationError
+from cbtrade.errors import AuthenticationError, ForbiddenError
 
 REALM = "cbtrade"
+ADMIN_ROLE = "cbtrade.admin"
+"""The app role (JWT ``roles`` claim) that makes a principal an admin."""
 
 
 class Principal(NamedTuple):
@@ -17,6 +27,8 @@ class Principal(NamedTuple):
     subject: str
     kind: Literal["api_key", "jwt"]
     claims: Mapping[str, object]
+    is_admin: bool = False
+    """An admin key, or a JWT with the :data:`ADMIN_ROLE` role: may use the admin routes."""
 
 
 class IAuthenticationModule(ABC):
@@ -25,6 +37,15 @@ class IAuthenticationModule(ABC):
     @abstractmethod
     async def validate_token(self, token: str) -> Principal:
         """The principal of ``token``; raises AuthenticationError saying what is wrong."""
+
+
+def require_admin(principal: Principal) -> None:
+    """Return if ``principal`` is an admin; raise ForbiddenError (403) otherwise."""
+    if not principal.is_admin:
+        raise ForbiddenError(
+            "this operation needs an admin key (CBTRADE_ADMIN_API_KEYS) "
+            f"or a JWT with the role {ADMIN_ROLE}"
+        )
 
 
 def parse_authorization_header(value: str | None) -> str:

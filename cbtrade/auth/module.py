@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 
-from cbtrade.auth.interfaces import IAuthenticationModule, Principal
+from cbtrade.auth.interfaces import ADMIN_ROLE, IAuthenticationModule, Principal
 from cbtrade.config import Settings
 from cbtrade.errors import AuthenticationError, AuthenticationUnavailableError, ConfigurationError
 
@@ -21,16 +21,20 @@ _MIN_HS256_SECRET_BYTES = 32
 class AuthenticationModuleImpl(IAuthenticationModule):
     """Accepts the configured API keys and JWTs; with nothing configured, accepts nothing.
 
-    API keys are compared in constant time against every key. JWTs are accepted only with
-    the algorithm pinned to their key source: HS256 with the shared secret, RS256 with a key
-    from the JWKS URL (as Microsoft Entra ID issues them, so issuer and audience are then
-    required); ``exp`` is required, and ``iss`` and ``aud`` are checked when configured.
+    API keys are compared in constant time against every key, admin keys included. JWTs are
+    accepted only with the algorithm pinned to their key source: HS256 with the shared
+    secret, RS256 with a key from the JWKS URL (as Microsoft Entra ID issues them, so issuer
+    and audience are then required); ``exp`` is required, and ``iss`` and ``aud`` are checked
+    when configured. Admins: ``admin_api_keys`` (accepted everywhere, need not be repeated in
+    ``api_keys``) and JWTs whose ``roles`` list contains
+    :data:`~cbtrade.auth.interfaces.ADMIN_ROLE`.
     """
 
     def __init__(
         self,
         *,
         api_keys: Sequence[str] = (),
+        admin_api_keys: Sequence[str] = (),
         hs256_secret: str | None = None,
         jwks_url: str | None = None,
         issuer: str | None = None,
@@ -46,7 +50,8 @@ class AuthenticationModuleImpl(IAuthenticationModule):
         if jwks_url and not (issuer and audience):
             # Identity providers sign every tenant's and every API's tokens with the same keys.
             raise ConfigurationError("a JWKS URL needs the JWT issuer and audience set too")
-        self._api_keys = [key.encode() for key in api_keys if key]
+        self._api_keys = [(key.encode(), False) for key in api_keys if key]
+        self._api_keys += [(key.encode(), True) for key in admin_api_keys if key]
         self._hs256_secret = hs256_secret or None
         # The key set is cached for jwks_cache_seconds (so a revoked key leaves within that
         # time); an unknown kid refetches it (key rotation), at most once per cooldown.
@@ -70,6 +75,7 @@ class AuthenticationModuleImpl(IAuthenticationModule):
         """The module the settings describe."""
         return cls(
             api_keys=[key.get_secret_value() for key in settings.api_keys],
+            admin_api_keys=[key.get_secret_value() for key in settings.admin_api_keys],
             hs256_secret=(
                 settings.jwt_hs256_secret.get_secret_value() if settings.jwt_hs256_secret else None
             ),
@@ -83,12 +89,14 @@ class AuthenticationModuleImpl(IAuthenticationModule):
         if not token:
             raise AuthenticationError("empty bearer token")
         candidate = token.encode()
-        matched = False
-        for key in self._api_keys:  # every key, so the time says nothing about which matched
-            matched |= hmac.compare_digest(candidate, key)
+        matched = admin = False
+        for key, is_admin in self._api_keys:  # every key: the time tells nothing of which matched
+            equal = hmac.compare_digest(candidate, key)
+            matched |= equal
+            admin |= equal & is_admin
         if matched:
             fingerprint = hashlib.sha256(candidate).hexdigest()[:8]
-            return Principal(f"api-key:{fingerprint}", "api_key", {})
+            return Principal(f"api-key:{fingerprint}", "api_key", {}, is_admin=admin)
         if token.count(".") == 2:
             return await self._validate_jwt(token)
         raise AuthenticationError("unknown API key")
@@ -132,7 +140,9 @@ class AuthenticationModuleImpl(IAuthenticationModule):
         except jwt.PyJWTError as exc:
             raise AuthenticationError(f"invalid JWT: {type(exc).__name__}") from None
         subject = str(claims.get("sub") or claims.get("oid") or "unknown")
-        return Principal(subject, "jwt", claims)
+        roles = claims.get("roles")
+        is_admin = isinstance(roles, list) and ADMIN_ROLE in roles
+        return Principal(subject, "jwt", claims, is_admin=is_admin)
 
     async def _signing_key(self, kid: object) -> Any:
         """The JWKS key named ``kid``; the fetch is blocking I/O, so it runs in a thread."""

@@ -26,6 +26,7 @@ def test_defaults_are_the_documented_local_ones() -> None:
     assert settings.azure_container == "cbtrade"
     assert settings.auth_disabled is False
     assert settings.api_keys == []
+    assert settings.admin_api_keys == []
     assert settings.exchange_url_overrides == {}
     assert settings.watchlist == []
     assert settings.topup_schedule == "0 */5 * * * *"
@@ -33,12 +34,18 @@ def test_defaults_are_the_documented_local_ones() -> None:
 
 def test_values_are_read_from_cbtrade_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CBTRADE_API_KEYS", " key-one , key-two ,")
+    monkeypatch.setenv("CBTRADE_ADMIN_API_KEYS", "op-key-one,, op-key-two ")
     monkeypatch.setenv("CBTRADE_WATCHLIST", "cryptocom:BTC/USD:5m, binance:BTC/USDT:USDT:1m")
     monkeypatch.setenv("CBTRADE_EXCHANGE_URL_OVERRIDES", '{"cryptocom": "http://127.0.0.1:9000"}')
     monkeypatch.setenv("CBTRADE_AUTH_DISABLED", "true")
     monkeypatch.setenv("CBTRADE_AZURE_ACCOUNT_URL", "")
     settings = load_settings()
     assert [key.get_secret_value() for key in settings.api_keys] == ["key-one", "key-two"]
+    assert [key.get_secret_value() for key in settings.admin_api_keys] == [
+        "op-key-one",
+        "op-key-two",
+    ]
+    assert "op-key-one" not in repr(settings)
     assert settings.watchlist == [
         WatchedSeries("cryptocom", "BTC/USD", "5m"),
         WatchedSeries("binance", "BTC/USDT:USDT", "1m"),

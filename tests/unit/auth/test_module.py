@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -18,13 +19,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from cbtrade.auth.interfaces import bearer_challenge, parse_authorization_header
+from cbtrade.auth import module as auth_module
+from cbtrade.auth.interfaces import (
+    ADMIN_ROLE,
+    Principal,
+    bearer_challenge,
+    parse_authorization_header,
+    require_admin,
+)
 from cbtrade.auth.module import AuthenticationModuleImpl
 from cbtrade.config import load_settings
 from cbtrade.errors import (
     AuthenticationError,
     AuthenticationUnavailableError,
     ConfigurationError,
+    ForbiddenError,
 )
 
 SECRET = "hs256-test-secret-that-is-long-enough-for-sha256"
@@ -61,6 +70,38 @@ async def test_api_keys_valid_and_invalid() -> None:
         await module.validate_token("")
 
 
+async def test_admin_api_keys_are_accepted_and_are_admins() -> None:
+    module = AuthenticationModuleImpl(api_keys=["key-one", "both"], admin_api_keys=["op", "both"])
+    assert (await module.validate_token("key-one")).is_admin is False
+    admin = await module.validate_token("op")  # need not be repeated in api_keys
+    assert admin.kind == "api_key"
+    assert admin.is_admin is True
+    assert "op" not in admin.subject
+    assert (await module.validate_token("both")).is_admin is True
+    for bad in ("op ", "OP", "key-two"):
+        with pytest.raises(AuthenticationError, match="unknown API key"):
+            await module.validate_token(bad)
+
+
+async def test_every_api_key_is_compared_whichever_matches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compared: list[bytes] = []
+    original = hmac.compare_digest
+
+    def compare_digest(given: bytes, key: bytes) -> bool:
+        compared.append(key)
+        return original(given, key)
+
+    monkeypatch.setattr(auth_module.hmac, "compare_digest", compare_digest)
+    module = AuthenticationModuleImpl(api_keys=["a1", "a2"], admin_api_keys=["o1", "o2"])
+    for token in ("a1", "o2", "unknown"):
+        compared.clear()
+        with contextlib.suppress(AuthenticationError):
+            await module.validate_token(token)
+        assert sorted(compared) == [b"a1", b"a2", b"o1", b"o2"]
+
+
 async def test_api_keys_may_look_like_jwts() -> None:
     module = AuthenticationModuleImpl(api_keys=["a.b.c"])
     assert (await module.validate_token("a.b.c")).kind == "api_key"
@@ -86,6 +127,38 @@ async def test_hs256_valid(hs_module: AuthenticationModuleImpl) -> None:
     principal = await hs_module.validate_token(hs256())
     assert principal.kind == "jwt"
     assert principal.subject == "model-service"
+    assert principal.is_admin is False
+
+
+@pytest.mark.parametrize(
+    ("roles", "is_admin"),
+    [
+        ([ADMIN_ROLE], True),
+        (["cbtrade.reader", ADMIN_ROLE], True),
+        (["cbtrade.reader"], False),
+        ([], False),
+        (None, False),
+        (ADMIN_ROLE, False),  # a string, not the list of app roles
+        (["CBTRADE.ADMIN"], False),
+        ([{"role": ADMIN_ROLE}], False),
+    ],
+)
+async def test_jwts_with_the_admin_role_are_admins(
+    hs_module: AuthenticationModuleImpl, roles: object, is_admin: bool
+) -> None:
+    principal = await hs_module.validate_token(hs256(roles=roles))
+    assert principal.is_admin is is_admin
+    assert principal.claims.get("roles") == roles
+
+
+def test_require_admin() -> None:
+    require_admin(Principal("op", "api_key", {}, is_admin=True))
+    for principal in (Principal("m", "api_key", {}), Principal("m", "jwt", {"roles": []})):
+        with pytest.raises(ForbiddenError, match="CBTRADE_ADMIN_API_KEYS") as caught:
+            require_admin(principal)
+        assert ADMIN_ROLE in str(caught.value)
+        assert caught.value.status_code == 403
+        assert caught.value.code == "forbidden"
 
 
 @pytest.mark.parametrize(
@@ -199,6 +272,13 @@ async def test_rs256_via_jwks_valid_and_cached(
     assert jwks.fetches == 1
 
 
+async def test_rs256_app_roles_make_admins(
+    jwks: JwksServer, rs_module: AuthenticationModuleImpl
+) -> None:
+    assert (await rs_module.validate_token(jwks.sign("k1", roles=[ADMIN_ROLE]))).is_admin is True
+    assert (await rs_module.validate_token(jwks.sign("k1", roles=["other"]))).is_admin is False
+
+
 async def test_rs256_key_rotation_refetches_the_jwks(
     jwks: JwksServer, rs_module: AuthenticationModuleImpl
 ) -> None:
@@ -288,9 +368,16 @@ def test_unsafe_configurations_are_refused() -> None:
 
 
 async def test_from_settings_wires_keys_and_jwt() -> None:
-    settings = load_settings(api_keys="alpha,beta", jwt_hs256_secret=SECRET, jwt_audience=AUDIENCE)
+    settings = load_settings(
+        api_keys="alpha,beta",
+        admin_api_keys="gamma",
+        jwt_hs256_secret=SECRET,
+        jwt_audience=AUDIENCE,
+    )
     module = AuthenticationModuleImpl.from_settings(settings)
     assert (await module.validate_token("beta")).kind == "api_key"
+    assert (await module.validate_token("beta")).is_admin is False
+    assert (await module.validate_token("gamma")).is_admin is True
     assert (await module.validate_token(hs256())).kind == "jwt"
     with pytest.raises(AuthenticationError, match="audience"):
         await module.validate_token(hs256(aud="api://other"))
