@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 
-from cbtrade.models import Candle
+from cbtrade.exchange_source.history_edges import CoarseSeries, EdgeWindow, HistoryEdgeFinder
+from cbtrade.models import Candle, TimeRange
+from cbtrade.timeframes import timeframe_to_ms
 
 
 class IExchangeAPIClient(ABC):
@@ -25,16 +28,70 @@ class IExchangeAPIClient(ABC):
     async def check_coin_availability(self, symbol: str) -> bool:
         """Whether the exchange lists ``symbol`` (ccxt unified); markets are cached."""
 
+    async def check_coin_trading(self, symbol: str) -> bool:
+        """Whether ``symbol`` is listed and still trades (a market the exchange keeps listed
+        but marks inactive has no new candles). By default: whether it is listed."""
+        return await self.check_coin_availability(symbol)
+
     @abstractmethod
     async def fetch_historical_data(
-        self, symbol: str, timeframe: str, start: int, end: int
+        self,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        expect_candles: TimeRange | None = None,
     ) -> list[Candle]:
         """Exactly the closed candles the exchange has in ``[start, end)``, ascending, unique.
+
+        A call window wholly inside ``expect_candles`` (the series' known life) that answers
+        no candle is asked once more before the answer is believed.
 
         Raises UnknownSymbolError for a symbol the exchange does not list (no candle call),
         ExchangeHistoryUnavailableError for a range the exchange's API cannot serve,
         ExchangeUnavailableError when retries run out, ExchangeError for other failures.
         """
+
+    async def find_history_edge(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        first: bool,
+        deadline: float | None = None,
+    ) -> EdgeWindow:
+        """The call window holding the first (``first=True``) or the last closed candle in
+        ``[start, end)``, with its candles, found with few calls.
+
+        By default a coarse scan over daily candles (see
+        :mod:`~cbtrade.exchange_source.history_edges`); plugins whose exchange answers wide
+        windows do better with probes.
+        """
+        day_ms = timeframe_to_ms("1d")
+        per_call = self.get_max_candles_per_call(timeframe)
+
+        def fetch_of(series_timeframe: str) -> Callable[[int, int], Awaitable[list[Candle]]]:
+            async def fetch(window_start: int, window_end: int) -> list[Candle]:
+                return await self.fetch_historical_data(
+                    symbol, series_timeframe, window_start, window_end
+                )
+
+            return fetch
+
+        finder = HistoryEdgeFinder(
+            timeframe_ms=timeframe_to_ms(timeframe),
+            call_span_ms=per_call * timeframe_to_ms(timeframe),
+            fetch=fetch_of(timeframe),
+            probe=None,
+            coarse=CoarseSeries(
+                day_ms, self.get_max_candles_per_call("1d") * day_ms, fetch_of("1d")
+            ),
+            deadline=deadline,
+        )
+        return await finder.find(start, end, first=first)
 
     @abstractmethod
     async def close(self) -> None:
@@ -58,7 +115,14 @@ class IDataSourceConnector(ABC):
 
     @abstractmethod
     async def fetch_historical_data(
-        self, exchange_name: str, symbol: str, timeframe: str, start: int, end: int
+        self,
+        exchange_name: str,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        expect_candles: TimeRange | None = None,
     ) -> list[Candle]:
         """Delegate to the exchange's plugin."""
 

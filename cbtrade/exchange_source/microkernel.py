@@ -17,7 +17,7 @@ from cbtrade.config import Settings
 from cbtrade.errors import InvalidPathComponentError, UnknownExchangeError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector, IExchangeAPIClient
 from cbtrade.exchange_source.plugins.ccxt_exchange import PROFILES, CCXTExchangeClient
-from cbtrade.models import Candle
+from cbtrade.models import Candle, TimeRange
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +125,18 @@ class DataSourceConnectorImpl(IDataSourceConnector):
         return await self.get_client(exchange_name).check_coin_availability(symbol)
 
     async def fetch_historical_data(
-        self, exchange_name: str, symbol: str, timeframe: str, start: int, end: int
+        self,
+        exchange_name: str,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        expect_candles: TimeRange | None = None,
     ) -> list[Candle]:
         """The exchange's closed candles in ``[start, end)``."""
         return await self.get_client(exchange_name).fetch_historical_data(
-            symbol, timeframe, start, end
+            symbol, timeframe, start, end, expect_candles=expect_candles
         )
 
     async def close(self) -> None:

@@ -6,16 +6,18 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
+from collections.abc import Callable
+from typing import NamedTuple
 
 from cbtrade.candle_table import CandleTable
 from cbtrade.errors import UnknownSymbolError
-from cbtrade.exchange_source.interfaces import IDataSourceConnector
+from cbtrade.exchange_source.history_edges import EdgeWindow
+from cbtrade.exchange_source.interfaces import IDataSourceConnector, IExchangeAPIClient
 from cbtrade.models import Candle, TimeRange
-from cbtrade.storage.interfaces import IStorageManager
+from cbtrade.storage.interfaces import IStorageManager, SeriesBounds
+from cbtrade.storage.path_utility import MAX_TIMESTAMP
 from cbtrade.telemetry import log_event
-from cbtrade.time_ranges import subtract_ranges
+from cbtrade.time_ranges import clip_ranges, subtract_ranges
 from cbtrade.timeframes import align_down, align_up, timeframe_to_ms
 
 logger = logging.getLogger(__name__)
@@ -25,8 +27,29 @@ Clock = Callable[[], int]
 
 FILL_PARTS = 4
 MIN_PART_CALLS = 4
-"""A fetch window is fetched and stored in up to FILL_PARTS parts of at least MIN_PART_CALLS
-exchange calls each (see ``_in_parts``)."""
+"""A fill's calls are stored in up to FILL_PARTS parts of at least MIN_PART_CALLS calls each,
+each as soon as its calls have arrived, so storing overlaps the next part's calls, and only
+the last part's write is left after the last call; few parts keep the extra writes (a UTC
+day object shared by two parts is written twice) few. A part is stored whole or not at all."""
+CALLS_AHEAD = 32
+"""Calls of a fill asked for ahead of the one it waits for (the plugin's in-flight limit and
+the exchange's rate limit pace them); at the deadline those not yet arrived are cancelled."""
+
+
+class FetchResult(NamedTuple):
+    """The candles of a range up to where it was read."""
+
+    candles: CandleTable
+    reached: int
+    """Where to go on: the range's end; less, when the deadline stopped the fill (the
+    candles hold what lies before it); more, when nothing opens between the range's end
+    and it (the years before a listing, after the end of a market that stopped trading)."""
+
+
+class _Series(NamedTuple):
+    exchange: str
+    symbol: str
+    timeframe: str
 
 
 def system_clock() -> int:
@@ -77,116 +100,66 @@ class HistoricalFetcher:
         Stored ranges are served without any exchange call. Raises UnknownSymbolError for a
         symbol the exchange does not list and nothing is stored for.
         """
+        result = await self.fetch_range(exchange_name, coin_symbol, timeframe, start_time, end_time)
+        return result.candles
+
+    async def fetch_range(
+        self,
+        exchange_name: str,
+        coin_symbol: str,
+        timeframe: str,
+        start_time: int,
+        end_time: int,
+        *,
+        deadline: float | None = None,
+    ) -> FetchResult:
+        """The closed candles of ``[start_time, end_time)`` up to where the range was read.
+
+        With a ``deadline`` (``time.monotonic()``), filling stops once it has passed and at
+        least one exchange call's candles are stored; what is stored is returned, and
+        ``reached`` says where to go on. Years before the series' first candle (and after
+        the last one of a market that stopped trading) cost no exchange call.
+        """
         timeframe_ms = timeframe_to_ms(timeframe)
         window = TimeRange(
             align_up(start_time, timeframe_ms),
             min(align_up(end_time, timeframe_ms), closed_end(self.now(), timeframe_ms)),
         )
         if window.end <= window.start:
-            return CandleTable.empty()
-        stored = await self._storage.get_range_with_coverage(
-            exchange_name, coin_symbol, timeframe, window.start, window.end
-        )
+            return FetchResult(CandleTable.empty(), max(window.start, window.end))
+        series = _Series(exchange_name, coin_symbol, timeframe)
+        stored = await self._storage.get_range_with_coverage(*series, window.start, window.end)
         if not subtract_ranges(window, stored.covered):
-            return stored.candles
+            return FetchResult(stored.candles, window.end)
 
-        lock = self._series_locks.setdefault(
-            (exchange_name, coin_symbol, timeframe), asyncio.Lock()
-        )
+        lock = self._series_locks.setdefault(series, asyncio.Lock())
         async with lock:
             # Another request may have filled the gap while this one waited.
-            stored = await self._storage.get_range_with_coverage(
-                exchange_name, coin_symbol, timeframe, window.start, window.end
-            )
+            stored = await self._storage.get_range_with_coverage(*series, window.start, window.end)
             gaps = subtract_ranges(window, stored.covered)
             if not gaps:
-                return stored.candles
-            if not await self._connector.check_coin_availability(exchange_name, coin_symbol):
+                return FetchResult(stored.candles, window.end)
+            bounds = await self._storage.get_series_bounds(*series)
+            client = self._connector.get_client(exchange_name)
+            if not await client.check_coin_availability(coin_symbol):
                 if len(stored.candles) or await self._storage.check_coin_exists(
                     exchange_name, coin_symbol
                 ):
                     # Delisted: serve what is stored, there is nothing left to fetch.
-                    return stored.candles
+                    return FetchResult(stored.candles, window.end)
                 raise UnknownSymbolError(f"{exchange_name} does not list {coin_symbol!r}")
-            fetched = await self._fill_gaps(exchange_name, coin_symbol, timeframe, window, gaps)
-        fetched_table = CandleTable.from_candles(fetched).between(window.start, window.end)
-        return stored.candles.merge(fetched_table)
-
-    async def _fill_gaps(
-        self,
-        exchange_name: str,
-        coin_symbol: str,
-        timeframe: str,
-        window: TimeRange,
-        gaps: list[TimeRange],
-    ) -> list[Candle]:
-        timeframe_ms = timeframe_to_ms(timeframe)
-        per_call = self._connector.get_client(exchange_name).get_max_candles_per_call(timeframe)
-        fetch_windows = _in_parts(
-            await self._stretch_to_whole_calls(
-                exchange_name, coin_symbol, timeframe, gaps, per_call * timeframe_ms
-            ),
-            per_call * timeframe_ms,
-        )
-        fetched: list[Candle] = []
-        began = time.monotonic()
-        async with aclosing(
-            self._fetch_in_order(exchange_name, coin_symbol, timeframe, fetch_windows)
-        ) as results:
-            async for fetch_window, candles in results:
-                covered = self._covered_by(fetch_window, candles, timeframe_ms)
-                await self._storage.save_bulk_entries(
-                    exchange_name,
-                    coin_symbol,
-                    timeframe,
-                    candles,
-                    covered=[covered] if covered.end > covered.start else [],
-                )
-                slots = (fetch_window.end - fetch_window.start) // timeframe_ms
-                log_event(
-                    logger,
-                    "history.fill",
-                    exchange=exchange_name,
-                    symbol=coin_symbol,
-                    timeframe=timeframe,
-                    start_ms=fetch_window.start,
-                    end_ms=fetch_window.end,
-                    requested_start_ms=window.start,
-                    requested_end_ms=window.end,
-                    candles_fetched=len(candles),
-                    covered_end_ms=covered.end,
-                    exchange_calls=-(-slots // per_call),
-                    duration_ms=round((time.monotonic() - began) * 1000),
-                )
-                fetched.extend(candles)
-                began = time.monotonic()
-        return fetched
-
-    async def _fetch_in_order(
-        self, exchange_name: str, coin_symbol: str, timeframe: str, windows: list[TimeRange]
-    ) -> AsyncGenerator[tuple[TimeRange, list[Candle]], None]:
-        """Each window with its candles, in order. The next window's calls are already in
-        flight while the caller stores this one, so the exchange's rate limit, not the
-        storage write, paces a fill."""
-
-        def fetch(window: TimeRange) -> asyncio.Future[list[Candle]]:
-            return asyncio.ensure_future(
-                self._connector.fetch_historical_data(
-                    exchange_name, coin_symbol, timeframe, window.start, window.end
-                )
-            )
-
-        pending = [fetch(windows[0])] if windows else []
-        try:
-            for index, window in enumerate(windows):
-                if index + 1 < len(windows):
-                    pending.append(fetch(windows[index + 1]))
-                yield window, await pending.pop(0)
-        finally:
-            for future in pending:
-                future.cancel()
-            # Retrieve what they ended with, so a part that failed too is not logged as lost.
-            await asyncio.gather(*pending, return_exceptions=True)
+            fill = _Fill(self, series, client, window, deadline)
+            bounds = await fill.find_edges(gaps, bounds)
+            await fill.fill(_within_life(gaps, bounds))
+        fetched = CandleTable.from_candles(fill.fetched).between(window.start, fill.reached)
+        candles = stored.candles.between(window.start, fill.reached).merge(fetched)
+        reached = fill.reached
+        if reached == window.end:
+            # Nothing lies between the window and the first candle (or after the last).
+            reached = max(reached, bounds.empty_before)
+            if bounds.empty_from is not None and window.end >= bounds.empty_from:
+                reached = max(reached, closed_end(self.now(), timeframe_ms))
+        return FetchResult(candles, reached)
 
     async def _stretch_to_whole_calls(
         self,
@@ -216,37 +189,264 @@ class HistoricalFetcher:
             return gaps
         return [*gaps[:-1], TimeRange(last.start, stretched_end)]
 
-    def _covered_by(
-        self, fetched: TimeRange, candles: list[Candle], timeframe_ms: int
-    ) -> TimeRange:
+    def grace_cutoff(self, now: int, timeframe_ms: int) -> int:
+        """Empty answers after this are not remembered: exchanges publish late."""
+        return align_down(now - self._empty_fetch_grace_ms, timeframe_ms)
+
+    def covered_by(self, fetched: TimeRange, candles: list[Candle], timeframe_ms: int) -> TimeRange:
         """The part of a fetched window that may be recorded as covered.
 
         An empty tail within the grace period before now is left unrecorded: exchanges
         publish late, and a candle that is missing now may still appear.
         """
-        cutoff = align_down(self.now() - self._empty_fetch_grace_ms, timeframe_ms)
+        cutoff = self.grace_cutoff(self.now(), timeframe_ms)
         if fetched.end <= cutoff:
             return fetched
         tail_start = candles[-1].timestamp + timeframe_ms if candles else fetched.start
         return TimeRange(fetched.start, min(fetched.end, max(tail_start, cutoff, fetched.start)))
 
 
-def _in_parts(windows: list[TimeRange], call_span_ms: int) -> list[TimeRange]:
-    """The fetch windows cut into parts of whole exchange calls, each stored as it arrives.
+class _Fill:
+    """One gap-fill of one series: the edges of its history first, then the gaps' exchange
+    calls, in order, stored in parts as they arrive, until done or the deadline."""
 
-    A window of more than ``MIN_PART_CALLS`` calls is cut into up to ``FILL_PARTS`` parts
-    of at least ``MIN_PART_CALLS`` calls: storing a part overlaps the next part's calls,
-    and only the last part's write is left after the last call. Parts end on call
-    boundaries, so the calls stay ``ceil(candles / max per call)``; few parts keep the extra
-    writes (a UTC day object shared by two parts is written twice) few. A part that fails
-    records nothing; the parts stored before it stay recorded.
-    """
-    parts: list[TimeRange] = []
-    for window in windows:
-        calls = -(-(window.end - window.start) // call_span_ms)
-        span = max(MIN_PART_CALLS, -(-calls // FILL_PARTS)) * call_span_ms
-        parts.extend(
-            TimeRange(first, min(first + span, window.end))
-            for first in range(window.start, window.end, span)
+    def __init__(
+        self,
+        fetcher: HistoricalFetcher,
+        series: _Series,
+        client: IExchangeAPIClient,
+        window: TimeRange,
+        deadline: float | None,
+    ) -> None:
+        self._fetcher = fetcher
+        self._storage = fetcher._storage
+        self._series = series
+        self._client = client
+        self._window = window
+        self._deadline = deadline
+        self._timeframe_ms = timeframe_to_ms(series.timeframe)
+        self._per_call = client.get_max_candles_per_call(series.timeframe)
+        self._call_span = self._per_call * self._timeframe_ms
+        self._now = fetcher.now()
+        self._horizon = closed_end(self._now, self._timeframe_ms)
+        self._cutoff = fetcher.grace_cutoff(self._now, self._timeframe_ms)
+        self._life_start: int | None = None
+        self._done: list[TimeRange] = []
+        self._progressed = False
+        """Whether this fill has stored anything or moved the series' bounds."""
+        self.fetched: list[Candle] = []
+        self.reached = window.end
+        """Where the window is read up to: its end, or the first call not stored."""
+
+    async def find_edges(self, gaps: list[TimeRange], bounds: SeriesBounds) -> SeriesBounds:
+        """Learn where the series' history starts (and ends, for a market that stopped
+        trading) before walking into years without candles; the series bounds after it."""
+        symbol, timeframe = self._series.symbol, self._series.timeframe
+        trading = await self._client.check_coin_trading(symbol)
+        if trading and bounds.empty_from is not None:
+            bounds = await self._save_bounds(SeriesBounds(), clear_empty_from=True)
+        gaps = _within_life(gaps, bounds)
+        if not trading and bounds.empty_from is None and gaps:
+            edge = await self._client.find_history_edge(
+                symbol,
+                timeframe,
+                bounds.empty_before,
+                self._horizon,
+                first=False,
+                deadline=self._deadline,
+            )
+            await self._store_edge(edge)
+            last_end = edge.candles[-1].timestamp + self._timeframe_ms if edge.candles else None
+            if last_end is None and edge.window.end > bounds.empty_before:
+                last_end = edge.window.end
+            if last_end is not None:
+                bounds = await self._save_bounds(SeriesBounds(empty_from=last_end))
+            else:
+                bounds = await self._save_bounds(SeriesBounds(min(self._horizon, self._cutoff)))
+            gaps = _within_life(gaps, bounds)
+        if bounds.first_candle is not None:
+            self._life_start = bounds.first_candle
+            return bounds
+        gaps = _without(gaps, self._done)
+        if not gaps:
+            return bounds
+        # The gap's first exchange call, alone: an empty answer there may mean years before
+        # the listing, to be skipped rather than walked.
+        first_gap = (
+            await self._fetcher._stretch_to_whole_calls(*self._series, gaps[:1], self._call_span)
+        )[0]
+        lead = TimeRange(first_gap.start, min(first_gap.start + self._call_span, first_gap.end))
+        if lead.end > self._cutoff:
+            return bounds  # an empty answer this close to now proves nothing
+        candles = await self._fetch(lead)
+        if candles:
+            self._life_start = candles[0].timestamp
+            await self._store([(lead, candles)])
+            return bounds
+        edge = await self._client.find_history_edge(
+            symbol,
+            timeframe,
+            bounds.empty_before,
+            self._horizon,
+            first=True,
+            deadline=self._deadline,
         )
-    return parts
+        await self._store_edge(edge)
+        if edge.candles:
+            first = edge.candles[0].timestamp
+            bounds = await self._save_bounds(SeriesBounds(first, first))
+            self._life_start = first
+        elif min(edge.window.start, self._cutoff) > bounds.empty_before:
+            bounds = await self._save_bounds(SeriesBounds(min(edge.window.start, self._cutoff)))
+        if self._life_start is not None and self._life_start < lead.start:
+            # The empty lead lies inside the series' life: ask once more before it is believed.
+            await self._store([(lead, await self._fetch(lead, reasked=True))])
+        return bounds
+
+    async def fill(self, gaps: list[TimeRange]) -> None:
+        """Fetch and store ``gaps`` (stretched to whole calls) in order, up to the deadline."""
+        gaps = _without(gaps, self._done)
+        if not gaps:
+            return
+        calls = [
+            TimeRange(first, min(first + self._call_span, window.end))
+            for window in await self._fetcher._stretch_to_whole_calls(
+                *self._series, gaps, self._call_span
+            )
+            for first in range(window.start, window.end, self._call_span)
+        ]
+        part_calls = max(MIN_PART_CALLS, -(-len(calls) // FILL_PARTS))
+        tasks: list[asyncio.Future[list[Candle]]] = []
+        batch: list[tuple[TimeRange, list[Candle]]] = []
+        stored = 0
+        try:
+            for index, call in enumerate(calls):
+                while len(tasks) < min(len(calls), index + CALLS_AHEAD):
+                    tasks.append(asyncio.ensure_future(self._fetch(calls[len(tasks)])))
+                progress = self._progressed or bool(batch)
+                if not await self._arrives_in_time(tasks[index], progress=progress):
+                    break
+                batch.append((call, tasks[index].result()))
+                if len(batch) >= part_calls:
+                    await self._store(batch)
+                    stored, batch = stored + len(batch), []
+        finally:
+            for task in tasks[stored + len(batch) :]:
+                task.cancel()
+            # Retrieve what they ended with, so a call that failed too is not logged as lost.
+            await asyncio.gather(*tasks[stored + len(batch) :], return_exceptions=True)
+            # The calls that arrived are stored even when a later one failed.
+            if batch:
+                await self._store(batch)
+                stored += len(batch)
+        if stored < len(calls):
+            self.reached = min(self.reached, calls[stored].start)
+
+    async def _arrives_in_time(self, task: asyncio.Future[list[Candle]], *, progress: bool) -> bool:
+        """Wait for ``task``; past the deadline, only until some progress is made."""
+        if self._deadline is None or not progress:
+            await asyncio.wait([task])
+            return True
+        remaining = self._deadline - time.monotonic()
+        if remaining > 0:
+            await asyncio.wait([task], timeout=remaining)
+        return task.done()
+
+    async def _fetch(self, call: TimeRange, *, reasked: bool = False) -> list[Candle]:
+        """One exchange call's candles; inside the series' known life, an empty answer is
+        asked once more (by the plugin) before it is believed."""
+        life = None
+        if not reasked and self._life_start is not None and self._life_start < self._cutoff:
+            life = TimeRange(self._life_start, self._cutoff)
+        candles = await self._fetcher._connector.fetch_historical_data(
+            *self._series, call.start, call.end, expect_candles=life
+        )
+        if reasked and not candles:
+            log_event(
+                logger,
+                "history.empty_window",
+                level=logging.WARNING,
+                exchange=self._series.exchange,
+                symbol=self._series.symbol,
+                timeframe=self._series.timeframe,
+                start_ms=call.start,
+                end_ms=call.end,
+                answers=2,
+            )
+        return candles
+
+    async def _store_edge(self, edge: EdgeWindow) -> None:
+        if edge.candles:
+            await self._store([(edge.window, edge.candles)])
+        log_event(
+            logger,
+            "history.edge",
+            exchange=self._series.exchange,
+            symbol=self._series.symbol,
+            timeframe=self._series.timeframe,
+            edge_window_start_ms=edge.window.start,
+            edge_window_end_ms=edge.window.end,
+            candles=len(edge.candles),
+            exchange_calls=edge.calls,
+        )
+
+    async def _store(self, calls: list[tuple[TimeRange, list[Candle]]]) -> None:
+        """Store consecutive calls' candles with the coverage they prove, in one save."""
+        began = time.monotonic()
+        candles = [candle for _, call_candles in calls for candle in call_candles]
+        covered = [
+            self._fetcher.covered_by(call, call_candles, self._timeframe_ms)
+            for call, call_candles in calls
+        ]
+        await self._storage.save_bulk_entries(
+            *self._series, candles, covered=[r for r in covered if r.end > r.start]
+        )
+        self.fetched.extend(candles)
+        self._done.extend(call for call, _ in calls)
+        self._progressed = True
+        log_event(
+            logger,
+            "history.fill",
+            exchange=self._series.exchange,
+            symbol=self._series.symbol,
+            timeframe=self._series.timeframe,
+            start_ms=calls[0][0].start,
+            end_ms=calls[-1][0].end,
+            requested_start_ms=self._window.start,
+            requested_end_ms=self._window.end,
+            candles_fetched=len(candles),
+            covered_end_ms=max(r.end for r in covered),
+            exchange_calls=len(calls),
+            empty_calls=sum(not call_candles for _, call_candles in calls),
+            duration_ms=round((time.monotonic() - began) * 1000),
+        )
+
+    async def _save_bounds(
+        self, bounds: SeriesBounds, *, clear_empty_from: bool = False
+    ) -> SeriesBounds:
+        saved = await self._storage.save_series_bounds(
+            *self._series, bounds, clear_empty_from=clear_empty_from
+        )
+        self._progressed = True
+        log_event(
+            logger,
+            "history.bounds",
+            exchange=self._series.exchange,
+            symbol=self._series.symbol,
+            timeframe=self._series.timeframe,
+            empty_before_ms=saved.empty_before,
+            first_candle_ms=saved.first_candle,
+            empty_from_ms=saved.empty_from,
+        )
+        return saved
+
+
+def _within_life(gaps: list[TimeRange], bounds: SeriesBounds) -> list[TimeRange]:
+    """The parts of ``gaps`` where the series' bounds allow candles."""
+    life = TimeRange(bounds.empty_before, bounds.empty_from or MAX_TIMESTAMP)
+    return clip_ranges(gaps, life) if life.end > life.start else []
+
+
+def _without(gaps: list[TimeRange], done: list[TimeRange]) -> list[TimeRange]:
+    """``gaps`` less the windows already fetched."""
+    return [rest for gap in gaps for rest in subtract_ranges(gap, done)]

@@ -17,11 +17,14 @@ from cbtrade.timeframes import DEFAULT_TIMEFRAME, align_up, timeframe_to_ms
 class HistoricalDataManagerImpl(IHistoricalDataManager):
     """Cuts a query into pages and gap-fills each page before returning it.
 
-    A page covers a contiguous range with at most ``limit`` candles. When a stretch of the
-    range holds fewer candles than the limit (before a listing, a quiet market), the page
-    reads on into the next stretch until it has ``limit`` candles or its time budget is
-    spent, so one request always does bounded work (Azure Functions answers HTTP within
-    230 s) and clients are not sent long runs of empty pages.
+    A page covers a contiguous range with at most ``limit`` candles. The years before a
+    series' first candle are skipped (the fetcher finds the listing with a few calls), so
+    a page never comes back empty while the range still holds candles. When a stretch holds
+    fewer candles than the limit (a quiet market), the page reads on into the next stretch
+    until it has ``limit`` candles or its time budget is spent. The budget bounds the
+    page's wall time, not only its stretches: filling stops when it runs out, with what is
+    stored returned and the rest left to the next page, so a page takes at most the budget
+    plus one exchange call and a write (Azure Functions cuts an HTTP answer at 230 s).
     """
 
     def __init__(
@@ -142,12 +145,17 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         count = 0
         while position < horizon and count < limit:
             stretch_end = min(position + (limit - count) * timeframe_ms, horizon)
-            stretch = await self._fetcher.fetch_data(
-                query.exchange, query.symbol, query.timeframe, position, stretch_end
+            stretch = await self._fetcher.fetch_range(
+                query.exchange,
+                query.symbol,
+                query.timeframe,
+                position,
+                stretch_end,
+                deadline=deadline,
             )
-            stretches.append(stretch)
-            count += len(stretch)
-            position = stretch_end
+            stretches.append(stretch.candles)
+            count += len(stretch.candles)
+            position = min(stretch.reached, horizon)
             if time.monotonic() >= deadline:
                 break
         return CandleTable.concat(stretches), (position if position < horizon else None)

@@ -69,7 +69,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         limit = min(int(query.get("limit", 500)), 1000)
         first = int(query.get("startTime", 0))
         last = int(query.get("endTime", 2**62))
-        empty = state.answer_empty(EXCHANGE)
+        empty = state.answer_empty(EXCHANGE, request.path_qs)
         candles = [] if empty else state.window(EXCHANGE, symbol, timeframe, first, last, limit)
         step = timeframe_to_ms(timeframe)
         rows = [

@@ -97,7 +97,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
                 {"error": "INVALID_ARGUMENT", "error_details": message, "message": message},
                 status=400,
             )
-        empty = state.answer_empty(EXCHANGE)
+        empty = state.answer_empty(EXCHANGE, request.path_qs)
         window = [] if empty else state.window(EXCHANGE, symbol, timeframe, first, last, CAP)
         rows = [
             {

@@ -101,6 +101,8 @@ class ExchangeState:
     """Every n-th answered candle request has no rows, or None."""
     answered_since_set: int = 0
     empty_answers: int = 0
+    emptied: set[str] = field(default_factory=set)
+    """Requests answered empty once: asked again, they are answered (the replica caught up)."""
 
 
 class SimulatorState:
@@ -172,16 +174,18 @@ class SimulatorState:
         with self.lock:
             return self.gateway_faults.pop(0) if self.gateway_faults else None
 
-    def answer_empty(self, exchange: str) -> bool:
+    def answer_empty(self, exchange: str, request: str) -> bool:
         """Count a candle request about to be answered (admitted and valid); whether to
-        answer it with no rows, as every ``empty_every``-th one is."""
+        answer it with no rows, as every ``empty_every``-th one is unless the same
+        ``request`` (path and query) was answered empty before."""
         state = self.exchanges[exchange]
         with self.lock:
             if state.empty_every is None:
                 return False
             state.answered_since_set += 1
-            if state.answered_since_set % state.empty_every:
+            if state.answered_since_set % state.empty_every or request in state.emptied:
                 return False
+            state.emptied.add(request)
             state.empty_answers += 1
             return True
 

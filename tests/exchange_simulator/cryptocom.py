@@ -80,7 +80,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         count = min(int(query.get("count", 25)), 300)
         first = int(query.get("start_ts", 0))
         last = int(query.get("end_ts", 2**62)) - 1  # end_ts exclusive
-        empty = state.answer_empty(EXCHANGE)
+        empty = state.answer_empty(EXCHANGE, request.path_qs)
         candles = [] if empty else state.window(EXCHANGE, symbol, timeframe, first, last, count)
         data = [
             {

@@ -101,7 +101,7 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         step = timeframe_to_ms(timeframe)
         newest = align_down(now_ms(), step)
         oldest = newest - (DEPTH - 1) * step
-        empty = state.answer_empty(EXCHANGE)
+        empty = state.answer_empty(EXCHANGE, request.path_qs)
         kept = [] if empty else state.candles(EXCHANGE, symbol, timeframe, oldest, newest)
         since_ms = int(float(query.get("since", 0)) * 1000)
         rows = [

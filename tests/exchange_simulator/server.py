@@ -151,8 +151,9 @@ class ExchangeSimulator:
     def answer_empty_every(self, exchange: str, n: int | None) -> None:
         """From now on every ``n``-th candle request to ``exchange`` that would be answered
         (not faulted, rate-limited or refused) answers in the normal format with no rows, as
-        a lagging replica would; None stops it. With ``n >= 2`` no two requests in a row
-        are emptied."""
+        a lagging replica would; None stops it. A request asked again after an empty answer
+        is answered (the replica caught up), so a client that re-asks an empty window once
+        always gets its candles."""
         if n is not None and n < 1:
             raise ValueError(f"n must be at least 1 or None, not {n}")
         state = self._state.exchanges[exchange]

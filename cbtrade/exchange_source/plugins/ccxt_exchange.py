@@ -38,8 +38,10 @@ from cbtrade.errors import (
     InvalidTimeframeError,
     UnknownSymbolError,
 )
+from cbtrade.exchange_source.history_edges import EdgeWindow, HistoryEdgeFinder
 from cbtrade.exchange_source.interfaces import IExchangeAPIClient
-from cbtrade.models import Candle
+from cbtrade.models import Candle, TimeRange
+from cbtrade.telemetry import log_event
 from cbtrade.timeframes import align_down, timeframe_to_ms
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,10 @@ class ExchangeProfile:
     options: Mapping[str, Any] = field(default_factory=dict)
     transient_error_codes: tuple[str, ...] = ()
     """Exchange error codes that ccxt maps to a permanent error but that are worth a retry."""
+    wide_windows: bool = True
+    """The exchange answers a window of any width with at most ``limit`` candles, so one
+    small call can ask whether years hold a candle (see ``history_edges``). Exchanges that
+    reject windows wider than one call are searched with coarse candles instead."""
     errors_without_envelope_by_status: bool = False
     """ccxt's adapter reads any error answer without the exchange's JSON envelope (an object
     with a ``code``), such as a gateway's 502 page, as a permanent error; judge such an answer
@@ -98,7 +104,8 @@ PROFILES: dict[str, ExchangeProfile] = {
         ccxt_id="binance", max_per_call=1000, options={"fetchMarkets": {"types": ["spot"]}}
     ),
     "kraken": ExchangeProfile(ccxt_id="kraken", max_per_call=720, history_depth=720),
-    "coinbase": ExchangeProfile(ccxt_id="coinbase", max_per_call=300),
+    # Coinbase documents that a window of more candles than one call returns is rejected.
+    "coinbase": ExchangeProfile(ccxt_id="coinbase", max_per_call=300, wide_windows=False),
 }
 
 
@@ -167,38 +174,55 @@ class CCXTExchangeClient(IExchangeAPIClient):
         exchange = await self._loaded_exchange()
         return symbol in exchange.markets
 
-    async def fetch_historical_data(
-        self, symbol: str, timeframe: str, start: int, end: int
-    ) -> list[Candle]:
-        """Exactly the closed candles in ``[start, end)``, ascending, one per timestamp."""
-        timeframe_ms = timeframe_to_ms(timeframe)
-        if start % timeframe_ms or end % timeframe_ms or not 0 <= start < end:
-            raise InvalidInputError(
-                f"window [{start}, {end}) is not aligned to {timeframe} or is empty"
-            )
+    async def check_coin_trading(self, symbol: str) -> bool:
+        """Whether ``symbol`` is listed and not marked inactive (ccxt's ``active``)."""
         exchange = await self._loaded_exchange()
-        if timeframe not in (exchange.timeframes or {}):
-            raise InvalidTimeframeError(
-                f"{self._exchange_id} does not offer {timeframe!r} candles; it offers "
-                + ", ".join(exchange.timeframes or {})
-            )
-        if symbol not in exchange.markets:
-            raise UnknownSymbolError(f"{self._exchange_id} does not list {symbol!r}")
+        market = exchange.markets.get(symbol)
+        return market is not None and market.get("active") is not False
+
+    async def fetch_historical_data(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        expect_candles: TimeRange | None = None,
+    ) -> list[Candle]:
+        """Exactly the closed candles in ``[start, end)``, ascending, one per timestamp.
+
+        A call window wholly inside ``expect_candles`` that answers no candle is asked once
+        more, and logged (``history.empty_window``) if the second answer is empty too.
+        """
+        exchange, timeframe_ms = await self._checked_series(symbol, timeframe, start, end)
         horizon = align_down(self._clock(), timeframe_ms)
         end = min(end, horizon)
         self._check_history_depth(start, end, horizon, timeframe, timeframe_ms)
         step = self._profile.max_per_call * timeframe_ms
         windows = [(first, min(first + step, end)) for first in range(start, end, step)]
 
-        # Windows overlap in flight; ccxt's rate limiter still spaces the requests out.
         async def fetch(window_start: int, window_end: int) -> list[Candle]:
-            async with self._in_flight:
-                rows = await self._fetch_window(
-                    exchange, symbol, timeframe, window_start, window_end
+            candles = await self._fetch_call(exchange, symbol, timeframe, window_start, window_end)
+            if candles or expect_candles is None:
+                return candles
+            if not expect_candles.start <= window_start < window_end <= expect_candles.end:
+                return candles
+            candles = await self._fetch_call(exchange, symbol, timeframe, window_start, window_end)
+            if not candles:
+                log_event(
+                    logger,
+                    "history.empty_window",
+                    level=logging.WARNING,
+                    exchange=self._exchange_id,
+                    symbol=symbol,
+                    timeframe=timeframe,
+                    start_ms=window_start,
+                    end_ms=window_end,
+                    answers=2,
                 )
-            parsed = (_to_candle(row) for row in rows)
-            return [c for c in parsed if c is not None and window_start <= c.timestamp < window_end]
+            return candles
 
+        # Windows overlap in flight; ccxt's rate limiter still spaces the requests out.
         tasks = [asyncio.ensure_future(fetch(*window)) for window in windows]
         try:
             results = await asyncio.gather(*tasks)
@@ -210,6 +234,43 @@ class CCXTExchangeClient(IExchangeAPIClient):
             raise
         candles = {candle.timestamp: candle for result in results for candle in result}
         return [candles[timestamp] for timestamp in sorted(candles)]
+
+    async def find_history_edge(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        first: bool,
+        deadline: float | None = None,
+    ) -> EdgeWindow:
+        """The call window holding the first (or last) closed candle in ``[start, end)``:
+        by probes where the exchange answers wide windows, else by the coarse scan."""
+        if not self._profile.wide_windows:
+            return await super().find_history_edge(
+                symbol, timeframe, start, end, first=first, deadline=deadline
+            )
+        exchange, timeframe_ms = await self._checked_series(symbol, timeframe, start, end)
+
+        async def fetch(window_start: int, window_end: int) -> list[Candle]:
+            return await self._fetch_call(exchange, symbol, timeframe, window_start, window_end)
+
+        async def probe(window_start: int, window_end: int) -> int | None:
+            rows = await self._fetch_rows(exchange, symbol, timeframe, window_start, window_end, 1)
+            stamps = (int(row[0]) for row in rows if row and row[0] is not None)
+            return next((t for t in stamps if window_start <= t < window_end), None)
+
+        finder = HistoryEdgeFinder(
+            timeframe_ms=timeframe_ms,
+            call_span_ms=self._profile.max_per_call * timeframe_ms,
+            fetch=fetch,
+            probe=probe,
+            deadline=deadline,
+        )
+        return await finder.find(
+            start, min(end, align_down(self._clock(), timeframe_ms)), first=first
+        )
 
     async def close(self) -> None:
         """Close the ccxt exchange's HTTP session."""
@@ -233,20 +294,49 @@ class CCXTExchangeClient(IExchangeAPIClient):
                 earliest_available=earliest,
             )
 
-    async def _fetch_window(
+    async def _checked_series(
+        self, symbol: str, timeframe: str, start: int, end: int
+    ) -> tuple[Any, int]:
+        """The loaded exchange and the timeframe's length, once the request is checked."""
+        timeframe_ms = timeframe_to_ms(timeframe)
+        if start % timeframe_ms or end % timeframe_ms or not 0 <= start < end:
+            raise InvalidInputError(
+                f"window [{start}, {end}) is not aligned to {timeframe} or is empty"
+            )
+        exchange = await self._loaded_exchange()
+        if timeframe not in (exchange.timeframes or {}):
+            raise InvalidTimeframeError(
+                f"{self._exchange_id} does not offer {timeframe!r} candles; it offers "
+                + ", ".join(exchange.timeframes or {})
+            )
+        if symbol not in exchange.markets:
+            raise UnknownSymbolError(f"{self._exchange_id} does not list {symbol!r}")
+        return exchange, timeframe_ms
+
+    async def _fetch_call(
         self, exchange: Any, symbol: str, timeframe: str, start: int, end: int
-    ) -> list[list[Any]]:
+    ) -> list[Candle]:
+        """One call for the whole window ``[start, end)``: its candles, parsed and clipped."""
         limit = -(-(end - start) // timeframe_to_ms(timeframe))
+        rows = await self._fetch_rows(exchange, symbol, timeframe, start, end, limit)
+        parsed = (_to_candle(row) for row in rows)
+        return [c for c in parsed if c is not None and start <= c.timestamp < end]
+
+    async def _fetch_rows(
+        self, exchange: Any, symbol: str, timeframe: str, start: int, end: int, limit: int
+    ) -> list[list[Any]]:
+        """ccxt's rows for at most ``limit`` candles of ``[start, end)``, in one call."""
         params = self._profile.window_params(start, end)
-        rows: list[list[Any]] = await self._call(
-            f"fetch_ohlcv {symbol} {timeframe} [{start}, {end})",
-            exchange.fetch_ohlcv,
-            symbol,
-            timeframe,
-            start,
-            limit,
-            params,
-        )
+        async with self._in_flight:
+            rows: list[list[Any]] = await self._call(
+                f"fetch_ohlcv {symbol} {timeframe} [{start}, {end}) limit {limit}",
+                exchange.fetch_ohlcv,
+                symbol,
+                timeframe,
+                start,
+                limit,
+                params,
+            )
         return rows
 
     async def _loaded_exchange(self) -> Any:

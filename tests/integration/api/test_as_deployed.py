@@ -20,12 +20,13 @@ from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.implementations.local_file_storage import LocalFileStorage
 from tests.fixtures.http_server import serve_app
 
-candles = [Candle(t, 1.0, 2.0, 0.5, 1.5, 3.0) for t in range(0, 1000 * 300_000, 300_000)]
+first, end = 1_704_067_200_000, 1_704_067_200_000 + 1000 * 300_000
+candles = [Candle(t, 1.0, 2.0, 0.5, 1.5, 3.0) for t in range(first, end, 300_000)]
 storage = LocalFileStorage(os.environ["CBTRADE_LOCAL_STORAGE_ROOT"])
 asyncio.run(storage.save_bulk_entries(
-    "binance", "BTC/USDT", "5m", candles, covered=[TimeRange(0, 1000 * 300_000)]
+    "binance", "BTC/USDT", "5m", candles, covered=[TimeRange(first, end)]
 ))
-query = {"exchange": "binance", "symbol": "BTC/USDT", "start": 0, "end": 1000 * 300_000}
+query = {"exchange": "binance", "symbol": "BTC/USDT", "start": first, "end": end}
 with serve_app(create_app()) as url, httpx.Client(
     base_url=url, headers={"Authorization": "Bearer deployed-key"}
 ) as http:

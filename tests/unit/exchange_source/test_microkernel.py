@@ -82,7 +82,9 @@ async def test_calls_are_delegated_to_the_exchanges_plugin(settings: Settings) -
     plugin.check_coin_availability.assert_awaited_once_with("BTC/USD")
     candles = await connector.fetch_historical_data("alpha", "BTC/USD", "5m", 0, 300_000)
     assert candles == [Candle(0, 1, 2, 0.5, 1.5, 3)]
-    plugin.fetch_historical_data.assert_awaited_once_with("BTC/USD", "5m", 0, 300_000)
+    plugin.fetch_historical_data.assert_awaited_once_with(
+        "BTC/USD", "5m", 0, 300_000, expect_candles=None
+    )
     await connector.close()
     plugin.close.assert_awaited_once()
 

@@ -12,7 +12,7 @@ from cbtrade.config import load_settings
 from cbtrade.exchange_source.interfaces import IExchangeAPIClient
 from cbtrade.exchange_source.microkernel import DataSourceConnectorImpl
 from cbtrade.historical.fetcher import HistoricalFetcher
-from cbtrade.models import Candle
+from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.interfaces import IStorageManager
 from cbtrade.storage.manager import create_storage_manager
 from cbtrade.timeframes import timeframe_to_ms
@@ -67,7 +67,13 @@ class FakeExchangeClient(IExchangeAPIClient):
         return symbol in self.listed
 
     async def fetch_historical_data(
-        self, symbol: str, timeframe: str, start: int, end: int
+        self,
+        symbol: str,
+        timeframe: str,
+        start: int,
+        end: int,
+        *,
+        expect_candles: TimeRange | None = None,
     ) -> list[Candle]:
         self.fetches.append((symbol, timeframe, start, end))
         self.calls += -(-(end - start) // (timeframe_to_ms(timeframe) * self.max_per_call))

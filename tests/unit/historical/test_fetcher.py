@@ -35,7 +35,11 @@ async def test_nothing_stored_fetches_the_range_once_and_stores_it(
 ) -> None:
     end = START + 2 * SPAN
     assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, end) == truth(START, end)
-    assert exchange.fetches == [("BTC/USD", "5m", START, end)]
+    # The first call alone (an empty answer there would start a search for the listing).
+    assert exchange.fetches == [
+        ("BTC/USD", "5m", START, START + SPAN),
+        ("BTC/USD", "5m", START + SPAN, end),
+    ]
     assert exchange.calls == 2
     assert await storage.get_range("fake", "BTC/USD", "5m", START, end) == truth(START, end)
     assert await stored_coverage(storage, START, end) == [TimeRange(START, end)]
@@ -120,9 +124,13 @@ async def test_range_before_listing_is_remembered_as_empty(
     before = LISTED_AT - 5 * SPAN
     assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", before, LISTED_AT) == []
     calls = exchange.calls
-    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", before, LISTED_AT) == []
+    assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", 0, LISTED_AT) == []
     assert exchange.calls == calls
-    assert await stored_coverage(storage, before, LISTED_AT) == [TimeRange(before, LISTED_AT)]
+    # Remembered as the series' bounds, not as empty objects for the years before.
+    first = truth(LISTED_AT, LISTED_AT + DAY)[0].timestamp
+    bounds = await storage.get_series_bounds("fake", "BTC/USD", "5m")
+    assert (bounds.empty_before, bounds.first_candle) == (first, first)
+    assert await stored_coverage(storage, before, LISTED_AT) == []
 
 
 async def test_forming_candle_is_never_returned_or_stored(
@@ -217,15 +225,31 @@ async def test_concurrent_overlapping_requests_are_exact_and_share_fetches(
 
 
 async def test_a_long_gap_is_fetched_and_stored_in_parts_of_whole_calls(
-    fetcher: HistoricalFetcher, exchange: FakeExchangeClient, storage: IStorageManager
+    fetcher: HistoricalFetcher,
+    exchange: FakeExchangeClient,
+    storage: IStorageManager,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     end = START + 34 * SPAN
+    saves: list[tuple[int, int]] = []
+    save = storage.save_bulk_entries
+
+    async def logged_save(*args: Any, **kwargs: Any) -> None:
+        saves.append((kwargs["covered"][0].start, kwargs["covered"][-1].end))
+        await save(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "save_bulk_entries", logged_save)
     assert await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, end) == truth(START, end)
     assert [(s, e) for _, _, s, e in exchange.fetches] == [
-        (START, START + 9 * SPAN),
-        (START + 9 * SPAN, START + 18 * SPAN),
-        (START + 18 * SPAN, START + 27 * SPAN),
-        (START + 27 * SPAN, end),
+        (START + call * SPAN, START + (call + 1) * SPAN) for call in range(34)
+    ]
+    # The first call alone, then parts of ceil(33 / 4) = 9 calls.
+    assert saves == [
+        (START, START + SPAN),
+        (START + SPAN, START + 10 * SPAN),
+        (START + 10 * SPAN, START + 19 * SPAN),
+        (START + 19 * SPAN, START + 28 * SPAN),
+        (START + 28 * SPAN, end),
     ]
     assert exchange.calls == 34
     assert await stored_coverage(storage, START, end) == [TimeRange(START, end)]
@@ -240,9 +264,11 @@ async def test_the_next_part_is_fetched_while_a_part_is_stored(
     events: list[str] = []
     fetch, save = exchange.fetch_historical_data, storage.save_bulk_entries
 
-    async def logged_fetch(symbol: str, timeframe: str, start: int, end: int) -> list[Candle]:
+    async def logged_fetch(
+        symbol: str, timeframe: str, start: int, end: int, **options: Any
+    ) -> list[Candle]:
         events.append(f"fetch {(start - START) // SPAN}")
-        return await fetch(symbol, timeframe, start, end)
+        return await fetch(symbol, timeframe, start, end, **options)
 
     async def logged_save(*args: Any, **kwargs: Any) -> None:
         await save(*args, **kwargs)
@@ -251,21 +277,23 @@ async def test_the_next_part_is_fetched_while_a_part_is_stored(
     monkeypatch.setattr(exchange, "fetch_historical_data", logged_fetch)
     monkeypatch.setattr(storage, "save_bulk_entries", logged_save)
     await fetch_candles(fetcher, "fake", "BTC/USD", "5m", START, START + 16 * SPAN)
+    # The first call alone, then parts of 4 calls.
     assert sorted(events) == sorted(
-        f"{what} {part}" for what in ("fetch", "saved") for part in (0, 4, 8, 12)
+        [f"fetch {call}" for call in range(16)] + [f"saved {p}" for p in (0, 1, 5, 9, 13)]
     )
-    for part in (0, 4, 8):
+    for part in (1, 5, 9):
         # The next part was asked for before this one was stored.
         assert events.index(f"fetch {part + 4}") < events.index(f"saved {part}")
     assert [event for event in events if event.startswith("saved")] == [
         "saved 0",
-        "saved 4",
-        "saved 8",
-        "saved 12",
+        "saved 1",
+        "saved 5",
+        "saved 9",
+        "saved 13",
     ]
 
 
-async def test_a_failed_part_records_nothing_and_the_parts_before_it_stay_stored(
+async def test_a_failed_call_records_nothing_and_the_calls_before_it_stay_stored(
     fetcher: HistoricalFetcher,
     exchange: FakeExchangeClient,
     storage: IStorageManager,
@@ -274,8 +302,10 @@ async def test_a_failed_part_records_nothing_and_the_parts_before_it_stay_stored
     fetch = exchange.fetch_historical_data
     failing_from = START + 8 * SPAN
 
-    async def failing(symbol: str, timeframe: str, start: int, end: int) -> list[Candle]:
-        candles = await fetch(symbol, timeframe, start, end)
+    async def failing(
+        symbol: str, timeframe: str, start: int, end: int, **options: Any
+    ) -> list[Candle]:
+        candles = await fetch(symbol, timeframe, start, end, **options)
         if start >= failing_from:
             raise ExchangeUnavailableError("down")
         return candles
