@@ -92,6 +92,12 @@ class HistoricalFetcher:
         """The fetcher's clock, in epoch milliseconds UTC."""
         return self._clock()
 
+    def series_lock(self, exchange_name: str, coin_symbol: str, timeframe: str) -> asyncio.Lock:
+        """The lock that serialises this process's writes of one series' history."""
+        return self._series_locks.setdefault(
+            _Series(exchange_name, coin_symbol, timeframe), asyncio.Lock()
+        )
+
     async def fetch_data(
         self, exchange_name: str, coin_symbol: str, timeframe: str, start_time: int, end_time: int
     ) -> CandleTable:
@@ -132,8 +138,7 @@ class HistoricalFetcher:
         if not subtract_ranges(window, stored.covered):
             return FetchResult(stored.candles, window.end)
 
-        lock = self._series_locks.setdefault(series, asyncio.Lock())
-        async with lock:
+        async with self.series_lock(*series):
             # Another request may have filled the gap while this one waited.
             stored = await self._storage.get_range_with_coverage(*series, window.start, window.end)
             gaps = subtract_ranges(window, stored.covered)
@@ -146,20 +151,26 @@ class HistoricalFetcher:
                     exchange_name, coin_symbol
                 ):
                     # Delisted: serve what is stored, there is nothing left to fetch.
-                    return FetchResult(stored.candles, window.end)
+                    return FetchResult(stored.candles, self._beyond(window, bounds, timeframe_ms))
                 raise UnknownSymbolError(f"{exchange_name} does not list {coin_symbol!r}")
             fill = _Fill(self, series, client, window, deadline)
             bounds = await fill.find_edges(gaps, bounds)
             await fill.fill(_within_life(gaps, bounds))
         fetched = CandleTable.from_candles(fill.fetched).between(window.start, fill.reached)
         candles = stored.candles.between(window.start, fill.reached).merge(fetched)
-        reached = fill.reached
-        if reached == window.end:
-            # Nothing lies between the window and the first candle (or after the last).
-            reached = max(reached, bounds.empty_before)
-            if bounds.empty_from is not None and window.end >= bounds.empty_from:
-                reached = max(reached, closed_end(self.now(), timeframe_ms))
+        reached = (
+            self._beyond(window, bounds, timeframe_ms)
+            if fill.reached == window.end
+            else fill.reached
+        )
         return FetchResult(candles, reached)
+
+    def _beyond(self, window: TimeRange, bounds: SeriesBounds, timeframe_ms: int) -> int:
+        """Where a read that has all of ``window`` goes on: past the years before the first
+        candle, and past the end of a market that stopped trading, where nothing opens."""
+        if bounds.empty_from is not None and window.end >= bounds.empty_from:
+            return max(window.end, closed_end(self.now(), timeframe_ms))
+        return max(window.end, bounds.empty_before)
 
     async def _stretch_to_whole_calls(
         self,
