@@ -68,6 +68,15 @@ class LatestOut(SeriesOut):
     timestamp: int | None = Field(description="open time of the newest stored candle, or null")
 
 
+class RepairOut(SeriesOut):
+    """A repaired range: what was stored in it before, and what is stored now."""
+
+    start: int = Field(description="aligned start, epoch milliseconds UTC")
+    end: int = Field(description="aligned end, clipped to the newest closed candle")
+    candles_before: int = Field(description="stored candles dropped from the range")
+    candles_after: int = Field(description="candles the exchange has in the range, now stored")
+
+
 class ExchangesOut(BaseModel):
     """Exchanges that have a plugin."""
 

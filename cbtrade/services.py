@@ -19,6 +19,7 @@ from cbtrade.exchange_source.microkernel import create_data_source_connector
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher
 from cbtrade.historical.manager import HistoricalDataManagerImpl
+from cbtrade.historical.repair import RangeRepairer
 from cbtrade.historical.tokens import ContinuationTokenCodec
 from cbtrade.historical.topup import TopUpRunner
 from cbtrade.storage.interfaces import IStorageManager
@@ -36,6 +37,7 @@ class ServiceContainer:
     connector: IDataSourceConnector
     history: HistoricalDataManagerImpl
     topup: TopUpRunner
+    repair: RangeRepairer
     auth: IAuthenticationModule
 
     @classmethod
@@ -66,6 +68,7 @@ class ServiceContainer:
             connector=connector,
             history=history,
             topup=topup,
+            repair=RangeRepairer(fetcher, storage, connector, max_candles=settings.page_max_limit),
             auth=AuthenticationModuleImpl.from_settings(settings),
         )
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from cbtrade.api.encoding import PageFormat, encode_page
 from cbtrade.api.params import normalize_symbol, parse_timestamp
+from cbtrade.auth.interfaces import Principal, require_admin
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
 from cbtrade.errors import AuthenticationError, StorageError
 from cbtrade.models import (
@@ -22,6 +23,7 @@ from cbtrade.models import (
     HealthOut,
     LatestOut,
     OhlcvPageOut,
+    RepairOut,
 )
 from cbtrade.services import ServiceContainer
 from cbtrade.timeframes import DEFAULT_TIMEFRAME
@@ -53,12 +55,22 @@ Services = Annotated[ServiceContainer, Depends(_services)]
 async def _require_auth(
     services: Services,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+) -> Principal | None:
+    """The caller; None when auth is disabled."""
     if services.settings.auth_disabled:
-        return
+        return None
     if credentials is None:
         raise AuthenticationError("send 'Authorization: Bearer <api key or JWT>'")
-    await services.auth.validate_token(credentials.credentials)
+    return await services.auth.validate_token(credentials.credentials)
+
+
+async def _require_admin(
+    principal: Annotated[Principal | None, Depends(_require_auth)],
+) -> Principal | None:
+    """The caller, if an admin (403 otherwise); None when auth is disabled."""
+    if principal is not None:
+        require_admin(principal)
+    return principal
 
 
 def _json(payload: object, status_code: int = 200) -> Response:
@@ -84,6 +96,7 @@ SymbolParam = Annotated[
 TimeframeParam = Annotated[
     str | None, Query(max_length=8, description=f"candle length, default {DEFAULT_TIMEFRAME}")
 ]
+_TIME_FORMATS = "ISO-8601 UTC or epoch milliseconds (0, or at least 10^11)"
 
 
 @health_router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
@@ -214,3 +227,35 @@ async def list_coins(services: Services, exchange: Annotated[str, Path(max_lengt
     """Symbols with candles stored for an exchange."""
     services.connector.get_client(exchange)
     return _json({"exchange": exchange, "coins": await services.storage.list_coins(exchange)})
+
+
+@v1_router.post(
+    "/admin/refresh",
+    response_model=RepairOut,
+    tags=["admin"],
+    responses={403: {"model": ErrorOut, "description": "the token is not an admin's"}},
+)
+async def refresh_range(
+    services: Services,
+    principal: Annotated[Principal | None, Depends(_require_admin)],
+    exchange: Annotated[str, Query(max_length=32, description="ccxt exchange id")],
+    symbol: Annotated[
+        str, Query(max_length=64, description="ccxt unified symbol; BTC-USD and BTC_USD too")
+    ],
+    start: Annotated[str, Query(max_length=40, description=f"inclusive; {_TIME_FORMATS}")],
+    end: Annotated[str, Query(max_length=40, description=f"exclusive; {_TIME_FORMATS}")],
+    timeframe: TimeframeParam = None,
+) -> Response:
+    """Admin only: re-fetch ``[start, end)`` from the exchange and replace what is stored."""
+    start_time, end_time = parse_timestamp("start", start), parse_timestamp("end", end)
+    assert start_time is not None  # given a string, parse_timestamp returns an int
+    assert end_time is not None
+    result = await services.repair.refetch(
+        exchange,
+        normalize_symbol(symbol) or symbol,
+        timeframe or DEFAULT_TIMEFRAME,
+        start_time,
+        end_time,
+        principal=principal.subject if principal is not None else None,
+    )
+    return _json(result._asdict())

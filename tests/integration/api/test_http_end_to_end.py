@@ -15,7 +15,7 @@ from cbtrade.api import create_app
 from cbtrade.config import load_settings
 from cbtrade.models import Candle
 from tests.exchange_simulator import ExchangeSimulator
-from tests.fixtures.azurite import AzuriteInstance, AzuriteInstanceFactory
+from tests.fixtures.azurite import AzuriteInstanceFactory
 from tests.fixtures.exchange_simulator import simulator_url_overrides
 from tests.fixtures.http_server import serve_app
 
@@ -38,20 +38,6 @@ def service_settings(simulator: ExchangeSimulator, **storage: Any) -> Any:
         storage_timeout_seconds=3,
         **storage,
     )
-
-
-@pytest.fixture(params=["local", "azure"])
-def storage_settings(
-    request: pytest.FixtureRequest, tmp_path: Path, azurite_container: str
-) -> dict[str, Any]:
-    if request.param == "local":
-        return {"local_storage_root": tmp_path / "data"}
-    azurite: AzuriteInstance = request.getfixturevalue("azurite")
-    return {
-        "storage_backend": "azure",
-        "azure_connection_string": azurite.connection_string,
-        "azure_container": azurite_container,
-    }
 
 
 @pytest.fixture
