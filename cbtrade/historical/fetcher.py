@@ -252,21 +252,12 @@ class _Fill:
     async def find_edges(self, gaps: list[TimeRange], bounds: SeriesBounds) -> SeriesBounds:
         """Learn where the series' history starts (and ends, for a market that stopped
         trading) before walking into years without candles; the series bounds after it."""
-        symbol, timeframe = self._series.symbol, self._series.timeframe
-        trading = await self._client.check_coin_trading(symbol)
+        trading = await self._client.check_coin_trading(self._series.symbol)
         if trading and bounds.empty_from is not None:
             bounds = await self._save_bounds(SeriesBounds(), clear_empty_from=True)
         gaps = _within_life(gaps, bounds)
         if not trading and bounds.empty_from is None and gaps:
-            edge = await self._client.find_history_edge(
-                symbol,
-                timeframe,
-                bounds.empty_before,
-                self._horizon,
-                first=False,
-                deadline=self._deadline,
-            )
-            await self._store_edge(edge)
+            edge = await self._find_edge(bounds, first=False)
             last_end = edge.candles[-1].timestamp + self._timeframe_ms if edge.candles else None
             if last_end is None and edge.window.end > bounds.empty_before:
                 last_end = edge.window.end
@@ -294,15 +285,7 @@ class _Fill:
             self._life_start = candles[0].timestamp
             await self._store([(lead, candles)])
             return bounds
-        edge = await self._client.find_history_edge(
-            symbol,
-            timeframe,
-            bounds.empty_before,
-            self._horizon,
-            first=True,
-            deadline=self._deadline,
-        )
-        await self._store_edge(edge)
+        edge = await self._find_edge(bounds, first=True)
         if edge.candles:
             first = edge.candles[0].timestamp
             bounds = await self._save_bounds(SeriesBounds(first, first))
@@ -386,7 +369,17 @@ class _Fill:
             )
         return candles
 
-    async def _store_edge(self, edge: EdgeWindow) -> None:
+    async def _find_edge(self, bounds: SeriesBounds, *, first: bool) -> EdgeWindow:
+        """Search the series' life as far as known for its first or last candle, and store
+        the call window found."""
+        edge = await self._client.find_history_edge(
+            self._series.symbol,
+            self._series.timeframe,
+            bounds.empty_before,
+            self._horizon,
+            first=first,
+            deadline=self._deadline,
+        )
         if edge.candles:
             await self._store([(edge.window, edge.candles)])
         log_event(
@@ -400,6 +393,7 @@ class _Fill:
             candles=len(edge.candles),
             exchange_calls=edge.calls,
         )
+        return edge
 
     async def _store(self, calls: list[tuple[TimeRange, list[Candle]]]) -> None:
         """Store consecutive calls' candles with the coverage they prove, in one save."""
