@@ -96,7 +96,10 @@ SymbolParam = Annotated[
 TimeframeParam = Annotated[
     str | None, Query(max_length=8, description=f"candle length, default {DEFAULT_TIMEFRAME}")
 ]
-_TIME_FORMATS = "ISO-8601 UTC or epoch milliseconds (0, or at least 10^11)"
+_TIME_FORMATS = (
+    "ISO-8601 UTC or epoch milliseconds (0, or at least 10^11: epoch seconds and YYYYMMDD "
+    "are refused)"
+)
 
 
 @health_router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
@@ -132,20 +135,14 @@ async def get_ohlcv(
         str | None,
         Query(
             max_length=40,
-            description=(
-                "inclusive; ISO-8601 UTC or epoch milliseconds (0, or at least 10^11: "
-                "epoch seconds and YYYYMMDD are refused)"
-            ),
+            description=f"inclusive; {_TIME_FORMATS}",
         ),
     ] = None,
     end: Annotated[
         str | None,
         Query(
             max_length=40,
-            description=(
-                "exclusive; ISO-8601 UTC or epoch milliseconds (0, or at least 10^11: "
-                "epoch seconds and YYYYMMDD are refused); default now"
-            ),
+            description=f"exclusive; {_TIME_FORMATS}; default now",
         ),
     ] = None,
     limit: Annotated[

@@ -15,13 +15,13 @@ Two strategies, by what the exchange allows:
   exchange offers (300 days of 1d candles a call) find the edge's day, then calls of the
   series' own timeframe find the candle.
 
-A search stops at its deadline and gives back what it verified, so a later one goes on
-from there. A transient empty answer would move the edge past real candles, and they would never be
+A transient empty answer would move the edge past real candles, and they would never be
 fetched, so no conclusion rests on one empty answer: a search believes each empty answer
 once, then asks about everything it concluded is empty once more (twice if that answer is
 empty too), and starts again from a candle if one turns up. An answer with a candle is
-believed at once. Both strategies end with one ordinary call of the series,
-whose candles the caller stores: the call window that holds the edge.
+believed at once. Both strategies end with one ordinary call of the series, whose candles
+the caller stores: the call window that holds the edge. A search stops at its deadline and
+gives back what it verified, so a later one goes on from there.
 """
 
 from __future__ import annotations
@@ -89,12 +89,14 @@ class HistoryEdgeFinder:
         self._coarse = coarse
         self._deadline = deadline
         self._calls = 0
+        self._empty_once: set[TimeRange] = set()
+        """Windows this search was answered empty once."""
 
     async def find(self, start: int, end: int, *, first: bool) -> EdgeWindow:
         """The call window holding the first (``first=True``) or last candle in
         ``[start, end)``; both aligned to the timeframe."""
         self._calls = 0
-        self._empty_once: set[TimeRange] = set()
+        self._empty_once.clear()
         start = max(start, align_up(GENESIS_MS, self._timeframe_ms))
         if end <= start:
             return EdgeWindow(TimeRange(end, end), [], 0)

@@ -154,8 +154,7 @@ class HistoricalFetcher:
                     return FetchResult(stored.candles, self._beyond(window, bounds, timeframe_ms))
                 raise UnknownSymbolError(f"{exchange_name} does not list {coin_symbol!r}")
             fill = _Fill(self, series, client, window, deadline)
-            bounds = await fill.find_edges(gaps, bounds)
-            await fill.fill(_within_life(gaps, bounds))
+            bounds = await fill.run(gaps, bounds)
         fetched = CandleTable.from_candles(fill.fetched).between(window.start, fill.reached)
         candles = stored.candles.between(window.start, fill.reached).merge(fetched)
         reached = (
@@ -249,35 +248,43 @@ class _Fill:
         self.reached = window.end
         """Where the window is read up to: its end, or the first call not stored."""
 
-    async def find_edges(self, gaps: list[TimeRange], bounds: SeriesBounds) -> SeriesBounds:
-        """Learn where the series' history starts (and ends, for a market that stopped
-        trading) before walking into years without candles; the series bounds after it."""
+    async def run(self, gaps: list[TimeRange], bounds: SeriesBounds) -> SeriesBounds:
+        """Fill ``gaps``: first learn where the series' history ends (for a market that
+        stopped trading) and starts, so no call walks into years without candles; then the
+        gaps' calls. The series bounds after it."""
+        bounds = await self._find_end(_within_life(gaps, bounds), bounds)
+        gaps = _within_life(gaps, bounds)
+        if not gaps:
+            return bounds
+        gaps = await self._fetcher._stretch_to_whole_calls(*self._series, gaps, self._call_span)
+        bounds = await self._find_start(gaps, bounds)
+        await self._fill(_without(_within_life(gaps, bounds), self._done))
+        return bounds
+
+    async def _find_end(self, gaps: list[TimeRange], bounds: SeriesBounds) -> SeriesBounds:
+        """For a market that no longer trades, the end of its history (once); a market that
+        trades again has its end cleared."""
         trading = await self._client.check_coin_trading(self._series.symbol)
         if trading and bounds.empty_from is not None:
-            bounds = await self._save_bounds(SeriesBounds(), clear_empty_from=True)
-        gaps = _within_life(gaps, bounds)
-        if not trading and bounds.empty_from is None and gaps:
-            edge = await self._find_edge(bounds, first=False)
-            last_end = edge.candles[-1].timestamp + self._timeframe_ms if edge.candles else None
-            if last_end is None and edge.window.end > bounds.empty_before:
-                last_end = edge.window.end
-            if last_end is not None:
-                bounds = await self._save_bounds(SeriesBounds(empty_from=last_end))
-            else:
-                bounds = await self._save_bounds(SeriesBounds(min(self._horizon, self._cutoff)))
-            gaps = _within_life(gaps, bounds)
+            return await self._save_bounds(SeriesBounds(), clear_empty_from=True)
+        if trading or bounds.empty_from is not None or not gaps:
+            return bounds
+        edge = await self._find_edge(bounds, first=False)
+        last_end = edge.candles[-1].timestamp + self._timeframe_ms if edge.candles else None
+        if last_end is None and edge.window.end > bounds.empty_before:
+            last_end = edge.window.end
+        if last_end is not None:
+            return await self._save_bounds(SeriesBounds(empty_from=last_end))
+        return await self._save_bounds(SeriesBounds(min(self._horizon, self._cutoff)))
+
+    async def _find_start(self, gaps: list[TimeRange], bounds: SeriesBounds) -> SeriesBounds:
+        """Where the series' history starts, if the gaps' first call answers empty: the
+        years before a listing are then skipped rather than walked."""
         if bounds.first_candle is not None:
             self._life_start = bounds.first_candle
             return bounds
-        gaps = _without(gaps, self._done)
-        if not gaps:
-            return bounds
-        # The gap's first exchange call, alone: an empty answer there may mean years before
-        # the listing, to be skipped rather than walked.
-        first_gap = (
-            await self._fetcher._stretch_to_whole_calls(*self._series, gaps[:1], self._call_span)
-        )[0]
-        lead = TimeRange(first_gap.start, min(first_gap.start + self._call_span, first_gap.end))
+        # The first call of the (stretched) gaps, alone.
+        lead = TimeRange(gaps[0].start, min(gaps[0].start + self._call_span, gaps[0].end))
         if lead.end > self._cutoff:
             return bounds  # an empty answer this close to now proves nothing
         candles = await self._fetch(lead)
@@ -297,17 +304,14 @@ class _Fill:
             await self._store([(lead, await self._fetch(lead, reasked=True))])
         return bounds
 
-    async def fill(self, gaps: list[TimeRange]) -> None:
-        """Fetch and store ``gaps`` (stretched to whole calls) in order, up to the deadline."""
-        gaps = _without(gaps, self._done)
+    async def _fill(self, gaps: list[TimeRange]) -> None:
+        """Fetch and store ``gaps`` (whole calls) in order, up to the deadline."""
         if not gaps:
             return
         calls = [
-            TimeRange(first, min(first + self._call_span, window.end))
-            for window in await self._fetcher._stretch_to_whole_calls(
-                *self._series, gaps, self._call_span
-            )
-            for first in range(window.start, window.end, self._call_span)
+            TimeRange(first, min(first + self._call_span, gap.end))
+            for gap in gaps
+            for first in range(gap.start, gap.end, self._call_span)
         ]
         part_calls = max(MIN_PART_CALLS, -(-len(calls) // FILL_PARTS))
         tasks: list[asyncio.Future[list[Candle]]] = []
@@ -356,13 +360,9 @@ class _Fill:
             *self._series, call.start, call.end, expect_candles=life
         )
         if reasked and not candles:
-            log_event(
-                logger,
+            self._log(
                 "history.empty_window",
                 level=logging.WARNING,
-                exchange=self._series.exchange,
-                symbol=self._series.symbol,
-                timeframe=self._series.timeframe,
                 start_ms=call.start,
                 end_ms=call.end,
                 answers=2,
@@ -382,12 +382,8 @@ class _Fill:
         )
         if edge.candles:
             await self._store([(edge.window, edge.candles)])
-        log_event(
-            logger,
+        self._log(
             "history.edge",
-            exchange=self._series.exchange,
-            symbol=self._series.symbol,
-            timeframe=self._series.timeframe,
             edge_window_start_ms=edge.window.start,
             edge_window_end_ms=edge.window.end,
             candles=len(edge.candles),
@@ -409,12 +405,8 @@ class _Fill:
         self.fetched.extend(candles)
         self._done.extend(call for call, _ in calls)
         self._progressed = True
-        log_event(
-            logger,
+        self._log(
             "history.fill",
-            exchange=self._series.exchange,
-            symbol=self._series.symbol,
-            timeframe=self._series.timeframe,
             start_ms=calls[0][0].start,
             end_ms=calls[-1][0].end,
             requested_start_ms=self._window.start,
@@ -426,6 +418,10 @@ class _Fill:
             duration_ms=round((time.monotonic() - began) * 1000),
         )
 
+    def _log(self, event: str, /, *, level: int = logging.INFO, **fields: object) -> None:
+        """A structured event about this fill's series."""
+        log_event(logger, event, level=level, **self._series._asdict(), **fields)
+
     async def _save_bounds(
         self, bounds: SeriesBounds, *, clear_empty_from: bool = False
     ) -> SeriesBounds:
@@ -433,12 +429,8 @@ class _Fill:
             *self._series, bounds, clear_empty_from=clear_empty_from
         )
         self._progressed = True
-        log_event(
-            logger,
+        self._log(
             "history.bounds",
-            exchange=self._series.exchange,
-            symbol=self._series.symbol,
-            timeframe=self._series.timeframe,
             empty_before_ms=saved.empty_before,
             first_candle_ms=saved.first_candle,
             empty_from_ms=saved.empty_from,
