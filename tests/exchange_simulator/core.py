@@ -25,6 +25,7 @@ from cbtrade.timeframes import timeframe_to_ms
 WindowStyle = Literal["latest", "earliest"]
 LISTED_2024 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 LISTED_FEB_2024 = 1_706_745_600_000  # 2024-02-01T00:00:00Z
+BAN_WINDOW_SECONDS = 60.0
 
 
 class SimulatedMarket(NamedTuple):
@@ -113,6 +114,13 @@ class SimulatorState:
         self.exchanges: dict[str, ExchangeState] = {}
         self.request_times: list[float] = []
         self.rate_limit_per_second: float | None = None
+        self.ban_after_rejections: int | None = None
+        """Like Binance's IP ban: once this many requests were answered 429 within
+        BAN_WINDOW_SECONDS, every request answers 418 until reset."""
+        self.rejection_times: list[float] = []
+        self.rejected = 0
+        self.bans = 0
+        self.banned = False
         self.gateway_faults: list[int] = []
         """Statuses the next requests to any exchange get from the gateway in front of it."""
         self.reset()
@@ -125,6 +133,11 @@ class SimulatorState:
             }
             self.request_times = []
             self.rate_limit_per_second = None
+            self.ban_after_rejections = None
+            self.rejection_times = []
+            self.rejected = 0
+            self.bans = 0
+            self.banned = False
             self.gateway_faults = []
 
     def has_candle(self, exchange: str, symbol: str, timeframe_ms: int, timestamp: int) -> bool:
@@ -194,7 +207,7 @@ class SimulatorState:
         state = self.exchanges[exchange]
         with self.lock:
             state.counts[endpoint] += 1
-            status = state.outage
+            status = 418 if self.banned else state.outage
             if status is None and state.faults:
                 status = state.faults.pop(0)
             if status is None and self.rate_limit_per_second is not None:
@@ -202,9 +215,22 @@ class SimulatorState:
                 self.request_times = [t for t in self.request_times if moment - t < 1.0]
                 if len(self.request_times) >= self.rate_limit_per_second:
                     status = 429
+                    self._reject(moment)
                 else:
                     self.request_times.append(moment)
             delay = state.delay
         if delay:
             await asyncio.sleep(delay)
         return status
+
+    def _reject(self, moment: float) -> None:
+        """Count a request over the rate limit (the lock held); ban once too many were."""
+        self.rejected += 1
+        if self.ban_after_rejections is None:
+            return
+        self.rejection_times = [
+            t for t in self.rejection_times if moment - t < BAN_WINDOW_SECONDS
+        ] + [moment]
+        if len(self.rejection_times) >= self.ban_after_rejections:
+            self.banned = True
+            self.bans += 1

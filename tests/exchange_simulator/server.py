@@ -119,7 +119,7 @@ class ExchangeSimulator:
     # Configuration
 
     def reset(self) -> None:
-        """Counters, faults, empty answers, styles, rate limit and markets back to their
+        """Counters, faults, empty answers, styles, rate limit, ban and markets back to their
         defaults."""
         self._state.reset()
 
@@ -169,6 +169,19 @@ class ExchangeSimulator:
     def rate_limit_per_second(self, value: float | None) -> None:
         self._state.rate_limit_per_second = value
 
+    @property
+    def ban_after_rejections(self) -> int | None:
+        """Like Binance: once this many requests were answered 429 (over
+        ``rate_limit_per_second``) within 60 s, every request answers 418 until reset."""
+        return self._state.ban_after_rejections
+
+    @ban_after_rejections.setter
+    def ban_after_rejections(self, value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError(f"ban_after_rejections must be at least 1 or None, not {value}")
+        with self._state.lock:
+            self._state.ban_after_rejections = value
+
     # Observation
 
     def candle_requests(self, exchange: str) -> int:
@@ -176,6 +189,20 @@ class ExchangeSimulator:
 
     def market_requests(self, exchange: str) -> int:
         return self._state.exchanges[exchange].counts["markets"]
+
+    def rejected_requests(self) -> int:
+        """Requests to any exchange answered 429 over the rate limit since the last reset."""
+        return self._state.rejected
+
+    @property
+    def bans(self) -> int:
+        """How many times the simulator banned (``ban_after_rejections``) since the last reset."""
+        return self._state.bans
+
+    @property
+    def banned(self) -> bool:
+        """Whether every request now answers 418."""
+        return self._state.banned
 
     def empty_answers(self, exchange: str) -> int:
         """How many candle requests ``answer_empty_every`` emptied since the last reset."""

@@ -376,6 +376,59 @@ async def test_rate_limit_answers_429_beyond_it(
     assert simulator.rate_limit_per_second is None
 
 
+@pytest.mark.parametrize("exchange_id", EXCHANGES)
+async def test_a_request_over_the_rate_limit_is_a_ccxt_network_error(
+    simulator: ExchangeSimulator, connect: Connect, exchange_id: str
+) -> None:
+    """So CCXTExchangeClient retries it (it retries every ccxt NetworkError)."""
+    exchange = connect(exchange_id)
+    await exchange.load_markets()
+    simulator.rate_limit_per_second = 1
+    await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED, 5)
+    with pytest.raises(ccxt.NetworkError) as caught:
+        await exchange.fetch_ohlcv(SYMBOL[exchange_id], "1h", LISTED, 5)
+    assert isinstance(caught.value, ccxt.RateLimitExceeded | ccxt.DDoSProtection)
+    assert simulator.rejected_requests() == 1
+
+
+async def test_too_many_rejections_ban_every_request_until_reset(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    exchange = connect("binance")
+    await exchange.load_markets()
+    simulator.rate_limit_per_second = 2
+    simulator.ban_after_rejections = 3
+    for _ in range(2):
+        await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    for _ in range(3):
+        with pytest.raises(ccxt.DDoSProtection, match="429"):
+            await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    assert (simulator.rejected_requests(), simulator.bans, simulator.banned) == (3, 1, True)
+    simulator.rate_limit_per_second = None  # banned all the same, on any endpoint
+    with pytest.raises(ccxt.DDoSProtection, match="418"):
+        await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    with pytest.raises(ccxt.DDoSProtection, match="418"):
+        await exchange.load_markets(reload=True)
+    assert (simulator.rejected_requests(), simulator.bans) == (3, 1)
+    simulator.reset()
+    assert (simulator.rejected_requests(), simulator.bans, simulator.banned) == (0, 0, False)
+    assert simulator.ban_after_rejections is None
+    assert await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+
+
+async def test_rejections_without_a_ban_setting_are_only_counted(
+    simulator: ExchangeSimulator, connect: Connect
+) -> None:
+    exchange = connect("binance")
+    await exchange.load_markets()
+    simulator.rate_limit_per_second = 1
+    await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    for _ in range(5):
+        with pytest.raises(ccxt.DDoSProtection):
+            await exchange.fetch_ohlcv("BTC/USDT", "1h", LISTED, 5)
+    assert (simulator.rejected_requests(), simulator.bans, simulator.banned) == (5, 0, False)
+
+
 @pytest.mark.parametrize(
     ("exchange_id", "raised"),
     [
