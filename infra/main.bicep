@@ -53,6 +53,11 @@ param watchlist string = ''
 @description('Six-field CRON of the top-up timer (CBTRADE_TOPUP_SCHEDULE).')
 param topupSchedule string = '0 */5 * * * *'
 
+@minLength(3)
+@maxLength(56)
+@description('Work queue of the top-up and backfill work items (CBTRADE_WORK_QUEUE), in the host storage account; its poison queue is <name>-poison (63 characters at most, hence 56).')
+param workQueueName string = 'cbtrade-work'
+
 @secure()
 @minLength(16)
 @description('Accepted bearer API keys (CBTRADE_API_KEYS), comma-separated. Stored in Key Vault only.')
@@ -132,6 +137,8 @@ var tags = {
 var apiName = !empty(functionAppName) ? functionAppName : '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(apiName, 32)}-${take(resourceToken, 7)}'
 var dataContainerName = 'cbtrade'
+// The Functions runtime moves a message that failed maxDequeueCount times (host.json) to <queue>-poison.
+var poisonQueueName = '${workQueueName}-poison'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -161,7 +168,8 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
-// Host storage: AzureWebJobsStorage (timer locks, host keys) and the Flex deployment package.
+// Host storage: AzureWebJobsStorage (timer locks, host keys), the Flex deployment package and
+// the work queue with its poison queue (created here, so the app never creates them at run time).
 module hostStorage 'app/storage.bicep' = {
   name: 'hostStorage'
   scope: rg
@@ -172,6 +180,10 @@ module hostStorage 'app/storage.bicep' = {
     skuName: 'Standard_LRS'
     containerNames: [
       deploymentContainerName
+    ]
+    queueNames: [
+      workQueueName
+      poisonQueueName
     ]
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
@@ -265,3 +277,4 @@ output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationIn
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output CBTRADE_AZURE_ACCOUNT_URL string = dataStorage.outputs.blobEndpoint
 output CBTRADE_AZURE_CONTAINER string = dataContainerName
+output CBTRADE_WORK_QUEUE string = workQueueName

@@ -1,6 +1,6 @@
 // A storage account reachable only with Microsoft Entra identities (shared key off), TLS 1.2,
-// HTTPS only, no public blob access, soft delete on, and its blob containers
-// (AVM: avm/res/storage/storage-account with allowSharedKeyAccess: false).
+// HTTPS only, no public blob access, soft delete on, its blob containers and its queues
+// (AVM: avm/res/storage/storage-account with allowSharedKeyAccess: false, queueServices.queues).
 param name string
 param location string = resourceGroup().location
 param tags object = {}
@@ -18,7 +18,10 @@ param skuName string = 'Standard_LRS'
 @description('Private blob containers to create.')
 param containerNames array = []
 
-@description('Log Analytics workspace for the blob service logs; empty for none.')
+@description('Queues to create (the host account: the work queue and its poison queue), so nothing is created at run time.')
+param queueNames array = []
+
+@description('Log Analytics workspace for the blob (and, with queues, queue) service logs; empty for none.')
 param logAnalyticsWorkspaceId string = ''
 
 @minValue(1)
@@ -97,6 +100,46 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
 resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
   name: 'blob-to-log-analytics'
   scope: blobService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'StorageRead'
+        enabled: true
+      }
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+  }
+}
+
+// The queue service exists on every StorageV2 account; declaring it (no CORS, as by default)
+// gives the queues a parent. Queue data is reached with Entra identities only (shared key off).
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {}
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
+  }
+]
+
+// Who sent, read and deleted queue messages (StorageQueueLogs), as for blobs; only on an account
+// that holds queues. The trigger's polling is read traffic, so expect a steady trickle of
+// StorageRead rows while the app runs.
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!(empty(logAnalyticsWorkspaceId) || empty(queueNames))) {
+  name: 'queue-to-log-analytics'
+  scope: queueService
   properties: {
     workspaceId: logAnalyticsWorkspaceId
     logs: [

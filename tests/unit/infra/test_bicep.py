@@ -164,6 +164,7 @@ def test_main_parameters_file_maps_the_azd_environment() -> None:
     assert data["environmentName"]["value"] == "${AZURE_ENV_NAME}"
     assert data["location"]["value"] == "${AZURE_LOCATION}"
     assert data["watchlist"]["value"].startswith("${CBTRADE_WATCHLIST")
+    assert data["workQueueName"]["value"] == "${CBTRADE_WORK_QUEUE=cbtrade-work}"
     main_params = set(parse("main.bicep")["parameters"])
     assert set(data) <= main_params
 
@@ -273,6 +274,49 @@ def test_host_and_data_storage_with_their_containers() -> None:
     api = main["modules"]["api"]["config"]["params"]
     assert api["dataContainerName"] == "dataContainerName"
     assert api["deploymentContainerName"] == "deploymentContainerName"
+
+
+def test_work_queue_and_poison_queue_exist_in_the_host_account_only() -> None:
+    main = parse("main.bicep")
+    assert variable("main.bicep", "poisonQueueName") == "${workQueueName}-poison"
+    host = main["modules"]["hostStorage"]["config"]["params"]
+    data = main["modules"]["dataStorage"]["config"]["params"]
+    assert host["queueNames"] == ["workQueueName", "poisonQueueName"]
+    assert "queueNames" not in data
+    assert param_default("app/storage.bicep", "queueNames") == []
+    # One queue per name, under the account's queue service.
+    rtype, service = resource("app/storage.bicep", "queueService")
+    assert rtype == "Microsoft.Storage/storageAccounts/queueServices"
+    assert (service["parent"], service["name"]) == ("storage", "default")
+    entry = parse("app/storage.bicep")["resources"]["queues"]
+    assert entry["type"] == "Microsoft.Storage/storageAccounts/queueServices/queues"
+    assert entry["config"]["loop_type"]["detail"] == {
+        "item_name": "queueName",
+        "array_name": "queueNames",
+    }
+    _, queue = resource("app/storage.bicep", "queues")
+    assert (queue["parent"], queue["name"]) == ("queueService", "queueName")
+
+
+def test_storage_services_log_to_the_workspace() -> None:
+    categories = [
+        {"category": name, "enabled": True}
+        for name in ("StorageRead", "StorageWrite", "StorageDelete")
+    ]
+    settings = resources_of_type("app/storage.bicep", "Microsoft.Insights/diagnosticSettings")
+    scopes = {body["scope"]: body["properties"] for body in settings.values()}
+    assert set(scopes) == {"blobService", "queueService"}
+    for props in scopes.values():
+        assert props["workspaceId"] == "logAnalyticsWorkspaceId"
+        assert props["logs"] == categories
+    # Queue logs only where queues exist (the host account), and only with a workspace.
+    condition = json.dumps(parse("app/storage.bicep")["resources"]["queueDiagnostics"])
+    assert '"item_to_test": "queueNames"' in condition
+    assert '"item_to_test": "logAnalyticsWorkspaceId"' in condition
+    main = parse("main.bicep")["modules"]
+    for name in ("hostStorage", "dataStorage"):
+        workspace = main[name]["config"]["params"]["logAnalyticsWorkspaceId"]
+        assert "logAnalyticsWorkspaceId" in json.dumps(workspace), name
 
 
 def test_role_assignments_of_the_managed_identity() -> None:
