@@ -18,6 +18,7 @@ param userPrincipalType string = 'User'
 // Built-in role definition ids.
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
@@ -44,6 +45,20 @@ resource hostStorageOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   scope: hostStorage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    principalId: managedIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The work queue lives in the host account. The queue trigger reads, updates (visibility) and
+// deletes messages and adds failed ones to <queue>-poison; the app sends work items with the
+// azure-storage-queue SDK. Storage Queue Data Message Processor would cover reading and deleting
+// only (no add), so Contributor: the smallest built-in role that also sends.
+resource hostStorageQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostStorage.id, managedIdentityPrincipalId, storageQueueDataContributor)
+  scope: hostStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
     principalId: managedIdentityPrincipalId
     principalType: 'ServicePrincipal'
   }

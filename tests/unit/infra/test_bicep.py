@@ -24,6 +24,7 @@ BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 # Built-in role definition ids.
 STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 
@@ -331,6 +332,8 @@ def test_role_assignments_of_the_managed_identity() -> None:
         granted.add((body["scope"], variable("app/rbac.bicep", role_var)))
     assert granted == {
         ("hostStorage", STORAGE_BLOB_DATA_OWNER),
+        # The queue trigger (with the poison move) and the app's sender, identity-based.
+        ("hostStorage", STORAGE_QUEUE_DATA_CONTRIBUTOR),
         ("dataStorage", STORAGE_BLOB_DATA_CONTRIBUTOR),
         ("vault", KEY_VAULT_SECRETS_USER),
         ("applicationInsights", MONITORING_METRICS_PUBLISHER),
