@@ -58,6 +58,9 @@ param topupSchedule string = '0 */5 * * * *'
 @description('Work queue of the top-up and backfill work items (CBTRADE_WORK_QUEUE), in the host storage account; its poison queue is <name>-poison (63 characters at most, hence 56).')
 param workQueueName string = 'cbtrade-work'
 
+@description('Per-exchange pace of exchange calls (CBTRADE_EXCHANGE_RATE_LIMITS): a JSON object of exchange id to cost units per second, e.g. {"binance": 20}. Empty or {} keeps ccxt\'s own rates. Held across all instances by the shared budget.')
+param exchangeRateLimits string = '{}'
+
 @secure()
 @minLength(16)
 @description('Accepted bearer API keys (CBTRADE_API_KEYS), comma-separated. Stored in Key Vault only.')
@@ -254,6 +257,9 @@ module api 'app/api.bicep' = {
     jwtHs256SecretUri: keyVault.outputs.jwtHs256SecretUri
     watchlist: watchlist
     topupSchedule: topupSchedule
+    workQueueName: workQueueName
+    // azd maps an unset CBTRADE_EXCHANGE_RATE_LIMITS to '' (main.parameters.json): no limits.
+    exchangeRateLimits: empty(exchangeRateLimits) ? '{}' : exchangeRateLimits
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     zoneRedundant: zoneRedundant

@@ -39,11 +39,20 @@ param watchlist string = ''
 @description('CBTRADE_TOPUP_SCHEDULE.')
 param topupSchedule string = '0 */5 * * * *'
 
+@description('CBTRADE_WORK_QUEUE: the work queue in the host storage account (AzureWebJobsStorage).')
+param workQueueName string = 'cbtrade-work'
+
+@description('CBTRADE_EXCHANGE_RATE_LIMITS: JSON object of exchange id to cost units per second.')
+param exchangeRateLimits string = '{}'
+
 @description('Zone-redundant Flex Consumption plan (only in regions that offer it).')
 param zoneRedundant bool = false
 
 param runtimeName string = 'python'
 param runtimeVersion string = '3.11'
+// Upper bound of the scale-out. The queue function takes at most batchSize + newBatchThreshold
+// (host.json: 16 + 8 = 24) messages per instance, so in-flight work items stay below
+// maximumInstanceCount x 24; the exchange rate is held by the shared budget, whatever the count.
 param maximumInstanceCount int = 100
 param instanceMemoryMB int = 2048
 
@@ -145,6 +154,23 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'CBTRADE_TOPUP_SCHEDULE'
           value: topupSchedule
+        }
+        // Work items (timer planner, POST /api/v1/backfills) go through this queue in the host
+        // account; the queue trigger and the app's sender both use the AzureWebJobsStorage__*
+        // identity settings above.
+        {
+          name: 'CBTRADE_WORK_QUEUE'
+          value: workQueueName
+        }
+        // Every instance draws from one budget per exchange (ETag-conditional blobs under
+        // service/ in the data container), so scale-out does not multiply the exchange rate.
+        {
+          name: 'CBTRADE_RATE_BUDGET_SCOPE'
+          value: 'shared'
+        }
+        {
+          name: 'CBTRADE_EXCHANGE_RATE_LIMITS'
+          value: exchangeRateLimits
         }
         {
           name: 'CBTRADE_AUTH_DISABLED'

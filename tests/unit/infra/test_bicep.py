@@ -166,6 +166,8 @@ def test_main_parameters_file_maps_the_azd_environment() -> None:
     assert data["location"]["value"] == "${AZURE_LOCATION}"
     assert data["watchlist"]["value"].startswith("${CBTRADE_WATCHLIST")
     assert data["workQueueName"]["value"] == "${CBTRADE_WORK_QUEUE=cbtrade-work}"
+    # Empty when unset (a "{}" default would end the ${...} early); main.bicep maps '' to '{}'.
+    assert data["exchangeRateLimits"]["value"] == "${CBTRADE_EXCHANGE_RATE_LIMITS=}"
     main_params = set(parse("main.bicep")["parameters"])
     assert set(data) <= main_params
 
@@ -232,6 +234,44 @@ def test_app_settings_identity_based_storage_and_cbtrade_settings() -> None:
     assert settings["CBTRADE_WATCHLIST"] == "watchlist"
     assert settings["CBTRADE_AUTH_DISABLED"] == "false"
     assert not FORBIDDEN_SETTINGS & set(settings)
+
+
+def test_app_settings_of_the_work_queue_and_the_shared_rate_budget() -> None:
+    settings = app_settings()
+    assert settings["CBTRADE_WORK_QUEUE"] == "workQueueName"
+    assert settings["CBTRADE_RATE_BUDGET_SCOPE"] == "shared"
+    assert settings["CBTRADE_EXCHANGE_RATE_LIMITS"] == "exchangeRateLimits"
+    assert param_default("app/api.bicep", "workQueueName") == "cbtrade-work"
+    assert param_default("app/api.bicep", "exchangeRateLimits") == "{}"
+    # main.bicep: the parameters, their defaults, and the wiring into the app module.
+    assert param_default("main.bicep", "workQueueName") == "cbtrade-work"
+    assert param_default("main.bicep", "exchangeRateLimits") == "{}"
+    # The app appends "-poison" and Azure queue names have 63 characters at most.
+    limits = decorators("main.bicep", "workQueueName")
+    assert (limits["min_length"], limits["max_length"]) == (3, 56)
+    api = parse("main.bicep")["modules"]["api"]["config"]["params"]
+    assert api["workQueueName"] == "workQueueName"
+    assert api["exchangeRateLimits"] == {
+        "operator": {
+            "type": "conditional",
+            "operands": {
+                "condition": {
+                    "function": {
+                        "type": "empty",
+                        "parameters": {"item_to_test": "exchangeRateLimits"},
+                    }
+                },
+                "true_value": "{}",
+                "false_value": "exchangeRateLimits",
+            },
+        }
+    }
+    # The scale-out bound stays a parameter (the README derives in-flight work items from it).
+    assert param_default("main.bicep", "maximumInstanceCount") == 100
+    assert api["maximumInstanceCount"] == "maximumInstanceCount"
+    _, site = resource("app/api.bicep", "functionApp")
+    scale = site["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    assert scale["maximumInstanceCount"] == "maximumInstanceCount"
 
 
 def test_secrets_are_key_vault_references_only() -> None:
