@@ -17,8 +17,8 @@ years outside it are never fetched and create no objects.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from cbtrade.candle_table import CandleTable
 from cbtrade.errors import InvalidInputError
@@ -176,6 +176,28 @@ class IRawDataStorage(ABC):
         self, exchange_name: str, coin_symbol: str, timeframe: str | None = None
     ) -> bool:
         """Whether anything is stored for the symbol (for one timeframe, or any)."""
+
+    @abstractmethod
+    async def get_document(self, name: str) -> dict[str, Any] | None:
+        """The service document ``name``, or None.
+
+        Service documents are small JSON objects the service keeps beside the candles (jobs,
+        shared rate budgets), under their own root; names are ``/``-separated parts of
+        ``[a-z0-9._-]``. They are read afresh every time.
+        """
+
+    @abstractmethod
+    async def update_document(
+        self, name: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Store ``change(stored document or None)`` with a conditional write, calling
+        ``change`` again after a lost race; returning the stored document or None writes
+        nothing. Returns the document as it is then stored. StorageConflictError when the
+        store's write attempts are spent."""
+
+    @abstractmethod
+    async def list_documents(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every service document whose name starts with ``prefix/``, by name."""
 
     @abstractmethod
     async def check_health(self) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from cbtrade.config import Settings
 from cbtrade.errors import InvalidCandleError, InvalidInputError
@@ -240,6 +241,20 @@ class StorageManagerImpl(IStorageManager):
         if timeframe is not None:
             timeframe_to_ms(timeframe)
         return await self._storage.check_coin_exists(exchange_name, coin_symbol, timeframe)
+
+    async def get_document(self, name: str) -> dict[str, Any] | None:
+        """The service document ``name``, or None."""
+        return await self._storage.get_document(name)
+
+    async def update_document(
+        self, name: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Conditionally store ``change(stored)``; the document as then stored."""
+        return await self._storage.update_document(name, change)
+
+    async def list_documents(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """The service documents under ``prefix/``, by name."""
+        return await self._storage.list_documents(prefix)
 
     async def check_health(self) -> None:
         """Raise a StorageError if the backend is unreachable or unusable."""

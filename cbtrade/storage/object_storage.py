@@ -40,7 +40,7 @@ import random
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -54,7 +54,13 @@ from cbtrade.errors import (
 )
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds, SeriesSlice
-from cbtrade.storage.path_utility import MAX_TIMESTAMP, RawDataObject, StoragePathUtility
+from cbtrade.storage.path_utility import (
+    DOCUMENT_SUFFIX,
+    MAX_TIMESTAMP,
+    OBJECT_SUFFIX,
+    RawDataObject,
+    StoragePathUtility,
+)
 from cbtrade.time_ranges import clip_ranges, merge_ranges
 
 logger = logging.getLogger(__name__)
@@ -118,8 +124,11 @@ class ObjectRawDataStorage(IRawDataStorage):
         """
 
     @abstractmethod
-    async def _list_keys(self, prefix: str, *, limit: int | None = None) -> list[str]:
-        """Keys of the data objects under ``prefix`` (at most ``limit``), in any order."""
+    async def _list_keys(
+        self, prefix: str, *, limit: int | None = None, suffix: str = OBJECT_SUFFIX
+    ) -> list[str]:
+        """Keys under ``prefix`` ending in ``suffix`` (data objects by default), at most
+        ``limit``, in any order."""
 
     async def _list_etags(self, prefix: str) -> dict[str, str | None]:
         """The data objects under ``prefix``, each with its ETag if the listing tells it.
@@ -291,6 +300,41 @@ class ObjectRawDataStorage(IRawDataStorage):
         else:
             prefix = self._paths.get_series_prefix(exchange_name, coin_symbol, timeframe)
         return bool(await self._list_keys(prefix, limit=1))
+
+    async def get_document(self, name: str) -> dict[str, Any] | None:
+        """The service document ``name`` (read every time), or None."""
+        key = self._paths.get_document_key(name)
+        found = await self._read_object(key)
+        return None if found is None else _decode_document(key, found[0])
+
+    async def update_document(
+        self, name: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Write ``change(stored document)`` with a conditional write, retried on a lost race;
+        ``change`` returning the stored document (or None) writes nothing. The document as it
+        is then stored."""
+        key = self._paths.get_document_key(name)
+
+        def update(found: bytes | None) -> tuple[bytes | None, dict[str, Any] | None]:
+            stored = None if found is None else _decode_document(key, found)
+            document = change(stored)
+            if document is None or document == stored:
+                return None, stored
+            return orjson.dumps(document), document
+
+        return await self._read_modify_write(key, update)
+
+    async def list_documents(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every document whose name starts with ``prefix/``, by name."""
+        key_prefix = self._paths.get_document_prefix(prefix)
+        keys = await self._list_keys(key_prefix, suffix=DOCUMENT_SUFFIX)
+        found = await self._gather_bounded(self._read_object(key) for key in keys)
+        root = len(key_prefix) - len(prefix) - 1
+        return {
+            key[root : -len(DOCUMENT_SUFFIX)]: _decode_document(key, item[0])
+            for key, item in zip(keys, found, strict=True)
+            if item is not None
+        }
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -488,6 +532,16 @@ def _decode(key: str, data: bytes | None) -> tuple[CandleTable, list[TimeRange]]
         return CandleTable.from_arrow(arrow), covered
     except (pa.ArrowException, ValueError, TypeError, KeyError) as exc:
         raise StorageCorruptError(f"{key}: not a raw data object ({exc})") from None
+
+
+def _decode_document(key: str, data: bytes) -> dict[str, Any]:
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise StorageCorruptError(f"{key}: not JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise StorageCorruptError(f"{key}: not a JSON object")
+    return document
 
 
 def _decode_bounds(key: str, data: bytes | None) -> SeriesBounds:

@@ -43,6 +43,8 @@ from cbtrade.models import TimeRange
 from cbtrade.timeframes import TIMEFRAME_MS, timeframe_to_ms
 
 ROOT = "raw_data"
+DOCUMENTS_ROOT = "service"
+DOCUMENT_SUFFIX = ".json"
 OBJECT_SUFFIX = ".arrow"
 BOUNDS_NAME = "bounds.json"
 MAX_CANDLES_PER_OBJECT = 10_000
@@ -57,6 +59,7 @@ MAX_TIMESTAMP = (date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * DAY_MS
 
 _EXCHANGE_ID = re.compile(r"[a-z0-9]{1,32}")
 _SYMBOL_CHARS = re.compile(r"[A-Za-z0-9._/:-]+")
+_DOCUMENT_PATH = re.compile(r"(?:[a-z0-9][a-z0-9._-]{0,62}/){0,7}[a-z0-9][a-z0-9._-]{0,62}")
 _ENCODED_SYMBOL = re.compile(r"(?:[A-Za-z0-9._-]|%[0-9A-F]{2})+")
 _ESCAPE = re.compile(r"[^A-Za-z0-9._/]")
 _UNESCAPE = re.compile(r"%([0-9A-F]{2})")
@@ -191,6 +194,20 @@ class StoragePathUtility:
     def get_series_bounds_key(self, exchange_name: str, coin_symbol: str, timeframe: str) -> str:
         """Key of the series bounds record: ``{series prefix}bounds.json``."""
         return self.get_series_prefix(exchange_name, coin_symbol, timeframe) + BOUNDS_NAME
+
+    def get_document_key(self, name: str) -> str:
+        """Key of a service document (``backfills/<id>/job``): ``service/{name}.json``.
+
+        ``name`` is up to 8 ``/``-separated parts of ``[a-z0-9._-]``, each starting with a
+        letter or digit; anything else is an InvalidPathComponentError.
+        """
+        if not isinstance(name, str) or not _DOCUMENT_PATH.fullmatch(name):
+            raise InvalidPathComponentError(f"{name!r} is not a document name")
+        return f"{DOCUMENTS_ROOT}/{name}{DOCUMENT_SUFFIX}"
+
+    def get_document_prefix(self, prefix: str) -> str:
+        """Key prefix of the documents whose names start with ``prefix`` + ``/``."""
+        return self.get_document_key(prefix)[: -len(DOCUMENT_SUFFIX)] + "/"
 
     def get_raw_data_path(
         self, exchange_name: str, coin_symbol: str, timeframe: str, timestamp: int

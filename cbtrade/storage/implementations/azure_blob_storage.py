@@ -46,7 +46,7 @@ from cbtrade.storage.object_storage import (
 from cbtrade.storage.path_utility import OBJECT_SUFFIX
 
 _ARROW_STREAM = ContentSettings(content_type=ARROW_STREAM_MEDIA_TYPE)
-_JSON = ContentSettings(content_type="application/json")  # the series bounds record
+_JSON = ContentSettings(content_type="application/json")  # bounds records, service documents
 _UNAVAILABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -108,7 +108,7 @@ class AzureBlobStorage(ObjectRawDataStorage):
                 f"{what}: no answer from blob storage within {self._timeout:g} s"
             ) from exc
         except AzureError as exc:
-            raise _map_error(what, exc) from exc
+            raise map_azure_error(what, exc) from exc
 
     async def _ensure_container(self) -> None:
         if self._container_ready:
@@ -176,14 +176,16 @@ class AzureBlobStorage(ObjectRawDataStorage):
                     raise PreconditionFailedError(f"{key} changed since it was read") from exc
                 raise
 
-    async def _list_keys(self, prefix: str, *, limit: int | None = None) -> list[str]:
+    async def _list_keys(
+        self, prefix: str, *, limit: int | None = None, suffix: str = OBJECT_SUFFIX
+    ) -> list[str]:
         keys: list[str] = []
         async with self._azure_errors(f"list {prefix}"):
             try:
                 async for name in self._client.list_blob_names(
                     name_starts_with=prefix, results_per_page=limit
                 ):
-                    if name.endswith(OBJECT_SUFFIX):
+                    if name.endswith(suffix):
                         keys.append(name)
                         if limit is not None and len(keys) >= limit:
                             break
@@ -233,7 +235,7 @@ class AzureBlobStorage(ObjectRawDataStorage):
                 await self._owned_credential.close()
 
 
-def _map_error(what: str, exc: AzureError) -> StorageError:
+def map_azure_error(what: str, exc: AzureError) -> StorageError:
     status = exc.status_code if isinstance(exc, HttpResponseError) else None
     reason = exc.message.splitlines()[0] if exc.message else type(exc).__name__
     message = f"{what}: {reason}"

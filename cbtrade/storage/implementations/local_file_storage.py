@@ -39,8 +39,8 @@ def _etag(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _is_data_file(name: str) -> bool:
-    return name.endswith(OBJECT_SUFFIX) and not name.startswith(".")
+def _is_data_file(name: str, suffix: str = OBJECT_SUFFIX) -> bool:
+    return name.endswith(suffix) and not name.startswith(".")
 
 
 @contextmanager
@@ -93,14 +93,18 @@ class LocalFileStorage(ObjectRawDataStorage):
         path = self._path(key)
         await self._run(path, lambda: _write_if_unchanged(path, data, etag))
 
-    async def _list_keys(self, prefix: str, *, limit: int | None = None) -> list[str]:
+    async def _list_keys(
+        self, prefix: str, *, limit: int | None = None, suffix: str = OBJECT_SUFFIX
+    ) -> list[str]:
         folder = self._path(prefix.rstrip("/"))
 
         def walk() -> list[str]:
             keys: list[str] = []
             for dirpath, _dirnames, filenames in os.walk(folder, onerror=_raise):
                 relative = Path(dirpath).relative_to(self._root).as_posix()
-                keys.extend(f"{relative}/{name}" for name in filenames if _is_data_file(name))
+                keys.extend(
+                    f"{relative}/{name}" for name in filenames if _is_data_file(name, suffix)
+                )
                 if limit is not None and len(keys) >= limit:
                     return keys[:limit]
             return keys

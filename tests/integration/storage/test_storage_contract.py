@@ -895,3 +895,59 @@ async def test_bad_path_components_are_rejected_and_nothing_is_written(
         with pytest.raises(error):
             await storage.check_coin_exists(exchange, symbol, timeframe)
     assert await all_keys(backend) == []
+
+
+# Service documents: small JSON records beside the candles (jobs, shared rate budgets).
+
+
+async def test_documents_are_created_updated_and_listed(backend: ObjectRawDataStorage) -> None:
+    assert await backend.get_document("jobs/a1/job") is None
+    created = await backend.update_document("jobs/a1/job", lambda found: {"n": 1})
+    assert created == {"n": 1}
+    updated = await backend.update_document(
+        "jobs/a1/job", lambda found: {"n": (found or {})["n"] + 1}
+    )
+    assert updated == {"n": 2}
+    await backend.update_document("jobs/a1/series/0", lambda found: {"s": 0})
+    await backend.update_document("jobs/b2/job", lambda found: {"n": 9})
+    assert await backend.get_document("jobs/a1/job") == {"n": 2}
+    assert await backend.list_documents("jobs/a1") == {
+        "jobs/a1/job": {"n": 2},
+        "jobs/a1/series/0": {"s": 0},
+    }
+    assert await backend.list_documents("jobs/none") == {}
+    # Documents are not series: they list no coins and hold no candles.
+    assert await backend.list_coins("jobs") == []
+
+
+async def test_a_document_change_that_returns_the_stored_one_writes_nothing(
+    backend: ObjectRawDataStorage,
+) -> None:
+    assert await backend.update_document("d", lambda found: None) is None
+    assert await backend.get_document("d") is None
+    await backend.update_document("d", lambda found: {"v": 1})
+    assert await backend.update_document("d", lambda found: found) == {"v": 1}
+
+
+async def test_concurrent_document_updates_lose_no_increment(
+    backend: ObjectRawDataStorage, other_writer: ObjectRawDataStorage
+) -> None:
+    def increment(found: dict[str, Any] | None) -> dict[str, Any]:
+        return {"count": (found or {"count": 0})["count"] + 1}
+
+    await asyncio.gather(
+        *(
+            writer.update_document("counter", increment)
+            for _ in range(10)
+            for writer in (backend, other_writer)
+        )
+    )
+    assert await backend.get_document("counter") == {"count": 20}
+
+
+@pytest.mark.parametrize("name", ["", "/a", "a/", "A", "a//b", "../x", "a b", "-a", "a/" * 9 + "a"])
+async def test_bad_document_names_are_rejected(backend: ObjectRawDataStorage, name: str) -> None:
+    with pytest.raises(InvalidPathComponentError):
+        await backend.update_document(name, lambda found: {"x": 1})
+    with pytest.raises(InvalidPathComponentError):
+        await backend.get_document(name)
