@@ -20,7 +20,7 @@ fi
 
 if [ "${1:-}" = "--with-node" ]; then
   command -v npm >/dev/null 2>&1 || { echo "setup: npm (Node.js 18+) is required for Azurite" >&2; exit 1; }
-  if [ ! -x node_modules/.bin/azurite-blob ]; then
+  if [ ! -x node_modules/.bin/azurite ]; then
     echo "setup: installing Azurite from npm"
     npm ci --no-audit --no-fund --loglevel=error
   fi
