@@ -44,7 +44,7 @@ class ServiceContainer:
     def from_settings(cls, settings: Settings) -> ServiceContainer:
         """Wire the service as the settings say (no I/O happens here)."""
         storage = create_storage_manager(settings)
-        connector = create_data_source_connector(settings)
+        connector = create_data_source_connector(settings, storage=storage)
         fetcher = HistoricalFetcher(
             storage, connector, empty_fetch_grace_ms=settings.empty_fetch_grace_seconds * 1000
         )

@@ -4,6 +4,8 @@ Plugins come from three places: the built-in ccxt profiles (Crypto.com, Binance,
 Coinbase), the ``cbtrade.exchanges`` entry-point group (each entry point loads a factory
 ``(settings) -> IExchangeAPIClient``), and, on first use, any other ccxt exchange id. Each
 plugin is created once per process, on first use, and reused; nothing here imports ccxt.
+The ccxt plugins pace their requests with the rate budget the settings choose (``rate_budget``):
+per process, or shared through the storage by every instance.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from cbtrade.config import Settings
 from cbtrade.errors import InvalidPathComponentError, UnknownExchangeError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector, IExchangeAPIClient
 from cbtrade.exchange_source.plugins.ccxt_exchange import PROFILES, CCXTExchangeClient
+from cbtrade.exchange_source.rate_budget import DocumentStore, RateBudget, create_rate_budget
 from cbtrade.models import Candle, TimeRange
 
 logger = logging.getLogger(__name__)
@@ -56,10 +59,16 @@ class PluginRegistry:
         return list(self._plugins.values())
 
 
-def ccxt_plugin_factory(exchange_id: str) -> PluginFactory:
-    """A factory for the ccxt plugin of ``exchange_id``, configured from settings."""
+def ccxt_plugin_factory(exchange_id: str, *, storage: DocumentStore | None = None) -> PluginFactory:
+    """A factory for the ccxt plugin of ``exchange_id``, configured from settings; ``storage``
+    holds the shared rate budget's document when the settings ask for one."""
 
     def create(settings: Settings) -> IExchangeAPIClient:
+        def rate_budget(default_rate: float) -> RateBudget:
+            return create_rate_budget(
+                settings, exchange_id, default_rate=default_rate, storage=storage
+            )
+
         return CCXTExchangeClient(
             exchange_id,
             url_override=settings.exchange_url_overrides.get(exchange_id),
@@ -67,15 +76,16 @@ def ccxt_plugin_factory(exchange_id: str) -> PluginFactory:
             retry_attempts=settings.exchange_retry_attempts,
             retry_max_wait_seconds=settings.exchange_retry_max_wait_seconds,
             calls_in_flight=settings.exchange_calls_in_flight,
+            rate_budget=rate_budget,
         )
 
     return create
 
 
-def discover_plugin_factories() -> dict[str, PluginFactory]:
+def discover_plugin_factories(*, storage: DocumentStore | None = None) -> dict[str, PluginFactory]:
     """The built-in factories plus those of the ``cbtrade.exchanges`` entry points."""
     factories: dict[str, PluginFactory] = {
-        exchange_id: ccxt_plugin_factory(exchange_id) for exchange_id in PROFILES
+        exchange_id: ccxt_plugin_factory(exchange_id, storage=storage) for exchange_id in PROFILES
     }
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         if not _EXCHANGE_ID.match(entry_point.name):
@@ -86,7 +96,9 @@ def discover_plugin_factories() -> dict[str, PluginFactory]:
 
 
 class DataSourceConnectorImpl(IDataSourceConnector):
-    """Routes each call to the plugin of its exchange, creating plugins on first use."""
+    """Routes each call to the plugin of its exchange, creating plugins on first use.
+
+    ``storage`` holds the shared rate budgets (``CBTRADE_RATE_BUDGET_SCOPE=shared``)."""
 
     def __init__(
         self,
@@ -94,9 +106,15 @@ class DataSourceConnectorImpl(IDataSourceConnector):
         *,
         factories: dict[str, PluginFactory] | None = None,
         registry: PluginRegistry | None = None,
+        storage: DocumentStore | None = None,
     ) -> None:
+        if settings.rate_budget_scope == "shared" and storage is None:
+            raise ValueError("CBTRADE_RATE_BUDGET_SCOPE=shared needs the storage")
         self._settings = settings
-        self._factories = discover_plugin_factories() if factories is None else factories
+        self._storage = storage
+        self._factories = (
+            discover_plugin_factories(storage=storage) if factories is None else factories
+        )
         self._registry = registry or PluginRegistry()
 
     def list_exchanges(self) -> list[str]:
@@ -115,7 +133,7 @@ class DataSourceConnectorImpl(IDataSourceConnector):
         if factory is None:
             if not _is_ccxt_exchange(exchange_name):
                 raise UnknownExchangeError(f"no plugin for exchange {exchange_name!r}")
-            factory = ccxt_plugin_factory(exchange_name)
+            factory = ccxt_plugin_factory(exchange_name, storage=self._storage)
         plugin = factory(self._settings)
         self._registry.register(plugin)
         return plugin
@@ -154,6 +172,9 @@ def _is_ccxt_exchange(exchange_id: str) -> bool:
     return exchange_id in ccxt_async.exchanges
 
 
-def create_data_source_connector(settings: Settings) -> DataSourceConnectorImpl:
-    """The connector with every discovered plugin, configured from settings."""
-    return DataSourceConnectorImpl(settings)
+def create_data_source_connector(
+    settings: Settings, *, storage: DocumentStore | None = None
+) -> DataSourceConnectorImpl:
+    """The connector with every discovered plugin, configured from settings; ``storage``
+    holds the shared rate budgets (required when the settings share them)."""
+    return DataSourceConnectorImpl(settings, storage=storage)

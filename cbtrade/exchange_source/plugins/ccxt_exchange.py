@@ -40,6 +40,7 @@ from cbtrade.errors import (
 )
 from cbtrade.exchange_source.history_edges import EdgeWindow, HistoryEdgeFinder
 from cbtrade.exchange_source.interfaces import IExchangeAPIClient
+from cbtrade.exchange_source.rate_budget import RateBudget
 from cbtrade.models import Candle, TimeRange
 from cbtrade.telemetry import log_event
 from cbtrade.timeframes import align_down, timeframe_to_ms
@@ -53,6 +54,8 @@ first served, so ranges asked one after the other are answered in that order. It
 call rate at calls in flight / round-trip time: 8 over an 80 ms link is 100 calls a second."""
 
 Clock = Callable[[], int]
+RateBudgetFactory = Callable[[float], RateBudget]
+"""Makes the exchange's rate budget, given ccxt's own rate (``1000 / rateLimit`` units/s)."""
 WindowParams = Callable[[int, int], dict[str, Any]]
 
 
@@ -131,6 +134,8 @@ class CCXTExchangeClient(IExchangeAPIClient):
 
     One instance per exchange per process: it owns the ccxt exchange object (and with it
     ccxt's rate limiter and HTTP session), loads markets once, and closes them on ``close``.
+    With ``enable_rate_limit`` and a ``rate_budget`` factory, the budget it makes replaces
+    ccxt's throttle, keeping ccxt's per-endpoint costs (see ``rate_budget``).
     """
 
     def __init__(
@@ -145,6 +150,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
         enable_rate_limit: bool = True,
         calls_in_flight: int = DEFAULT_CALLS_IN_FLIGHT,
         clock: Clock = _system_clock,
+        rate_budget: RateBudgetFactory | None = None,
     ) -> None:
         self._exchange_id = exchange_id
         self._profile = profile or PROFILES.get(exchange_id) or ExchangeProfile(ccxt_id=exchange_id)
@@ -154,6 +160,9 @@ class CCXTExchangeClient(IExchangeAPIClient):
         self._retry_max_wait_seconds = retry_max_wait_seconds
         self._enable_rate_limit = enable_rate_limit
         self._clock = clock
+        self._rate_budget_factory = rate_budget
+        self.rate_budget: RateBudget | None = None
+        """The budget pacing the exchange object's requests, once it exists (or None)."""
         self._exchange: Any = None
         self._markets_lock = asyncio.Lock()
         self._markets_loaded = False
@@ -367,6 +376,11 @@ class CCXTExchangeClient(IExchangeAPIClient):
             exchange, envelope_by_status=self._profile.errors_without_envelope_by_status
         )
         exchange.handle_http_status_code = _every_error_status_raises(exchange)
+        if self._enable_rate_limit and self._rate_budget_factory is not None:
+            if self.rate_budget is None:  # one budget for the client, across exchange objects
+                self.rate_budget = self._rate_budget_factory(1000 / exchange.rateLimit)
+            # ccxt's fetch2 awaits throttle(cost) before every request, with its own costs.
+            exchange.throttle = self.rate_budget.acquire
         self._exchange = exchange
         return exchange
 
