@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     exchange_retry_attempts: int = Field(default=5, ge=1, le=20)
     exchange_retry_max_wait_seconds: float = Field(default=8.0, gt=0, le=120)
     exchange_calls_in_flight: int = Field(default=8, ge=1, le=64)
+    # Per exchange id: the pace of its calls in ccxt's cost units per second (a call of cost 1
+    # is one unit; Binance weighs wide kline calls more). Unset: ccxt's own, 1000 / rateLimit.
+    exchange_rate_limits: dict[str, float] = Field(default_factory=dict)
+    # "process": each process paces its own calls; "shared": every instance on the same store
+    # draws from one budget per exchange (an ETag-conditional document), so N instances
+    # together keep to the rate.
+    rate_budget_scope: Literal["process", "shared"] = "process"
 
     # History and pages
     page_default_limit: int = Field(default=20_000, ge=1)
@@ -81,6 +88,14 @@ class Settings(BaseSettings):
     watchlist: Annotated[list[WatchedSeries], NoDecode] = Field(default_factory=list)
     topup_schedule: str = "0 */5 * * * *"
     topup_max_backfill_days: float = Field(default=7.0, gt=0, le=3_650)
+    topup_series_per_item: int = Field(default=10, ge=1, le=100)
+
+    # Work queue (top-up and backfill work items), in the AzureWebJobsStorage account
+    work_queue: str = "cbtrade-work"
+    work_queue_local_host: bool = False
+    backfill_max_series: int = Field(default=500, ge=1, le=10_000)
+    backfill_max_calls: int = Field(default=250_000, ge=1)
+    backfill_window_calls: int = Field(default=32, ge=1, le=1_000)
 
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
@@ -127,6 +142,24 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{origin!r} for {exchange!r} must be an origin like http://host:port"
                 )
+        return value
+
+    @field_validator("exchange_rate_limits")
+    @classmethod
+    def _check_rate_limits(cls, value: dict[str, float]) -> dict[str, float]:
+        for exchange, rate in value.items():
+            if not _EXCHANGE_ID.match(exchange):
+                raise ValueError(f"{exchange!r}: exchange id must match [a-z0-9]+")
+            if not 0 < rate <= 100_000:
+                raise ValueError(f"{exchange!r}: {rate!r} units per second is not in (0, 100000]")
+        return value
+
+    @field_validator("work_queue")
+    @classmethod
+    def _check_queue(cls, value: str) -> str:
+        # Azure queue names; "-poison" is appended for the poison queue (63 characters at most).
+        if not _CONTAINER_NAME.match(value) or len(value) > 56:
+            raise ValueError(f"{value!r} is not a valid queue name of at most 56 characters")
         return value
 
     @field_validator("azure_container")
