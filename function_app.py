@@ -1,10 +1,14 @@
 """Azure Functions entry (Python v2 programming model).
 
 One HTTP function serves the whole FastAPI app (``AsgiFunctionApp``; host.json sets
-``routePrefix`` to "" because the app's routes carry ``/api``), and a timer trigger tops up
-the watched series. Both share one ServiceContainer: one blob client and one exchange
-instance per exchange in the process. The platform's auth level is anonymous so health
-probes work; the app checks bearer tokens itself.
+``routePrefix`` to "" because the app's routes carry ``/api``). The timer plans the watchlist's
+top-up as work items on the work queue (``CBTRADE_WORK_QUEUE`` in the ``AzureWebJobsStorage``
+account); a queue-triggered function does each item, and the runtime retries a failed one and
+moves it to the poison queue after ``maxDequeueCount`` tries (host.json), where a second
+queue-triggered function logs it and records it in its backfill job. All share one
+ServiceContainer: one blob client, one queue client and one exchange instance per exchange in
+the process. The platform's auth level is anonymous so health probes work; the app checks
+bearer tokens itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from cbtrade.api import create_app
 from cbtrade.config import get_settings
 from cbtrade.services import ServiceContainer
 from cbtrade.telemetry import configure_telemetry
+from cbtrade.work.connection import CONNECTION_SETTING, poison_queue_name
 
 logger = logging.getLogger("cbtrade.function_app")
 
@@ -34,10 +39,27 @@ app = func.AsgiFunctionApp(
     arg_name="timer", schedule=settings.topup_schedule, run_on_startup=False, use_monitor=True
 )
 async def topup_watchlist(timer: func.TimerRequest) -> None:
-    """Bring every CBTRADE_WATCHLIST series up to the newest closed candle."""
+    """Queue the CBTRADE_WATCHLIST series' top-up (in-process if no queue is configured)."""
     if timer.past_due:
         logger.info("top-up timer is past due; catching up")
-    results = await services.topup.run()
-    failed = [result for result in results if result.error is not None]
-    for result in failed:
-        logger.error("top-up failed for %s: %s", ":".join(result.series), result.error)
+    await services.topup.tick(services.work_queue)
+
+
+@app.function_name(name="process_work_item")
+@app.queue_trigger(
+    arg_name="message", queue_name=settings.work_queue, connection=CONNECTION_SETTING
+)
+async def process_work_item(message: func.QueueMessage) -> None:
+    """Do one work item; raising makes the runtime retry it."""
+    await services.work.process(message.get_body().decode(), message.dequeue_count or 1)
+
+
+@app.function_name(name="record_poisoned_work_item")
+@app.queue_trigger(
+    arg_name="message",
+    queue_name=poison_queue_name(settings.work_queue),
+    connection=CONNECTION_SETTING,
+)
+async def record_poisoned_work_item(message: func.QueueMessage) -> None:
+    """Log a work item whose retries are spent and record it in its backfill job."""
+    await services.work.poisoned(message.get_body().decode())

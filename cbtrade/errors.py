@@ -128,6 +128,13 @@ class StorageCorruptError(StorageError):
     code = "storage_corrupt"
 
 
+class WorkQueueUnavailableError(CbTradeError):
+    """The work queue is not configured, so queued work (backfill jobs) cannot be accepted."""
+
+    code = "work_queue_unavailable"
+    status_code = 503
+
+
 class ExchangeError(CbTradeError):
     """The exchange answered with an error the service cannot recover from."""
 

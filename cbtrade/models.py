@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Candle(NamedTuple):
@@ -75,6 +75,68 @@ class RepairOut(SeriesOut):
     end: int = Field(description="aligned end, clipped to the newest closed candle")
     candles_before: int = Field(description="stored candles dropped from the range")
     candles_after: int = Field(description="candles the exchange has in the range, now stored")
+
+
+class BackfillSeriesIn(BaseModel):
+    """One series of a backfill job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exchange: str = Field(max_length=32, examples=["cryptocom"])
+    symbol: str = Field(max_length=64, examples=["BTC/USD"])
+    timeframe: str = Field(default="5m", max_length=8, examples=["5m"])
+
+
+class BackfillIn(BaseModel):
+    """A bulk backfill: series and a range (``start``, optional ``end``) or ``since_listing``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    series: list[BackfillSeriesIn] = Field(min_length=1, max_length=10_000)
+    start: str | int | None = Field(
+        default=None, description="inclusive; ISO-8601 UTC or epoch milliseconds"
+    )
+    end: str | int | None = Field(
+        default=None, description="exclusive; ISO-8601 UTC or epoch milliseconds; default now"
+    )
+    since_listing: bool = Field(
+        default=False, description="from each series' first candle instead of from start"
+    )
+
+
+class BackfillFailureOut(BaseModel):
+    """A window (or a whole series' plan, window null) that failed for good."""
+
+    series: SeriesOut
+    window: int | None
+    error: str | None
+
+
+class BackfillOut(BaseModel):
+    """A backfill job's progress."""
+
+    id: str
+    state: str = Field(
+        examples=["running", "completed", "completed_with_failures", "enqueue_failed"]
+    )
+    created_at: int = Field(description="epoch milliseconds UTC")
+    created_by: str | None
+    start: int | None
+    end: int
+    since_listing: bool
+    series: int
+    series_planned: int = Field(description="series whose windows are known and queued")
+    series_failed: int = Field(description="series that could not be planned")
+    windows_total: int | None = Field(
+        description="null until every since-listing series is planned"
+    )
+    windows_done: int
+    windows_pending: int | None
+    windows_failed: int
+    candles_stored: int = Field(description="candles the finished windows hold")
+    eta_seconds: float | None = Field(description="at the rate so far; null before any window")
+    failures: list[BackfillFailureOut] = Field(description="up to 100")
+    error: str | None
 
 
 class ExchangesOut(BaseModel):

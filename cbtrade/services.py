@@ -1,7 +1,7 @@
 """The service's shared objects, built once per process from settings.
 
-The HTTP routes and the timer trigger use the same container, so they share one blob
-client and one exchange instance per exchange (ccxt's rate limiter lives in it). Building
+The HTTP routes, the timer and the queue triggers use the same container, so they share one
+blob client and one exchange instance per exchange (with its rate budget). Building
 it does no I/O and does not import ccxt.
 """
 
@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cbtrade.auth.interfaces import IAuthenticationModule
 from cbtrade.auth.module import AuthenticationModuleImpl
 from cbtrade.config import Settings
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.exchange_source.microkernel import create_data_source_connector
+from cbtrade.historical.backfills import BackfillJobs
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher
 from cbtrade.historical.manager import HistoricalDataManagerImpl
@@ -24,6 +26,11 @@ from cbtrade.historical.tokens import ContinuationTokenCodec
 from cbtrade.historical.topup import TopUpRunner
 from cbtrade.storage.interfaces import IStorageManager
 from cbtrade.storage.manager import create_storage_manager
+from cbtrade.work.connection import queue_connection
+from cbtrade.work.processor import WorkItemProcessor
+
+if TYPE_CHECKING:
+    from cbtrade.work.queue import WorkQueueClient
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,10 @@ class ServiceContainer:
     history: HistoricalDataManagerImpl
     topup: TopUpRunner
     repair: RangeRepairer
+    backfills: BackfillJobs
+    work: WorkItemProcessor
+    work_queue: WorkQueueClient | None
+    """The work queue, when the environment names its account (``AzureWebJobsStorage``)."""
     auth: IAuthenticationModule
 
     @classmethod
@@ -61,6 +72,17 @@ class ServiceContainer:
             fetcher,
             settings.watchlist,
             max_backfill_ms=int(settings.topup_max_backfill_days * 86_400_000),
+            series_per_item=settings.topup_series_per_item,
+        )
+        work_queue = _work_queue(settings)
+        backfills = BackfillJobs(
+            fetcher,
+            storage,
+            connector,
+            work_queue,
+            max_series=settings.backfill_max_series,
+            max_calls=settings.backfill_max_calls,
+            window_calls=settings.backfill_window_calls,
         )
         return cls(
             settings=settings,
@@ -69,15 +91,31 @@ class ServiceContainer:
             history=history,
             topup=topup,
             repair=RangeRepairer(fetcher, storage, connector, max_candles=settings.page_max_limit),
+            backfills=backfills,
+            work=WorkItemProcessor(topup, backfills),
+            work_queue=work_queue,
             auth=AuthenticationModuleImpl.from_settings(settings),
         )
 
     async def aclose(self) -> None:
-        """Close the exchange sessions and the storage client."""
+        """Close the exchange sessions, the work queue client and the storage client."""
         try:
             await self.connector.close()
         finally:
-            await self.storage.close()
+            try:
+                if self.work_queue is not None:
+                    await self.work_queue.close()
+            finally:
+                await self.storage.close()
+
+
+def _work_queue(settings: Settings) -> WorkQueueClient | None:
+    connection = queue_connection()
+    if connection is None:
+        return None
+    from cbtrade.work.queue import WorkQueueClient  # the Azure SDK, only when it is used
+
+    return WorkQueueClient.from_connection(settings.work_queue, connection)
 
 
 def _token_secret(settings: Settings) -> bytes:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
 from cbtrade.api.errors import install_error_handlers
 from cbtrade.api.routes import health_router, v1_router
 from cbtrade.config import Settings, get_settings
+from cbtrade.errors import ConfigurationError
 from cbtrade.services import ServiceContainer
 
 
@@ -22,6 +24,21 @@ def _log_service_events() -> None:
     logging.getLogger("cbtrade").setLevel(logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _start_local_queue_host(container: ServiceContainer) -> asyncio.Task[None] | None:
+    """With CBTRADE_WORK_QUEUE_LOCAL_HOST (no Functions host, e.g. uvicorn on Azurite), drain
+    the work queue in this process as the queue trigger would."""
+    if not container.settings.work_queue_local_host:
+        return None
+    if container.work_queue is None:
+        raise ConfigurationError(
+            "CBTRADE_WORK_QUEUE_LOCAL_HOST=true needs the work queue: set AzureWebJobsStorage"
+        )
+    from cbtrade.work.local_host import LocalQueueHost
+
+    host = LocalQueueHost(container.work_queue, container.work.process, container.work.poisoned)
+    return asyncio.create_task(host.run(), name="local-queue-host")
 
 
 def create_app(
@@ -39,9 +56,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owns_services:
-            await container.aclose()
+        host = _start_local_queue_host(container)
+        try:
+            yield
+        finally:
+            if host is not None:
+                host.cancel()
+                with suppress(asyncio.CancelledError):
+                    await host
+            if owns_services:
+                await container.aclose()
 
     app = FastAPI(
         title="cb-trade data service",

@@ -16,7 +16,10 @@ from cbtrade.api.params import normalize_symbol, parse_timestamp
 from cbtrade.auth.interfaces import Principal, require_admin
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
 from cbtrade.errors import AuthenticationError, StorageError
+from cbtrade.historical.backfills import BackfillSeries
 from cbtrade.models import (
+    BackfillIn,
+    BackfillOut,
     CoinsOut,
     ErrorOut,
     ExchangesOut,
@@ -38,8 +41,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "missing or invalid bearer token"),
         (404, "unknown exchange or symbol"),
         (422, "the exchange cannot serve that far back"),
+        (503, "the exchange, the storage or the work queue is unavailable"),
         (502, "the exchange answered with an error"),
-        (503, "the exchange or the storage is unavailable"),
     )
 }
 
@@ -256,3 +259,38 @@ async def refresh_range(
         principal=principal.subject if principal is not None else None,
     )
     return _json(result._asdict())
+
+
+@v1_router.post("/backfills", response_model=BackfillOut, status_code=202, tags=["backfills"])
+async def create_backfill(
+    services: Services,
+    principal: Annotated[Principal | None, Depends(_require_auth)],
+    job: BackfillIn,
+) -> Response:
+    """Queue a bulk backfill of many series; 202 with the job, whose progress
+    ``GET /api/v1/backfills/{id}`` shows."""
+    progress = await services.backfills.create(
+        [
+            BackfillSeries(one.exchange, normalize_symbol(one.symbol) or one.symbol, one.timeframe)
+            for one in job.series
+        ],
+        start=_job_time("start", job.start),
+        end=_job_time("end", job.end),
+        since_listing=job.since_listing,
+        created_by=principal.subject if principal is not None else None,
+    )
+    response = _json(progress, status_code=202)
+    response.headers["Location"] = f"/api/v1/backfills/{progress['id']}"
+    return response
+
+
+@v1_router.get("/backfills/{job_id}", response_model=BackfillOut, tags=["backfills"])
+async def get_backfill(
+    services: Services, job_id: Annotated[str, Path(pattern="^[0-9a-f]{16}$")]
+) -> Response:
+    """A backfill job's progress: windows done, pending and failed, candles stored, ETA."""
+    return _json(await services.backfills.progress(job_id))
+
+
+def _job_time(name: str, value: str | int | None) -> int | None:
+    return parse_timestamp(name, None if value is None else str(value))

@@ -31,6 +31,8 @@ def function_app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[st
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    for name in ("AzureWebJobsStorage", "AzureWebJobsStorage__accountName"):
+        monkeypatch.delenv(name, raising=False)  # no work queue unless a test names one
     return env
 
 
@@ -67,9 +69,24 @@ def functions_by_name(module: ModuleType) -> dict[str, Any]:
     return module._indexed_for_tests  # type: ignore[no-any-return]
 
 
-def test_worker_indexing_finds_an_http_and_a_timer_trigger(function_app: ModuleType) -> None:
+def test_worker_indexing_finds_the_http_timer_and_queue_triggers(
+    function_app: ModuleType,
+) -> None:
     functions = functions_by_name(function_app)
-    assert set(functions) == {"http_app_func", "topup_watchlist"}
+    assert set(functions) == {
+        "http_app_func",
+        "topup_watchlist",
+        "process_work_item",
+        "record_poisoned_work_item",
+    }
+    for name, queue in (
+        ("process_work_item", "cbtrade-work"),
+        ("record_poisoned_work_item", "cbtrade-work-poison"),
+    ):
+        bindings = json.loads(functions[name].get_function_json())["bindings"]
+        trigger = next(b for b in bindings if b["type"] == "queueTrigger")
+        assert trigger["queueName"] == queue
+        assert trigger["connection"] == "AzureWebJobsStorage"
     http = json.loads(functions["http_app_func"].get_function_json())
     trigger = next(b for b in http["bindings"] if b["type"] == "httpTrigger")
     assert trigger["authLevel"].lower() == "anonymous"
@@ -84,6 +101,10 @@ def test_host_json_routes_everything_to_the_app() -> None:
     assert host["extensions"]["http"]["routePrefix"] == ""
     assert host["extensionBundle"]["version"] == "[4.*, 5.0.0)"
     assert host["functionTimeout"]
+    queues = host["extensions"]["queues"]
+    assert queues["messageEncoding"] == "base64"  # what WorkQueueClient sends
+    assert queues["maxDequeueCount"] >= 2
+    assert queues["batchSize"] + queues["newBatchThreshold"] <= 64
 
 
 async def call_http(module: ModuleType, path: str, **headers: str) -> func.HttpResponse:

@@ -1,0 +1,1 @@
+"""The work queue: top-up and backfill work items on an Azure Storage queue."""

@@ -1,0 +1,188 @@
+"""LocalQueueHost: drains the work queue in-process where no Functions host does.
+
+In Azure the Functions runtime runs the queue trigger: it receives messages in batches,
+keeps each hidden while it is processed, retries a failed one after ``visibilityTimeout``,
+and moves one that failed ``maxDequeueCount`` times to the poison queue. Under uvicorn
+(``scripts/serve.sh --azurite``), in the benchmarks and in the tests there is no runtime, so
+this host does the same with the same settings, read from ``host.json``: at most
+``batchSize + newBatchThreshold`` messages in flight, the same retry delay and dequeue limit,
+and the same poison queue. Messages a killed process held reappear once their lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import NamedTuple
+
+from cbtrade.errors import StorageError
+from cbtrade.telemetry import log_event
+from cbtrade.work.queue import ReceivedMessage, WorkQueueClient
+
+logger = logging.getLogger(__name__)
+
+HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
+_MAX_RECEIVE = 32  # Azure Storage queues hand out at most 32 messages per receive
+_FIRST_POLL_SECONDS = 0.05
+
+Handler = Callable[[str, int], Awaitable[None]]
+"""Processes one message: its body and how often it has been dequeued."""
+PoisonHandler = Callable[[str], Awaitable[None]]
+
+
+class QueueHostOptions(NamedTuple):
+    """The queue trigger's settings (``host.json`` ``extensions.queues``)."""
+
+    batch_size: int = 16
+    new_batch_threshold: int = 8
+    max_dequeue_count: int = 5
+    visibility_timeout_seconds: float = 30.0
+    max_polling_interval_seconds: float = 2.0
+
+    @property
+    def max_in_flight(self) -> int:
+        """Messages processed at once, as the host allows."""
+        return self.batch_size + self.new_batch_threshold
+
+    @classmethod
+    def from_host_json(cls, path: Path | None = None) -> QueueHostOptions:
+        """The options ``host.json`` (the repo's by default) sets; the host's defaults for
+        those it leaves out."""
+        queues = json.loads((path or HOST_JSON).read_text()).get("extensions", {}).get("queues", {})
+        defaults = cls()
+        return cls(
+            batch_size=int(queues.get("batchSize", defaults.batch_size)),
+            new_batch_threshold=int(queues.get("newBatchThreshold", defaults.new_batch_threshold)),
+            max_dequeue_count=int(queues.get("maxDequeueCount", defaults.max_dequeue_count)),
+            visibility_timeout_seconds=_seconds(
+                queues.get("visibilityTimeout"), defaults.visibility_timeout_seconds
+            ),
+            max_polling_interval_seconds=_seconds(
+                queues.get("maxPollingInterval"), defaults.max_polling_interval_seconds
+            ),
+        )
+
+
+class LocalQueueHost:
+    """Runs ``handler`` on the work queue's messages, at most ``max_in_flight`` at once."""
+
+    def __init__(
+        self,
+        queue: WorkQueueClient,
+        handler: Handler,
+        poison_handler: PoisonHandler,
+        *,
+        options: QueueHostOptions | None = None,
+        max_in_flight: int | None = None,
+        lease_seconds: int = 60,
+    ) -> None:
+        self._queue = queue
+        self._handler = handler
+        self._poison_handler = poison_handler
+        self._options = options or QueueHostOptions.from_host_json()
+        self._max_in_flight = max_in_flight or self._options.max_in_flight
+        self._lease_seconds = lease_seconds
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Process messages until cancelled, or with ``until_idle`` until the queue is empty
+        and nothing is in flight."""
+        poll = _FIRST_POLL_SECONDS
+        try:
+            while True:
+                room = self._max_in_flight - len(self._in_flight)
+                received = await self._receive(min(room, _MAX_RECEIVE)) if room > 0 else []
+                for message in received:
+                    task = asyncio.create_task(self._settle(message))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._in_flight.discard)
+                if received:
+                    poll = _FIRST_POLL_SECONDS
+                    continue
+                # Counted: messages retried later or leased by a process that died.
+                if until_idle and not self._in_flight and not await self._queue.approximate_count():
+                    return
+                if self._in_flight and room <= 0:
+                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await asyncio.sleep(poll)
+                    poll = min(poll * 2, self._options.max_polling_interval_seconds)
+        finally:
+            for task in list(self._in_flight):
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _receive(self, count: int) -> list[ReceivedMessage]:
+        try:
+            return await self._queue.receive(max_messages=count, lease_seconds=self._lease_seconds)
+        except StorageError as exc:
+            log_event(logger, "work.receive_failed", level=logging.WARNING, error=str(exc))
+            return []
+
+    async def _settle(self, message: ReceivedMessage) -> None:
+        """Process one message and delete it; on failure, retry it later or poison it."""
+        if message.dequeue_count > self._options.max_dequeue_count:
+            await self._poison(message)
+            return
+        holder = [message]
+        renewal = asyncio.create_task(self._renew(holder))
+        try:
+            await self._handler(message.body, message.dequeue_count)
+        except Exception as exc:
+            failed: BaseException | None = exc
+        else:
+            failed = None
+        finally:
+            renewal.cancel()
+            with suppress(asyncio.CancelledError):
+                await renewal
+        try:
+            if failed is None:
+                await self._queue.delete(holder[0])
+            elif message.dequeue_count >= self._options.max_dequeue_count:
+                await self._poison(holder[0])
+            else:
+                log_event(
+                    logger,
+                    "work.retry",
+                    level=logging.WARNING,
+                    dequeue_count=message.dequeue_count,
+                    error=f"{type(failed).__name__}: {failed}",
+                )
+                delay = round(self._options.visibility_timeout_seconds)
+                await self._queue.extend(holder[0], seconds=delay)
+        except StorageError as exc:
+            # The message's lease runs out and it comes back: nothing is lost.
+            log_event(logger, "work.settle_failed", level=logging.WARNING, error=str(exc))
+
+    async def _renew(self, holder: list[ReceivedMessage]) -> None:
+        """Keep the message hidden while it is processed, as the host does."""
+        while True:
+            await asyncio.sleep(self._lease_seconds / 2)
+            holder[0] = await self._queue.extend(holder[0], seconds=self._lease_seconds)
+
+    async def _poison(self, message: ReceivedMessage) -> None:
+        await self._queue.move_to_poison(message)
+        log_event(
+            logger,
+            "work.moved_to_poison",
+            level=logging.ERROR,
+            dequeue_count=message.dequeue_count,
+            body=message.body,
+        )
+        try:
+            await self._poison_handler(message.body)
+        except Exception:
+            logger.exception("the poison handler failed for %s", message.body)
+
+
+def _seconds(timespan: object, default: float) -> float:
+    """A host.json timespan ("00:00:30", "hh:mm:ss") in seconds."""
+    if timespan is None:
+        return default
+    hours, minutes, seconds = str(timespan).split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
