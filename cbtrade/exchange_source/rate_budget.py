@@ -64,7 +64,8 @@ length, if shorter) after it."""
 MAX_AHEAD_MS = 60_000.0
 """A stored TAT further ahead than this (and than 100 calls) is a clock far off: reset."""
 MAX_LEAD_MS = 1_000.0
-_EPSILON_MS = 1e-6
+_EPSILON_MS = 0.01
+"""Slack for float rounding: epoch milliseconds (~1.7e12) carry about 2e-4 ms of it."""
 
 
 def _wall_clock_ms() -> float:

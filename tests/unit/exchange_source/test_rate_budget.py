@@ -186,6 +186,17 @@ async def test_a_batch_reserves_the_waiting_calls_up_to_a_fifth_of_a_second() ->
     assert store.updates == 3
 
 
+async def test_rounding_of_epoch_milliseconds_wastes_no_slot() -> None:
+    """Epoch ms are ~1.7e12, where a float's step is ~2e-4 ms: three calls of 0.4 units at
+    7.2 a second (Binance klines at 18 a second) still fit their 1.2-unit reservation."""
+    time, store = FakeTime(T0 + 0.3), MemoryDocuments()
+    budget = SharedRateBudget(store, "binance", 7.2, clock=time.clock, sleep=time.sleep)
+    slots = await take_all(budget, [0.4] * 6)  # 0.2 s of 7.2 a second: 3 calls a batch
+    assert store.updates == 2
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
+    assert gaps == pytest.approx([400 / 7.2] * 5, abs=0.01)
+
+
 async def test_a_lone_call_reserves_only_its_own_slot() -> None:
     time, store = FakeTime(), MemoryDocuments()
     budget = SharedRateBudget(store, "binance", 20, clock=time.clock, sleep=time.sleep)
