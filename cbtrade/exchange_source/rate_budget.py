@@ -1,7 +1,7 @@
 """Per-exchange rate budgets: how fast one exchange client may send its requests.
 
-ccxt gives every request a cost in its units (Binance weighs a wide kline call more than a
-narrow one) and, with ``enableRateLimit``, awaits ``exchange.throttle(cost)`` before sending
+ccxt gives every request a cost in its units (on Binance spot, the market list costs 4 and a
+kline call 0.4) and, with ``enableRateLimit``, awaits ``exchange.throttle(cost)`` before sending
 it. The ccxt plugin replaces that throttle with :meth:`RateBudget.acquire`, so every request
 ccxt makes (market loads, retries, candles) is paced here, with ccxt's costs.
 
