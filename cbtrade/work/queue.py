@@ -68,6 +68,7 @@ class WorkQueueClient:
             "retry_total": 3,
             "initial_backoff": 1,
             "increment_base": 1,
+            "random_jitter_range": 1,
         }
         self._owned_credential = None
         if connection_string:
