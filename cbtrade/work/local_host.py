@@ -126,10 +126,14 @@ class LocalQueueHost:
     async def _settle(self, message: ReceivedMessage) -> None:
         """Process one message and delete it; on failure, retry it later or poison it."""
         if message.dequeue_count > self._options.max_dequeue_count:
-            await self._poison(message)
+            try:
+                await self._poison(message)
+            except StorageError as exc:
+                log_event(logger, "work.settle_failed", level=logging.WARNING, error=str(exc))
             return
         holder = [message]
-        renewal = asyncio.create_task(self._renew(holder))
+        processed = asyncio.Event()
+        renewal = asyncio.create_task(self._renew(holder, processed))
         try:
             await self._handler(message.body, message.dequeue_count)
         except Exception as exc:
@@ -137,9 +141,13 @@ class LocalQueueHost:
         else:
             failed = None
         finally:
-            renewal.cancel()
-            with suppress(asyncio.CancelledError):
+            # Not cancelled: a renewal under way ends, so holder has the newest pop receipt.
+            processed.set()
+            try:
                 await renewal
+            except asyncio.CancelledError:
+                renewal.cancel()
+                raise
         try:
             if failed is None:
                 await self._queue.delete(holder[0])
@@ -159,11 +167,19 @@ class LocalQueueHost:
             # The message's lease runs out and it comes back: nothing is lost.
             log_event(logger, "work.settle_failed", level=logging.WARNING, error=str(exc))
 
-    async def _renew(self, holder: list[ReceivedMessage]) -> None:
+    async def _renew(self, holder: list[ReceivedMessage], processed: asyncio.Event) -> None:
         """Keep the message hidden while it is processed, as the host does."""
         while True:
-            await asyncio.sleep(self._lease_seconds / 2)
-            holder[0] = await self._queue.extend(holder[0], seconds=self._lease_seconds)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(processed.wait(), self._lease_seconds / 2)
+            if processed.is_set():
+                return
+            try:
+                holder[0] = await self._queue.extend(holder[0], seconds=self._lease_seconds)
+            except StorageError as exc:
+                # Tried again half a lease later; should the lease end, the message comes
+                # back and is processed again (items are idempotent).
+                log_event(logger, "work.renew_failed", level=logging.WARNING, error=str(exc))
 
     async def _poison(self, message: ReceivedMessage) -> None:
         await self._queue.move_to_poison(message)
