@@ -1,0 +1,210 @@
+"""The timer and the queue-triggered functions of function_app.py as the worker calls them,
+on Azurite's blob and queue services, through ccxt against a rate-limited simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import azure.functions.queue as func_queue
+import pytest
+from azure.functions.timer import TimerRequest
+
+from cbtrade.models import TimeRange
+from cbtrade.work.local_host import LocalQueueHost, QueueHostOptions
+from tests.exchange_simulator import ExchangeSimulator
+from tests.exchange_simulator.core import LISTED_2024, SimulatedMarket
+from tests.fixtures.azurite import AzuriteInstance
+from tests.fixtures.exchange_simulator import simulator_url_overrides
+from tests.integration.functions.conftest import (
+    functions_by_name,
+    load_function_app,
+    unload_function_app,
+)
+
+pytestmark = pytest.mark.azurite
+
+REPO = Path(__file__).resolve().parents[3]
+M1 = 60_000
+SERIES = 500
+SIMULATOR_RATE = 50
+SERVICE_CALLS = 45
+"""The service's pace in calls per second, a little under the exchange's limit (as the README
+advises): ccxt counts a Binance spot kline call as 0.4 of its units."""
+SERVICE_RATE = SERVICE_CALLS * 0.4
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@pytest.fixture
+def queue_env(
+    function_app_env: dict[str, str],
+    azurite: AzuriteInstance,
+    azurite_container: str,
+    simulator: ExchangeSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[str]:
+    """A function app on Azurite with a work queue and a watchlist of SERIES 1m series."""
+    symbols = [f"P{n:03d}/USDT" for n in range(SERIES)]
+    simulator.set_markets("binance", [SimulatedMarket(s, LISTED_2024) for s in symbols])
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "CBTRADE_WORK_QUEUE": f"work-{uuid.uuid4().hex[:12]}",
+        "CBTRADE_STORAGE_BACKEND": "azure",
+        "CBTRADE_AZURE_CONNECTION_STRING": azurite.connection_string,
+        "CBTRADE_AZURE_CONTAINER": azurite_container,
+        "CBTRADE_EXCHANGE_URL_OVERRIDES": json.dumps(simulator_url_overrides(simulator)),
+        "CBTRADE_EXCHANGE_RATE_LIMITS": json.dumps({"binance": SERVICE_RATE}),
+        "CBTRADE_WATCHLIST": ",".join(f"binance:{s}:1m" for s in symbols),
+        "CBTRADE_TOPUP_MAX_BACKFILL_DAYS": "0.01",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return symbols
+
+
+async def drain(module: Any, *, max_in_flight: int) -> None:
+    """Run the queue-triggered functions on every message, as the worker would."""
+    functions = functions_by_name(module)
+    process = functions["process_work_item"].get_user_function()
+    poisoned = functions["record_poisoned_work_item"].get_user_function()
+
+    async def handle(body: str, dequeue_count: int) -> None:
+        await process(func_queue.QueueMessage(body=body.encode(), dequeue_count=dequeue_count))
+
+    async def handle_poison(body: str) -> None:
+        await poisoned(func_queue.QueueMessage(body=body.encode(), dequeue_count=1))
+
+    host = LocalQueueHost(
+        module.services.work_queue,
+        handle,
+        handle_poison,
+        options=QueueHostOptions(visibility_timeout_seconds=1, max_polling_interval_seconds=0.2),
+        max_in_flight=max_in_flight,
+    )
+    await host.run(until_idle=True)
+
+
+async def test_timer_plans_and_the_queue_function_tops_up_every_series_at_the_rate_limit(
+    queue_env: list[str], simulator: ExchangeSimulator
+) -> None:
+    simulator.rate_limit_per_second = SIMULATOR_RATE
+    simulator.ban_after_rejections = 50
+    module = load_function_app()
+    try:
+        storage = module.services.storage
+        # Every series is stored up to the candle before the newest closed one.
+        moment = now_ms()
+        forming = moment - moment % M1
+        seeded = TimeRange(forming - 20 * M1, forming - M1)
+        for symbol in queue_env:
+            truth = simulator.truth("binance", symbol, "1m", *seeded)
+            await storage.save_bulk_entries("binance", symbol, "1m", truth, covered=[seeded])
+
+        # The worker: the timer, then the queue function once per message, 16 at a time.
+        fired = now_ms()
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.fixtures.function_worker", "--max-in-flight", "16",
+            cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await worker.communicate()
+        assert worker.returncode == 0, stderr.decode()[-3000:]
+        result = json.loads(stdout.decode().splitlines()[-1])
+        assert result["poison_messages"] == 0
+
+        newest_closed = fired - fired % M1 - M1
+        for symbol in queue_env:
+            stored = await storage.get_range("binance", symbol, "1m", seeded.start, fired)
+            truth = simulator.truth("binance", symbol, "1m", seeded.start, fired, now=fired)
+            assert stored[: len(truth)] == truth
+            latest = await storage.get_latest_timestamp("binance", symbol, "1m")
+            assert latest is not None
+            assert latest >= newest_closed
+        calls = simulator.candle_requests("binance")
+        assert calls <= 1.05 * SERIES, calls
+        assert simulator.bans == 0
+        assert simulator.rejected_requests() <= 0.05 * calls
+    finally:
+        await unload_function_app(module)
+
+
+async def test_a_poisoned_top_up_is_logged_and_the_queue_moves_on(
+    queue_env: list[str],
+    simulator: ExchangeSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("CBTRADE_WATCHLIST", "binance:P000/USDT:1m")
+    monkeypatch.setenv("CBTRADE_EXCHANGE_RETRY_ATTEMPTS", "1")
+    simulator.set_outage("binance", 503)
+    module = load_function_app()
+    try:
+        timer = functions_by_name(module)["topup_watchlist"].get_user_function()
+        await timer(TimerRequest(past_due=False))
+        await drain(module, max_in_flight=4)
+        # Every try failed: the item went to the poison queue and its trigger logged it.
+        assert await module.services.work_queue.approximate_count() == 0
+        poisoned = [r for r in caplog.records if r.getMessage().startswith("work.poisoned")]
+        assert len(poisoned) == 1
+        assert "P000/USDT" in poisoned[0].getMessage()
+    finally:
+        await unload_function_app(module)
+
+
+async def test_two_workers_share_the_exchange_budget_and_lose_nothing(
+    queue_env: list[str], simulator: ExchangeSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    series = queue_env[:200]
+    monkeypatch.setenv("CBTRADE_WATCHLIST", ",".join(f"binance:{s}:1m" for s in series))
+    monkeypatch.setenv("CBTRADE_RATE_BUDGET_SCOPE", "shared")
+    simulator.rate_limit_per_second = SIMULATOR_RATE
+    simulator.ban_after_rejections = 50
+    module = load_function_app()
+    try:
+        storage = module.services.storage
+        moment = now_ms()
+        forming = moment - moment % M1
+        seeded = TimeRange(forming - 20 * M1, forming - 5 * M1)
+        for symbol in series:
+            truth = simulator.truth("binance", symbol, "1m", *seeded)
+            await storage.save_bulk_entries("binance", symbol, "1m", truth, covered=[seeded])
+        timer = functions_by_name(module)["topup_watchlist"].get_user_function()
+        fired = now_ms()
+        await timer(TimerRequest(past_due=False))
+
+        # Two worker processes drain the one queue; each alone would go at the full rate.
+        workers = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.fixtures.function_worker",
+                "--no-timer",
+                cwd=REPO,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        for worker in workers:
+            stdout, stderr = await worker.communicate()
+            assert worker.returncode == 0, stderr.decode()[-3000:]
+            assert json.loads(stdout.decode().splitlines()[-1])["poison_messages"] == 0
+
+        for symbol in series:
+            stored = await storage.get_range("binance", symbol, "1m", seeded.start, fired)
+            truth = simulator.truth("binance", symbol, "1m", seeded.start, fired, now=fired)
+            assert stored[: len(truth)] == truth
+        calls = simulator.candle_requests("binance")
+        assert simulator.bans == 0
+        assert simulator.rejected_requests() <= 0.05 * calls
+        # Both worked, and no series was fetched twice beyond a few lost races.
+        assert calls <= 1.05 * len(series), calls
+    finally:
+        await unload_function_app(module)
