@@ -125,7 +125,8 @@ EXCHANGES = ["cryptocom", "binance", "kraken", "coinbase"]
 
 def recent_window(exchange_id: str) -> tuple[str, int, int]:
     """A symbol the exchange lists and 300 closed 5m candles before now (Kraken serves 720)."""
-    horizon = now_ms() - now_ms() % M5
+    moment = now_ms()
+    horizon = moment - moment % M5
     return ("BTC/USDT" if exchange_id == "binance" else "BTC/USD"), horizon - 300 * M5, horizon
 
 
