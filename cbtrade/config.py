@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     exchange_retry_attempts: int = Field(default=5, ge=1, le=20)
     exchange_retry_max_wait_seconds: float = Field(default=8.0, gt=0, le=120)
     exchange_calls_in_flight: int = Field(default=8, ge=1, le=64)
-    # Per exchange id: the pace of its calls in ccxt's cost units per second (a call of cost 1
-    # is one unit; Binance weighs wide kline calls more). Unset: ccxt's own, 1000 / rateLimit.
+    # Per exchange id: the pace of its calls in ccxt's cost units per second (ccxt gives each
+    # endpoint a cost: a Binance spot kline call is 0.4 units). Unset: ccxt's 1000 / rateLimit.
     exchange_rate_limits: dict[str, float] = Field(default_factory=dict)
     # "process": each process paces its own calls; "shared": every instance on the same store
     # draws from one budget per exchange (an ETag-conditional document), so N instances
