@@ -15,7 +15,7 @@ import sys
 from contextlib import suppress
 
 from cbtrade.config import load_settings
-from cbtrade.errors import ConfigurationError
+from cbtrade.errors import ConfigurationError, StorageError
 from cbtrade.services import ServiceContainer
 from cbtrade.work.local_host import LocalQueueHost
 
@@ -56,7 +56,7 @@ def main() -> None:
                 lease_seconds=args.lease_seconds,
             )
         )
-    except ConfigurationError as exc:
+    except (ConfigurationError, StorageError) as exc:
         sys.exit(f"cbtrade.work: {exc}")
 
 

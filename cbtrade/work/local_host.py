@@ -103,8 +103,7 @@ class LocalQueueHost:
                 if received:
                     poll = _FIRST_POLL_SECONDS
                     continue
-                # Counted: messages retried later or leased by a process that died.
-                if until_idle and not self._in_flight and not await self._queue.approximate_count():
+                if until_idle and not self._in_flight and await self._queue_is_empty():
                     return
                 if self._in_flight and room <= 0:
                     await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -115,6 +114,15 @@ class LocalQueueHost:
             for task in list(self._in_flight):
                 task.cancel()
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _queue_is_empty(self) -> bool:
+        """Whether no message waits, counting those retried later or leased by a process
+        that died; False when the queue cannot be asked (it is asked again)."""
+        try:
+            return await self._queue.approximate_count() == 0
+        except StorageError as exc:
+            log_event(logger, "work.receive_failed", level=logging.WARNING, error=str(exc))
+            return False
 
     async def _receive(self, count: int) -> list[ReceivedMessage]:
         try:

@@ -160,19 +160,43 @@ async def test_a_failing_poison_handler_is_logged_not_raised(queue: WorkQueueCli
     assert await queue.approximate_count() == 0
 
 
-async def test_a_slow_message_is_not_processed_twice(queue: WorkQueueClient) -> None:
-    """The handler outlives its lease; the renewed lease keeps the message hidden."""
-    await queue.send(items(1))
-    recorder = Recorder()
+class CountingExtend(WorkQueueClient):
+    """Counts lease renewals."""
 
-    async def slow(body: str, dequeue_count: int) -> None:
-        await recorder.handle(body, dequeue_count)
-        await asyncio.sleep(3.5)
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.extends = 0
+        self.renewed_twice = asyncio.Event()
 
-    host = LocalQueueHost(queue, slow, recorder.poison, options=QUICK, lease_seconds=2)
-    await drain(host)
-    assert recorder.calls == [(bodies(1)[0], 1)]
-    assert await queue.approximate_count() == 0
+    async def extend(self, message: ReceivedMessage, *, seconds: int) -> ReceivedMessage:
+        renewed = await super().extend(message, seconds=seconds)
+        self.extends += 1
+        if self.extends >= 2:
+            self.renewed_twice.set()
+        return renewed
+
+
+async def test_a_slow_message_is_not_processed_twice(azurite: AzuriteInstance) -> None:
+    """The handler outlives its first lease twice over; the renewals keep it hidden."""
+    queue = CountingExtend(
+        f"q-{uuid.uuid4().hex[:12]}", connection_string=azurite.connection_string
+    )
+    try:
+        await queue.send(items(1))
+        recorder = Recorder()
+
+        async def slow(body: str, dequeue_count: int) -> None:
+            await recorder.handle(body, dequeue_count)
+            async with asyncio.timeout(RUN_LIMIT_SECONDS):
+                await queue.renewed_twice.wait()
+
+        # Renewed every 3 s (half the lease), each with 3 s to spare.
+        host = LocalQueueHost(queue, slow, recorder.poison, options=QUICK, lease_seconds=6)
+        await drain(host)
+        assert recorder.calls == [(bodies(1)[0], 1)]
+        assert await queue.approximate_count() == 0
+    finally:
+        await queue.close()
 
 
 class FlakyExtend(WorkQueueClient):
