@@ -70,6 +70,20 @@ def queue_env(
     return symbols
 
 
+async def seed(
+    storage: Any, simulator: ExchangeSimulator, symbols: list[str], *, missing: int
+) -> TimeRange:
+    """Store each 1m series exactly for the 20 minutes before its ``missing`` newest closed
+    candles; the range stored."""
+    moment = now_ms()
+    forming = moment - moment % M1
+    seeded = TimeRange(forming - 20 * M1, forming - missing * M1)
+    for symbol in symbols:
+        truth = simulator.truth("binance", symbol, "1m", *seeded)
+        await storage.save_bulk_entries("binance", symbol, "1m", truth, covered=[seeded])
+    return seeded
+
+
 async def drain(module: Any, *, max_in_flight: int) -> None:
     """Run the queue-triggered functions on every message, as the worker would."""
     functions = functions_by_name(module)
@@ -101,12 +115,7 @@ async def test_timer_plans_and_the_queue_function_tops_up_every_series_at_the_ra
     try:
         storage = module.services.storage
         # Every series is stored up to the candle before the newest closed one.
-        moment = now_ms()
-        forming = moment - moment % M1
-        seeded = TimeRange(forming - 20 * M1, forming - M1)
-        for symbol in queue_env:
-            truth = simulator.truth("binance", symbol, "1m", *seeded)
-            await storage.save_bulk_entries("binance", symbol, "1m", truth, covered=[seeded])
+        seeded = await seed(storage, simulator, queue_env, missing=1)
 
         # The worker: the timer, then the queue function once per message, 16 at a time.
         fired = now_ms()
@@ -169,12 +178,7 @@ async def test_two_workers_share_the_exchange_budget_and_lose_nothing(
     module = load_function_app()
     try:
         storage = module.services.storage
-        moment = now_ms()
-        forming = moment - moment % M1
-        seeded = TimeRange(forming - 20 * M1, forming - 5 * M1)
-        for symbol in series:
-            truth = simulator.truth("binance", symbol, "1m", *seeded)
-            await storage.save_bulk_entries("binance", symbol, "1m", truth, covered=[seeded])
+        seeded = await seed(storage, simulator, series, missing=4)
         timer = functions_by_name(module)["topup_watchlist"].get_user_function()
         fired = now_ms()
         await timer(TimerRequest(past_due=False))

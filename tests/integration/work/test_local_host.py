@@ -160,25 +160,32 @@ async def test_a_failing_poison_handler_is_logged_not_raised(queue: WorkQueueCli
     assert await queue.approximate_count() == 0
 
 
-class CountingExtend(WorkQueueClient):
-    """Counts lease renewals."""
+class WatchedRenewals(WorkQueueClient):
+    """Counts lease renewals; with ``fail_first`` the first one fails as in a storage blip."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: object, fail_first: bool = False, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.extends = 0
+        self.fail_first = fail_first
+        self.attempts = 0
+        self.renewals = 0
+        self.failed_once = asyncio.Event()
         self.renewed_twice = asyncio.Event()
 
     async def extend(self, message: ReceivedMessage, *, seconds: int) -> ReceivedMessage:
+        self.attempts += 1
+        if self.fail_first and self.attempts == 1:
+            self.failed_once.set()
+            raise StorageUnavailableError("update a message: simulated outage")
         renewed = await super().extend(message, seconds=seconds)
-        self.extends += 1
-        if self.extends >= 2:
+        self.renewals += 1
+        if self.renewals >= 2:
             self.renewed_twice.set()
         return renewed
 
 
 async def test_a_slow_message_is_not_processed_twice(azurite: AzuriteInstance) -> None:
     """The handler outlives its first lease twice over; the renewals keep it hidden."""
-    queue = CountingExtend(
+    queue = WatchedRenewals(
         f"q-{uuid.uuid4().hex[:12]}", connection_string=azurite.connection_string
     )
     try:
@@ -199,26 +206,14 @@ async def test_a_slow_message_is_not_processed_twice(azurite: AzuriteInstance) -
         await queue.close()
 
 
-class FlakyExtend(WorkQueueClient):
-    """Its first lease renewal fails as in a storage blip."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.extends = 0
-        self.failed_once = asyncio.Event()
-
-    async def extend(self, message: ReceivedMessage, *, seconds: int) -> ReceivedMessage:
-        self.extends += 1
-        if self.extends == 1:
-            self.failed_once.set()
-            raise StorageUnavailableError("update a message: simulated outage")
-        return await super().extend(message, seconds=seconds)
-
-
 async def test_a_failed_lease_renewal_does_not_lose_the_result(
     azurite: AzuriteInstance,
 ) -> None:
-    queue = FlakyExtend(f"q-{uuid.uuid4().hex[:12]}", connection_string=azurite.connection_string)
+    queue = WatchedRenewals(
+        f"q-{uuid.uuid4().hex[:12]}",
+        connection_string=azurite.connection_string,
+        fail_first=True,
+    )
     try:
         await queue.send(items(1))
         recorder = Recorder()
