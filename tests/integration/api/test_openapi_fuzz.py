@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from schemathesis.schemas import BaseSchema
 from cbtrade.api import create_app
 from cbtrade.config import load_settings
 from tests.exchange_simulator import ExchangeSimulator
+from tests.fixtures.azurite import AzuriteInstance
 from tests.fixtures.exchange_simulator import simulator_url_overrides
 from tests.fixtures.http_server import serve_app
 
@@ -22,7 +24,9 @@ KEY = "fuzz-key"
 
 @pytest.fixture(scope="module")
 def service_url(
-    exchange_simulator: ExchangeSimulator, tmp_path_factory: pytest.TempPathFactory
+    exchange_simulator: ExchangeSimulator,
+    tmp_path_factory: pytest.TempPathFactory,
+    azurite: AzuriteInstance,
 ) -> Iterator[str]:
     service_settings = load_settings(
         local_storage_root=Path(tmp_path_factory.mktemp("fuzz")),
@@ -34,8 +38,13 @@ def service_url(
         # Generated ranges may reach back to 1970: keep each page's work small.
         page_default_limit=50,
         page_time_budget_seconds=1,
+        work_queue=f"fuzz-{uuid.uuid4().hex[:12]}",
     )
-    with serve_app(create_app(service_settings)) as url:
+    # A work queue, so POST /api/v1/backfills is exercised, not refused as unconfigured.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AzureWebJobsStorage", azurite.connection_string)
+        app = create_app(service_settings)
+    with serve_app(app) as url:
         yield url
 
 
