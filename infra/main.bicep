@@ -58,6 +58,11 @@ param topupSchedule string = '0 */5 * * * *'
 @description('Work queue of the top-up and backfill work items (CBTRADE_WORK_QUEUE), in the host storage account; its poison queue is <name>-poison (63 characters at most, hence 56).')
 param workQueueName string = 'cbtrade-work'
 
+@minLength(3)
+@maxLength(56)
+@description('Top-up queue of the timer\'s watchlist items (CBTRADE_TOPUP_QUEUE), in the host storage account beside the work queue, so a large backfill never delays the top-up; its poison queue is <name>-poison (hence 56). Must differ from workQueueName.')
+param topupQueueName string = 'cbtrade-topup'
+
 @description('Per-exchange pace of exchange calls (CBTRADE_EXCHANGE_RATE_LIMITS): a JSON object of exchange id to cost units per second, e.g. {"binance": 20}. Empty or {} keeps ccxt\'s own rates. Held across all instances by the shared budget.')
 param exchangeRateLimits string = '{}'
 
@@ -142,6 +147,11 @@ var deploymentContainerName = 'app-package-${take(apiName, 32)}-${take(resourceT
 var dataContainerName = 'cbtrade'
 // The Functions runtime moves a message that failed maxDequeueCount times (host.json) to <queue>-poison.
 var poisonQueueName = '${workQueueName}-poison'
+var topupPoisonQueueName = '${topupQueueName}-poison'
+// Two queues (each with its trigger, scaled on its own length) need four different names; the app
+// refuses equal ones at start-up, the deployment stops before creating any (hostStorage). The
+// parentheses are for pycep (checkov, tests), which reads a != b && c as a != (b && c).
+var hostQueueNamesDistinct = (topupQueueName != workQueueName) && (topupQueueName != poisonQueueName) && (workQueueName != topupPoisonQueueName)
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -172,7 +182,8 @@ module monitoring 'app/monitoring.bicep' = {
 }
 
 // Host storage: AzureWebJobsStorage (timer locks, host keys), the Flex deployment package and
-// the work queue with its poison queue (created here, so the app never creates them at run time).
+// the top-up and work queues with their poison queues (created here, so the app never creates
+// them at run time).
 module hostStorage 'app/storage.bicep' = {
   name: 'hostStorage'
   scope: rg
@@ -185,9 +196,12 @@ module hostStorage 'app/storage.bicep' = {
       deploymentContainerName
     ]
     queueNames: [
+      topupQueueName
+      topupPoisonQueueName
       workQueueName
       poisonQueueName
     ]
+    queueNamesDistinct: hostQueueNamesDistinct
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }

@@ -18,8 +18,16 @@ param skuName string = 'Standard_LRS'
 @description('Private blob containers to create.')
 param containerNames array = []
 
-@description('Queues to create (the host account: the work queue and its poison queue), so nothing is created at run time.')
+@description('Queues to create (the host account: the top-up and work queues and their poison queues), so nothing is created at run time.')
 param queueNames array = []
+
+// A caller passes false when its queue names collide; allowedValues then fails this deployment
+// with the parameter's name before any queue exists (Bicep's fail() is not parsed by checkov).
+@allowed([
+  true
+])
+@description('Whether queueNames are all different; false stops the deployment.')
+param queueNamesDistinct bool = true
 
 @description('Log Analytics workspace for the blob (and, with queues, queue) service logs; empty for none.')
 param logAnalyticsWorkspaceId string = ''

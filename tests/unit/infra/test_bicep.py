@@ -166,6 +166,7 @@ def test_main_parameters_file_maps_the_azd_environment() -> None:
     assert data["location"]["value"] == "${AZURE_LOCATION}"
     assert data["watchlist"]["value"].startswith("${CBTRADE_WATCHLIST")
     assert data["workQueueName"]["value"] == "${CBTRADE_WORK_QUEUE=cbtrade-work}"
+    assert data["topupQueueName"]["value"] == "${CBTRADE_TOPUP_QUEUE=cbtrade-topup}"
     # Empty when unset (a "{}" default would end the ${...} early); main.bicep maps '' to '{}'.
     assert data["exchangeRateLimits"]["value"] == "${CBTRADE_EXCHANGE_RATE_LIMITS=}"
     main_params = set(parse("main.bicep")["parameters"])
@@ -317,13 +318,21 @@ def test_host_and_data_storage_with_their_containers() -> None:
     assert api["deploymentContainerName"] == "deploymentContainerName"
 
 
-def test_work_queue_and_poison_queue_exist_in_the_host_account_only() -> None:
+def test_topup_and_work_queues_and_their_poison_queues_exist_in_the_host_account_only() -> None:
     main = parse("main.bicep")
     assert variable("main.bicep", "poisonQueueName") == "${workQueueName}-poison"
+    assert variable("main.bicep", "topupPoisonQueueName") == "${topupQueueName}-poison"
     host = main["modules"]["hostStorage"]["config"]["params"]
     data = main["modules"]["dataStorage"]["config"]["params"]
-    assert host["queueNames"] == ["workQueueName", "poisonQueueName"]
+    # Two queues, so a backfill's items never queue ahead of the watchlist's top-up.
+    assert host["queueNames"] == [
+        "topupQueueName",
+        "topupPoisonQueueName",
+        "workQueueName",
+        "poisonQueueName",
+    ]
     assert "queueNames" not in data
+    assert "queueNamesDistinct" not in data
     assert param_default("app/storage.bicep", "queueNames") == []
     # One queue per name, under the account's queue service.
     rtype, service = resource("app/storage.bicep", "queueService")
@@ -337,6 +346,42 @@ def test_work_queue_and_poison_queue_exist_in_the_host_account_only() -> None:
     }
     _, queue = resource("app/storage.bicep", "queues")
     assert (queue["parent"], queue["name"]) == ("queueService", "queueName")
+
+
+def _operands(expression: dict[str, Any], kind: str) -> list[Any]:
+    """The leaves of a chain of one binary operator, e.g. a && b && c."""
+    operator = expression["operator"] if isinstance(expression, dict) else None
+    if not operator or operator["type"] != kind:
+        return [expression]
+    operands = operator["operands"]
+    return _operands(operands["operand_1"], kind) + _operands(operands["operand_2"], kind)
+
+
+def test_the_deployment_stops_when_the_queue_names_collide() -> None:
+    # Defaults: different names, each 3-56 characters (63 with "-poison").
+    assert param_default("main.bicep", "topupQueueName") == "cbtrade-topup"
+    limits = decorators("main.bicep", "topupQueueName")
+    assert (limits["min_length"], limits["max_length"]) == (3, 56)
+    assert param_default("main.bicep", "topupQueueName") != param_default(
+        "main.bicep", "workQueueName"
+    )
+    # main.bicep: no queue may be another's name or its poison queue...
+    checks = _operands(variable("main.bicep", "hostQueueNamesDistinct"), "and")
+    pairs = set()
+    for check in checks:
+        operator = check["operator"]
+        assert operator["type"] == "not_equals"
+        pairs.add(frozenset(operator["operands"].values()))
+    assert pairs == {
+        frozenset({"topupQueueName", "workQueueName"}),
+        frozenset({"topupQueueName", "poisonQueueName"}),
+        frozenset({"workQueueName", "topupPoisonQueueName"}),
+    }
+    host = parse("main.bicep")["modules"]["hostStorage"]["config"]["params"]
+    assert host["queueNamesDistinct"] == "hostQueueNamesDistinct"
+    # ...and storage.bicep accepts only true (allowedValues), so a collision fails the deployment.
+    assert decorators("app/storage.bicep", "queueNamesDistinct")["allowed"] == [True]
+    assert param_default("app/storage.bicep", "queueNamesDistinct") is True
 
 
 def test_storage_services_log_to_the_workspace() -> None:
