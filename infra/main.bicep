@@ -55,7 +55,7 @@ param topupSchedule string = '0 */5 * * * *'
 
 @minLength(3)
 @maxLength(56)
-@description('Work queue of the top-up and backfill work items (CBTRADE_WORK_QUEUE), in the host storage account; its poison queue is <name>-poison (63 characters at most, hence 56).')
+@description('Work queue of the backfill jobs\' work items (CBTRADE_WORK_QUEUE), in the host storage account; its poison queue is <name>-poison (63 characters at most, hence 56).')
 param workQueueName string = 'cbtrade-work'
 
 @minLength(3)
@@ -271,6 +271,7 @@ module api 'app/api.bicep' = {
     jwtHs256SecretUri: keyVault.outputs.jwtHs256SecretUri
     watchlist: watchlist
     topupSchedule: topupSchedule
+    topupQueueName: topupQueueName
     workQueueName: workQueueName
     // azd maps an unset CBTRADE_EXCHANGE_RATE_LIMITS to '' (main.parameters.json): no limits.
     exchangeRateLimits: empty(exchangeRateLimits) ? '{}' : exchangeRateLimits
@@ -297,4 +298,5 @@ output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationIn
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output CBTRADE_AZURE_ACCOUNT_URL string = dataStorage.outputs.blobEndpoint
 output CBTRADE_AZURE_CONTAINER string = dataContainerName
+output CBTRADE_TOPUP_QUEUE string = topupQueueName
 output CBTRADE_WORK_QUEUE string = workQueueName

@@ -39,7 +39,10 @@ param watchlist string = ''
 @description('CBTRADE_TOPUP_SCHEDULE.')
 param topupSchedule string = '0 */5 * * * *'
 
-@description('CBTRADE_WORK_QUEUE: the work queue in the host storage account (AzureWebJobsStorage).')
+@description('CBTRADE_TOPUP_QUEUE: the timer\'s top-up queue in the host storage account (AzureWebJobsStorage).')
+param topupQueueName string = 'cbtrade-topup'
+
+@description('CBTRADE_WORK_QUEUE: the backfill jobs\' work queue in the host storage account (AzureWebJobsStorage).')
 param workQueueName string = 'cbtrade-work'
 
 @description('CBTRADE_EXCHANGE_RATE_LIMITS: JSON object of exchange id to cost units per second.')
@@ -50,8 +53,8 @@ param zoneRedundant bool = false
 
 param runtimeName string = 'python'
 param runtimeVersion string = '3.11'
-// Upper bound of the scale-out. The queue function takes at most batchSize + newBatchThreshold
-// (host.json: 16 + 8 = 24) messages per instance, so in-flight work items stay below
+// Upper bound of the scale-out. Each queue trigger takes at most batchSize + newBatchThreshold
+// (host.json: 16 + 8 = 24) messages per instance, so in-flight items of one queue stay below
 // maximumInstanceCount x 24; the exchange rate is held by the shared budget, whatever the count.
 param maximumInstanceCount int = 100
 param instanceMemoryMB int = 2048
@@ -155,9 +158,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'CBTRADE_TOPUP_SCHEDULE'
           value: topupSchedule
         }
-        // Work items (timer planner, POST /api/v1/backfills) go through this queue in the host
-        // account; the queue trigger and the app's sender both use the AzureWebJobsStorage__*
-        // identity settings above.
+        // Two queues in the host account: the timer's top-up items and the backfill jobs' items
+        // (POST /api/v1/backfills), so a large backfill never delays the top-up; each has its own
+        // trigger, scaled on its own queue. The triggers and the app's sender both use the
+        // AzureWebJobsStorage__* identity settings above.
+        {
+          name: 'CBTRADE_TOPUP_QUEUE'
+          value: topupQueueName
+        }
         {
           name: 'CBTRADE_WORK_QUEUE'
           value: workQueueName

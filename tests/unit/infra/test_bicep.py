@@ -155,6 +155,8 @@ def test_main_parameters_and_outputs() -> None:
     assert outputs["API_HEALTH_URL"]["value"] == "${api.outputs.uri}/api/health"
     assert outputs["API_BASE_URL"]["value"] == "${api.outputs.uri}/api/v1"
     assert {"SERVICE_API_URI", "CBTRADE_AZURE_ACCOUNT_URL", "AZURE_FUNCTION_NAME"} <= set(outputs)
+    assert outputs["CBTRADE_TOPUP_QUEUE"]["value"] == "topupQueueName"
+    assert outputs["CBTRADE_WORK_QUEUE"]["value"] == "workQueueName"
     # No output hands out a secret.
     for name, output in outputs.items():
         assert "Secret" not in json.dumps(output), name
@@ -237,11 +239,13 @@ def test_app_settings_identity_based_storage_and_cbtrade_settings() -> None:
     assert not FORBIDDEN_SETTINGS & set(settings)
 
 
-def test_app_settings_of_the_work_queue_and_the_shared_rate_budget() -> None:
+def test_app_settings_of_the_two_queues_and_the_shared_rate_budget() -> None:
     settings = app_settings()
+    assert settings["CBTRADE_TOPUP_QUEUE"] == "topupQueueName"
     assert settings["CBTRADE_WORK_QUEUE"] == "workQueueName"
     assert settings["CBTRADE_RATE_BUDGET_SCOPE"] == "shared"
     assert settings["CBTRADE_EXCHANGE_RATE_LIMITS"] == "exchangeRateLimits"
+    assert param_default("app/api.bicep", "topupQueueName") == "cbtrade-topup"
     assert param_default("app/api.bicep", "workQueueName") == "cbtrade-work"
     assert param_default("app/api.bicep", "exchangeRateLimits") == "{}"
     # main.bicep: the parameters, their defaults, and the wiring into the app module.
@@ -251,6 +255,7 @@ def test_app_settings_of_the_work_queue_and_the_shared_rate_budget() -> None:
     limits = decorators("main.bicep", "workQueueName")
     assert (limits["min_length"], limits["max_length"]) == (3, 56)
     api = parse("main.bicep")["modules"]["api"]["config"]["params"]
+    assert api["topupQueueName"] == "topupQueueName"
     assert api["workQueueName"] == "workQueueName"
     assert api["exchangeRateLimits"] == {
         "operator": {
