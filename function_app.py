@@ -2,10 +2,12 @@
 
 One HTTP function serves the whole FastAPI app (``AsgiFunctionApp``; host.json sets
 ``routePrefix`` to "" because the app's routes carry ``/api``). The timer plans the watchlist's
-top-up as work items on the work queue (``CBTRADE_WORK_QUEUE`` in the ``AzureWebJobsStorage``
-account); a queue-triggered function does each item, and the runtime retries a failed one and
-moves it to the poison queue after ``maxDequeueCount`` tries (host.json), where a second
-queue-triggered function logs it and records it in its backfill job. All share one
+top-up as work items on the top-up queue (``CBTRADE_TOPUP_QUEUE``); backfill jobs put theirs on
+the work queue (``CBTRADE_WORK_QUEUE``), both in the ``AzureWebJobsStorage`` account, so a large
+backfill never delays the watchlist. A queue-triggered function per queue does each item; the
+runtime retries a failed one and moves it to the queue's poison queue after
+``maxDequeueCount`` tries (host.json), where a trigger logs it and records it in its backfill
+job. All share one
 ServiceContainer: one blob client, one queue client and one exchange instance per exchange in
 the process. The platform's auth level is anonymous so health probes work; the app checks
 bearer tokens itself.
@@ -42,7 +44,27 @@ async def topup_watchlist(timer: func.TimerRequest) -> None:
     """Queue the CBTRADE_WATCHLIST series' top-up (in-process if no queue is configured)."""
     if timer.past_due:
         logger.info("top-up timer is past due; catching up")
-    await services.topup.tick(services.work_queue)
+    await services.topup.tick(services.topup_queue)
+
+
+@app.function_name(name="process_topup_item")
+@app.queue_trigger(
+    arg_name="message", queue_name=settings.topup_queue, connection=CONNECTION_SETTING
+)
+async def process_topup_item(message: func.QueueMessage) -> None:
+    """Top up one item's series; raising makes the runtime retry it."""
+    await services.work.process(message.get_body().decode(), message.dequeue_count or 1)
+
+
+@app.function_name(name="record_poisoned_topup_item")
+@app.queue_trigger(
+    arg_name="message",
+    queue_name=poison_queue_name(settings.topup_queue),
+    connection=CONNECTION_SETTING,
+)
+async def record_poisoned_topup_item(message: func.QueueMessage) -> None:
+    """Log a top-up item whose retries are spent (the next tick tops its series up)."""
+    await services.work.poisoned(message.get_body().decode(), message.dequeue_count or 1)
 
 
 @app.function_name(name="process_work_item")
@@ -50,7 +72,7 @@ async def topup_watchlist(timer: func.TimerRequest) -> None:
     arg_name="message", queue_name=settings.work_queue, connection=CONNECTION_SETTING
 )
 async def process_work_item(message: func.QueueMessage) -> None:
-    """Do one work item; raising makes the runtime retry it."""
+    """Do one backfill work item; raising makes the runtime retry it."""
     await services.work.process(message.get_body().decode(), message.dequeue_count or 1)
 
 
@@ -61,5 +83,6 @@ async def process_work_item(message: func.QueueMessage) -> None:
     connection=CONNECTION_SETTING,
 )
 async def record_poisoned_work_item(message: func.QueueMessage) -> None:
-    """Log a work item whose retries are spent and record it in its backfill job."""
-    await services.work.poisoned(message.get_body().decode())
+    """Log a work item whose retries are spent and record it in its backfill job (raising,
+    for a retry, if that cannot be recorded now)."""
+    await services.work.poisoned(message.get_body().decode(), message.dequeue_count or 1)

@@ -117,6 +117,7 @@ def worker_env(
     env.update(
         {
             "AzureWebJobsStorage": connection_string,
+            "CBTRADE_TOPUP_QUEUE": f"topup-{uuid.uuid4().hex[:12]}",
             "CBTRADE_WORK_QUEUE": f"work-{uuid.uuid4().hex[:12]}",
             "CBTRADE_STORAGE_BACKEND": "azure",
             "CBTRADE_AZURE_CONNECTION_STRING": connection_string,
@@ -229,7 +230,7 @@ async def measure(
     if queue:
         numbers["timer s"] = float(result["timer_seconds"])
         numbers["drain s"] = float(result["drain_seconds"])
-        numbers["poison messages"] = float(result["poison_messages"])
+        numbers["poison messages"] = float(result["poisoned_items"])
     return numbers
 
 

@@ -90,7 +90,9 @@ class Settings(BaseSettings):
     topup_max_backfill_days: float = Field(default=7.0, gt=0, le=3_650)
     topup_series_per_item: int = Field(default=10, ge=1, le=100)
 
-    # Work queue (top-up and backfill work items), in the AzureWebJobsStorage account
+    # Work queues in the AzureWebJobsStorage account: top-up items on their own queue, so a
+    # large backfill never delays the watchlist
+    topup_queue: str = "cbtrade-topup"
     work_queue: str = "cbtrade-work"
     work_queue_local_host: bool = False
     backfill_max_series: int = Field(default=500, ge=1, le=10_000)
@@ -154,7 +156,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{exchange!r}: {rate!r} units per second is not in (0, 100000]")
         return value
 
-    @field_validator("work_queue")
+    @field_validator("topup_queue", "work_queue")
     @classmethod
     def _check_queue(cls, value: str) -> str:
         # Azure queue names; "-poison" is appended for the poison queue (63 characters at most).
@@ -200,6 +202,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{ENV_PREFIX}STORAGE_BACKEND=azure needs {ENV_PREFIX}AZURE_CONNECTION_STRING "
                 f"or {ENV_PREFIX}AZURE_ACCOUNT_URL"
+            )
+        if self.topup_queue == self.work_queue:
+            raise ValueError(
+                f"{ENV_PREFIX}TOPUP_QUEUE and {ENV_PREFIX}WORK_QUEUE must be different queues"
             )
         if self.page_default_limit > self.page_max_limit:
             raise ValueError(

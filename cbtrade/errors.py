@@ -128,6 +128,20 @@ class StorageCorruptError(StorageError):
     code = "storage_corrupt"
 
 
+class InvalidWorkItemError(InvalidInputError):
+    """A queue message is not a work item this service can do (garbage, or a job that does
+    not exist): no retry can help."""
+
+    code = "invalid_work_item"
+
+
+class WorkItemFailedError(CbTradeError):
+    """A work item did not complete; raised so that the queue retries it."""
+
+    code = "work_item_failed"
+    status_code = 503
+
+
 class WorkQueueUnavailableError(CbTradeError):
     """The work queue is not configured, so queued work (backfill jobs) cannot be accepted."""
 
@@ -158,3 +172,12 @@ class ExchangeHistoryUnavailableError(ExchangeError):
     def __init__(self, message: str, *, earliest_available: int | None = None) -> None:
         super().__init__(message)
         self.earliest_available = earliest_available
+
+
+PERMANENT_ERRORS: tuple[type[CbTradeError], ...] = (
+    NotFoundError,
+    InvalidInputError,
+    ExchangeHistoryUnavailableError,
+)
+"""Errors a retry cannot fix (an unlisted symbol, bad input, history the exchange does not
+keep): work that fails with one is reported at once, not retried."""

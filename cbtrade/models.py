@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -105,7 +105,8 @@ class BackfillIn(BaseModel):
 
 
 class BackfillFailureOut(BaseModel):
-    """A window (or a whole series' plan, window null) that failed for good."""
+    """A window (or a whole series' plan, window null) that failed for good, or a window
+    being retried and its last error."""
 
     series: SeriesOut
     window: int | None
@@ -116,8 +117,8 @@ class BackfillOut(BaseModel):
     """A backfill job's progress."""
 
     id: str
-    state: str = Field(
-        examples=["running", "completed", "completed_with_failures", "enqueue_failed"]
+    state: Literal["running", "completed", "completed_with_failures", "failed"] = Field(
+        description="failed: the job could not be queued or started (see error)"
     )
     created_at: int = Field(description="epoch milliseconds UTC")
     created_by: str | None
@@ -133,9 +134,11 @@ class BackfillOut(BaseModel):
     windows_done: int
     windows_pending: int | None
     windows_failed: int
+    windows_retrying: int = Field(description="windows whose last try failed; the queue retries")
     candles_stored: int = Field(description="candles the finished windows hold")
     eta_seconds: float | None = Field(description="at the rate so far; null before any window")
     failures: list[BackfillFailureOut] = Field(description="up to 100")
+    retrying: list[BackfillFailureOut] = Field(description="up to 100, with their last error")
     error: str | None
 
 

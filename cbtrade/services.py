@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from cbtrade.auth.interfaces import IAuthenticationModule
 from cbtrade.auth.module import AuthenticationModuleImpl
 from cbtrade.config import Settings
+from cbtrade.errors import ConfigurationError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.exchange_source.microkernel import create_data_source_connector
 from cbtrade.historical.backfills import BackfillJobs
@@ -26,10 +27,11 @@ from cbtrade.historical.tokens import ContinuationTokenCodec
 from cbtrade.historical.topup import TopUpRunner
 from cbtrade.storage.interfaces import IStorageManager
 from cbtrade.storage.manager import create_storage_manager
-from cbtrade.work.connection import queue_connection
+from cbtrade.work.connection import QueueConnection, queue_connection
 from cbtrade.work.processor import WorkItemProcessor
 
 if TYPE_CHECKING:
+    from cbtrade.work.local_host import Handler
     from cbtrade.work.queue import WorkQueueClient
 
 logger = logging.getLogger(__name__)
@@ -47,8 +49,10 @@ class ServiceContainer:
     repair: RangeRepairer
     backfills: BackfillJobs
     work: WorkItemProcessor
+    topup_queue: WorkQueueClient | None
+    """The top-up queue, when the environment names its account (``AzureWebJobsStorage``)."""
     work_queue: WorkQueueClient | None
-    """The work queue, when the environment names its account (``AzureWebJobsStorage``)."""
+    """The queue of backfill work, in the same account."""
     auth: IAuthenticationModule
 
     @classmethod
@@ -74,7 +78,9 @@ class ServiceContainer:
             max_backfill_ms=int(settings.topup_max_backfill_days * 86_400_000),
             series_per_item=settings.topup_series_per_item,
         )
-        work_queue = _work_queue(settings)
+        connection = queue_connection()
+        topup_queue = _queue(settings.topup_queue, connection)
+        work_queue = _queue(settings.work_queue, connection)
         backfills = BackfillJobs(
             fetcher,
             storage,
@@ -93,29 +99,40 @@ class ServiceContainer:
             repair=RangeRepairer(fetcher, storage, connector, max_candles=settings.page_max_limit),
             backfills=backfills,
             work=WorkItemProcessor(topup, backfills),
+            topup_queue=topup_queue,
             work_queue=work_queue,
             auth=AuthenticationModuleImpl.from_settings(settings),
         )
 
+    def queue_handlers(self) -> list[tuple[WorkQueueClient, Handler, Handler]]:
+        """Each queue (top-up, work) with what its trigger and its poison queue's trigger
+        call, for a local queue host; ConfigurationError without a queue account."""
+        if self.topup_queue is None or self.work_queue is None:
+            raise ConfigurationError("no work queue: set AzureWebJobsStorage")
+        work = self.work
+        return [
+            (queue, work.process, work.poisoned) for queue in (self.topup_queue, self.work_queue)
+        ]
+
     async def aclose(self) -> None:
-        """Close the exchange sessions, the work queue client and the storage client."""
+        """Close the exchange sessions, the queue clients and the storage client."""
         try:
             await self.connector.close()
         finally:
             try:
-                if self.work_queue is not None:
-                    await self.work_queue.close()
+                for queue in (self.topup_queue, self.work_queue):
+                    if queue is not None:
+                        await queue.close()
             finally:
                 await self.storage.close()
 
 
-def _work_queue(settings: Settings) -> WorkQueueClient | None:
-    connection = queue_connection()
+def _queue(name: str, connection: QueueConnection | None) -> WorkQueueClient | None:
     if connection is None:
         return None
     from cbtrade.work.queue import WorkQueueClient  # the Azure SDK, only when it is used
 
-    return WorkQueueClient.from_connection(settings.work_queue, connection)
+    return WorkQueueClient(name, connection)
 
 
 def _token_secret(settings: Settings) -> bytes:

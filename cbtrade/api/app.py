@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from cbtrade.api.errors import install_error_handlers
 from cbtrade.api.routes import health_router, v1_router
 from cbtrade.config import Settings, get_settings
-from cbtrade.errors import ConfigurationError
 from cbtrade.services import ServiceContainer
 
 
@@ -26,19 +25,16 @@ def _log_service_events() -> None:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _start_local_queue_host(container: ServiceContainer) -> asyncio.Task[None] | None:
+def _start_local_queue_hosts(container: ServiceContainer) -> asyncio.Task[None] | None:
     """With CBTRADE_WORK_QUEUE_LOCAL_HOST (no Functions host, e.g. uvicorn on Azurite), drain
-    the work queue in this process as the queue trigger would."""
+    the top-up and work queues and their poison queues in this process as the queue
+    triggers would."""
     if not container.settings.work_queue_local_host:
         return None
-    if container.work_queue is None:
-        raise ConfigurationError(
-            "CBTRADE_WORK_QUEUE_LOCAL_HOST=true needs the work queue: set AzureWebJobsStorage"
-        )
-    from cbtrade.work.local_host import LocalQueueHost
+    from cbtrade.work.local_host import run_local_hosts
 
-    host = LocalQueueHost(container.work_queue, container.work.process, container.work.poisoned)
-    return asyncio.create_task(host.run(), name="local-queue-host")
+    queues = container.queue_handlers()
+    return asyncio.create_task(run_local_hosts(queues), name="local-queue-hosts")
 
 
 def create_app(
@@ -56,7 +52,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        host = _start_local_queue_host(container)
+        host = _start_local_queue_hosts(container)
         try:
             yield
         finally:

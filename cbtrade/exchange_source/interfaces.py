@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
+from cbtrade.errors import UnknownSymbolError
 from cbtrade.exchange_source.history_edges import CoarseSeries, EdgeWindow, HistoryEdgeFinder
 from cbtrade.models import Candle, TimeRange
 from cbtrade.timeframes import timeframe_to_ms
@@ -32,6 +33,14 @@ class IExchangeAPIClient(ABC):
         """Whether ``symbol`` is listed and still trades (a market the exchange keeps listed
         but marks inactive has no new candles). By default: whether it is listed."""
         return await self.check_coin_availability(symbol)
+
+    async def check_series(self, symbol: str, timeframe: str, *, start: int | None = None) -> None:
+        """Return if the exchange can serve the series (from ``start``, if given); raise
+        UnknownSymbolError, InvalidTimeframeError or ExchangeHistoryUnavailableError saying
+        why not. By default: whether the symbol is listed."""
+        timeframe_to_ms(timeframe)
+        if not await self.check_coin_availability(symbol):
+            raise UnknownSymbolError(f"{self.get_exchange_name()} does not list {symbol!r}")
 
     @abstractmethod
     async def fetch_historical_data(

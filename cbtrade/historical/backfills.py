@@ -1,17 +1,19 @@
 """BackfillJobs: bulk backfills of many series as queued work, with progress in storage.
 
-A job is a list of series and a range (or "since listing"). Creating it writes the job's
-document and puts one *plan* item per series on the work queue; planning a series finds its
-range (for "since listing", the series' first candle, by the fetcher's listing search) and
-splits it into *windows* of ``window_calls`` whole exchange calls, each its own work item.
-Filling a window is a gap-fill of that range, so a window processed twice costs no second
-exchange call and counts once.
+A job is a list of series and a range (or "since listing"). Creating it checks every series
+with its exchange, writes the job's document and puts one *job* item on the work queue; that
+item queues one *plan* item per series. Planning a series finds its range (for "since
+listing", the series' first candle, by the fetcher's listing search), records it, queues its
+*windows* of ``window_calls`` whole exchange calls, each its own work item, and only then
+marks the series planned. Filling a window is a gap-fill of that range, so a window
+processed twice costs no second exchange call and counts once.
 
 Progress lives in service documents beside the candles, one per series
 (``backfills/<job>/series/<n>``), updated with conditional writes: windows done (with the
 candles the window holds), failed (after the queue's retries, or at once for errors a retry
-cannot fix, such as an unlisted symbol) and the last error of a window being retried. Jobs
-survive restarts because all of their state is in the storage account and the queue.
+cannot fix, such as history the exchange does not keep) and the last error of a window being
+retried. Jobs survive restarts because all of their state is in the storage account and the
+queue.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cbtrade.errors import (
+    PERMANENT_ERRORS,
     CbTradeError,
     ExchangeHistoryUnavailableError,
     InvalidInputError,
+    InvalidWorkItemError,
     NotFoundError,
     WorkQueueUnavailableError,
 )
@@ -34,7 +38,7 @@ from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
 from cbtrade.storage.interfaces import IStorageManager
 from cbtrade.telemetry import log_event
 from cbtrade.timeframes import align_down, align_up, timeframe_to_ms
-from cbtrade.work.items import BackfillPlanItem, BackfillWindowItem
+from cbtrade.work.items import BackfillJobItem, BackfillPlanItem, BackfillWindowItem
 
 if TYPE_CHECKING:
     from cbtrade.work.queue import WorkQueueClient
@@ -43,9 +47,8 @@ logger = logging.getLogger(__name__)
 
 _Change = Callable[[dict[str, Any]], dict[str, Any]]
 """A change to a series' progress document (applied again after a lost write race)."""
-MAX_LISTED_FAILURES = 100
-_PERMANENT = (NotFoundError, InvalidInputError, ExchangeHistoryUnavailableError)
-"""Errors a retry cannot fix: the window fails at once."""
+MAX_LISTED = 100
+"""Failures and retried windows listed in a job's progress, at most."""
 
 
 class BackfillSeries(NamedTuple):
@@ -87,13 +90,13 @@ class BackfillJobs:
         since_listing: bool,
         created_by: str | None,
     ) -> dict[str, Any]:
-        """Check and record a job, queue its plan items; its progress document.
+        """Check and record a job and queue it; its progress.
 
-        Raises InvalidInputError for a request out of bounds (series count, exchange calls),
-        NotFoundError for an unknown exchange or symbol, WorkQueueUnavailableError when no
-        work queue is configured.
+        Raises InvalidInputError for a request out of bounds (series count, exchange calls, a
+        timeframe the exchange does not offer), NotFoundError for an unknown exchange or
+        symbol, ExchangeHistoryUnavailableError for a range the exchange does not keep, and
+        WorkQueueUnavailableError when no work queue is configured; nothing is written then.
         """
-        queue = self._require_queue()
         now = self._fetcher.now()
         unique = list(dict.fromkeys(series))
         if not unique or len(unique) > self._max_series:
@@ -107,7 +110,7 @@ class BackfillJobs:
         first = GENESIS_MS if start is None else start
         if first >= end:
             raise InvalidInputError(f"start ({first}) must be before end ({end}) and now")
-        estimates = [await self._estimate_calls(one, first, end) for one in unique]
+        estimates = [await self._checked_calls(one, start, first, end) for one in unique]
         calls = sum(estimates)
         if calls > self._max_calls:
             reach = "from 2009 on, " if since_listing else ""
@@ -116,6 +119,7 @@ class BackfillJobs:
                 f"{self._max_calls} per job, CBTRADE_BACKFILL_MAX_CALLS): split it into "
                 "smaller jobs"
             )
+        queue = self._require_queue()
         job_id = secrets.token_hex(8)
         job = {
             "id": job_id,
@@ -131,13 +135,13 @@ class BackfillJobs:
                 for estimate in estimates
             ],
             "state": "queued",
+            "error": None,
         }
         await self._storage.update_document(_job_doc(job_id), lambda _: job)
         try:
-            await queue.send([BackfillPlanItem(job=job_id, series=n) for n in range(len(unique))])
+            await queue.send([BackfillJobItem(job=job_id)])
         except CbTradeError as exc:
-            job_failed = {**job, "state": "enqueue_failed", "error": f"{exc.code}: {exc}"}
-            await self._storage.update_document(_job_doc(job_id), lambda _: job_failed)
+            await self._mark_job_failed(job_id, f"not queued: {exc.code}: {exc}")
             raise
         log_event(
             logger,
@@ -148,13 +152,22 @@ class BackfillJobs:
             since_listing=since_listing,
             created_by=created_by,
         )
-        return await self.progress(job_id)
+        return self._progress(job, {})
+
+    async def start(self, item: BackfillJobItem) -> None:
+        """Queue the plan item of each of the job's series (again, if retried)."""
+        queue = self._require_queue()
+        job = await self._job_of(item)
+        await queue.send(
+            [BackfillPlanItem(job=item.job, series=n) for n in range(len(job["series"]))]
+        )
 
     async def plan(self, item: BackfillPlanItem) -> None:
-        """Find one series' range, record its windows, and queue those not yet done."""
+        """Find one series' range, record its windows, queue those not yet done, and only
+        then mark the series planned."""
         queue = self._require_queue()
-        job = await self._job(item.job)
-        series = BackfillSeries(*job["series"][item.series])
+        job = await self._job_of(item)
+        series = self._series_of(job, item)
         timeframe_ms = timeframe_to_ms(series.timeframe)
         end = min(
             align_down(job["end"], timeframe_ms), closed_end(self._fetcher.now(), timeframe_ms)
@@ -164,23 +177,15 @@ class BackfillJobs:
                 start = await self._first_candle(series, end)
             else:
                 start = align_up(job["start"], timeframe_ms)
-        except _PERMANENT as exc:
-            await self._update_series(item.job, item.series, _plan_failed(f"{exc.code}: {exc}"))
-            log_event(
-                logger,
-                "backfill.plan_failed",
-                level=logging.WARNING,
-                job=item.job,
-                **series._asdict(),
-                error=str(exc),
-            )
+        except PERMANENT_ERRORS as exc:
+            await self.record_failure(item, f"{exc.code}: {exc}")
             return
         span = self._call_span(series) * job["window_calls"]
         windows = [(first, min(first + span, end)) for first in range(start, end, span)]
-        planned = await self._update_series(
-            item.job, item.series, _planned(start, end, len(windows))
+        planning = await self._update_series(
+            item.job, item.series, _planning(start, end, len(windows))
         )
-        settled = set((planned or {}).get("done", {})) | set((planned or {}).get("failed", {}))
+        settled = set(planning.get("done", {})) | set(planning.get("failed", {}))
         await queue.send(
             [
                 BackfillWindowItem(
@@ -190,6 +195,7 @@ class BackfillJobs:
                 if str(n) not in settled
             ]
         )
+        await self._update_series(item.job, item.series, _planned)
         log_event(
             logger,
             "backfill.planned",
@@ -203,11 +209,11 @@ class BackfillJobs:
     async def fill(self, item: BackfillWindowItem, *, attempt: int) -> None:
         """Gap-fill one window and record it done; a failure a retry may fix is recorded and
         raised (the queue retries the item), one it cannot is recorded as failed."""
-        job = await self._job(item.job)
-        series = BackfillSeries(*job["series"][item.series])
+        job = await self._job_of(item)
+        series = self._series_of(job, item)
         try:
             result = await self._fetcher.fetch_range(*series, item.start, item.end)
-        except _PERMANENT as exc:
+        except PERMANENT_ERRORS as exc:
             await self.record_failure(item, f"{exc.code}: {exc}")
             return
         except CbTradeError as exc:
@@ -227,40 +233,58 @@ class BackfillJobs:
             candles=candles,
         )
 
-    async def record_failure(self, item: BackfillPlanItem | BackfillWindowItem, error: str) -> None:
-        """Record that ``item`` failed for good (its retries are spent, or none can help)."""
-        if isinstance(item, BackfillPlanItem):
-            change = _plan_failed(error)
+    async def record_failure(
+        self, item: BackfillJobItem | BackfillPlanItem | BackfillWindowItem, error: str
+    ) -> None:
+        """Record that ``item`` failed for good (its retries are spent, or none can help);
+        InvalidWorkItemError if its job does not exist."""
+        job = await self._job_of(item)
+        if isinstance(item, BackfillJobItem):
+            await self._mark_job_failed(item.job, error)
         else:
-            change = _window_failed(item.window, error)
-        await self._update_series(item.job, item.series, change)
+            self._series_of(job, item)
+            change = (
+                _plan_failed(error)
+                if isinstance(item, BackfillPlanItem)
+                else _window_failed(item.window, error)
+            )
+            await self._update_series(item.job, item.series, change)
         log_event(
             logger,
             "backfill.failed",
             level=logging.ERROR,
             job=item.job,
-            series_index=item.series,
+            kind=item.kind,
+            series_index=getattr(item, "series", None),
             window=getattr(item, "window", None),
             error=error,
         )
 
     async def progress(self, job_id: str) -> dict[str, Any]:
-        """What a job has done: windows done, pending and failed, candles stored, an ETA."""
-        job = await self._job(job_id)
+        """What a job has done: windows done, pending and failed, candles stored, an ETA.
+        NotFoundError for a job that does not exist."""
+        job = await self._storage.get_document(_job_doc(job_id))
+        if job is None:
+            raise NotFoundError(f"no backfill job {job_id!r}")
         documents = await self._storage.list_documents(f"backfills/{job_id}/series")
         by_index = {int(name.rsplit("/", 1)[1]): doc for name, doc in documents.items()}
-        total = done = failed = candles = planned = plan_failed = 0
-        unknown = 0
+        return self._progress(job, by_index)
+
+    def _progress(self, job: dict[str, Any], by_index: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        total = done = failed = candles = planned = plan_failed = unknown = 0
         failures: list[dict[str, Any]] = []
+        retrying: list[dict[str, Any]] = []
         for index, names in enumerate(job["series"]):
             doc = by_index.get(index, {})
             series = dict(zip(("exchange", "symbol", "timeframe"), names, strict=True))
-            if doc.get("state") == "planned":
-                planned += 1
-                total += doc["windows"]
-            elif doc.get("state") == "plan_failed":
+            state = doc.get("state")
+            if state == "plan_failed":
                 plan_failed += 1
                 failures.append({"series": series, "window": None, "error": doc.get("error")})
+                continue
+            if state == "planned":
+                planned += 1
+                total += doc["windows"]
             elif job["estimated_windows"][index] is not None:
                 total += job["estimated_windows"][index]
             else:
@@ -272,17 +296,27 @@ class BackfillJobs:
                 {"series": series, "window": int(n), "error": error}
                 for n, error in doc.get("failed", {}).items()
             )
+            retrying.extend(
+                {"series": series, "window": int(n), "error": error}
+                for n, error in doc.get("retrying", {}).items()
+            )
         pending = max(0, total - done - failed)
         elapsed_ms = max(1, self._fetcher.now() - job["created_at"])
         unplanned = len(job["series"]) - planned - plan_failed
-        if job["state"] == "enqueue_failed":
-            state = "enqueue_failed"
+        if job["state"] == "failed":
+            state = "failed"
         elif pending or unplanned:
             state = "running"
         else:
             state = "completed_with_failures" if failed or plan_failed else "completed"
+        if state.startswith("completed"):
+            eta: float | None = 0.0
+        elif done and pending and not unknown:
+            eta = round(pending * elapsed_ms / done / 1000, 1)
+        else:
+            eta = None
         return {
-            "id": job_id,
+            "id": job["id"],
             "state": state,
             "created_at": job["created_at"],
             "created_by": job["created_by"],
@@ -292,26 +326,43 @@ class BackfillJobs:
             "series": len(job["series"]),
             "series_planned": planned,
             "series_failed": plan_failed,
-            "windows_total": total if not unknown else None,
+            "windows_total": None if unknown else total,
             "windows_done": done,
-            "windows_pending": pending if not unknown else None,
+            "windows_pending": None if unknown else pending,
             "windows_failed": failed,
+            "windows_retrying": len(retrying),
             "candles_stored": candles,
-            "eta_seconds": round(pending * elapsed_ms / done / 1000, 1)
-            if done and pending
-            else (0.0 if state.startswith("completed") else None),
-            "failures": failures[:MAX_LISTED_FAILURES],
+            "eta_seconds": eta,
+            "failures": failures[:MAX_LISTED],
+            "retrying": retrying[:MAX_LISTED],
             "error": job.get("error"),
         }
 
-    async def _job(self, job_id: str) -> dict[str, Any]:
+    async def _job_of(
+        self, item: BackfillJobItem | BackfillPlanItem | BackfillWindowItem
+    ) -> dict[str, Any]:
+        """The item's job; InvalidWorkItemError (no retry can help) if there is none."""
         try:
-            job = await self._storage.get_document(_job_doc(job_id))
+            job = await self._storage.get_document(_job_doc(item.job))
         except InvalidInputError:
             job = None
         if job is None:
-            raise NotFoundError(f"no backfill job {job_id!r}")
+            raise InvalidWorkItemError(f"no backfill job {item.job!r}")
         return job
+
+    @staticmethod
+    def _series_of(
+        job: dict[str, Any], item: BackfillPlanItem | BackfillWindowItem
+    ) -> BackfillSeries:
+        if item.series >= len(job["series"]):
+            raise InvalidWorkItemError(f"backfill job {item.job!r} has no series {item.series}")
+        return BackfillSeries(*job["series"][item.series])
+
+    async def _mark_job_failed(self, job_id: str, error: str) -> None:
+        def change(job: dict[str, Any] | None) -> dict[str, Any] | None:
+            return None if job is None else {**job, "state": "failed", "error": error}
+
+        await self._storage.update_document(_job_doc(job_id), change)
 
     def _require_queue(self) -> WorkQueueClient:
         if self._queue is None:
@@ -325,14 +376,17 @@ class BackfillJobs:
         client = self._connector.get_client(series.exchange)
         return client.get_max_candles_per_call(series.timeframe) * timeframe_to_ms(series.timeframe)
 
-    async def _estimate_calls(self, series: BackfillSeries, start: int, end: int) -> int:
-        """Exchange calls the series' range needs at most; checks the series exists."""
+    async def _checked_calls(
+        self, series: BackfillSeries, start: int | None, first: int, end: int
+    ) -> int:
+        """Exchange calls the series' range needs at most, once its exchange has said it can
+        serve the series (from ``start``, if given)."""
         timeframe_ms = timeframe_to_ms(series.timeframe)
-        client = self._connector.get_client(series.exchange)
-        if not await client.check_coin_availability(series.symbol):
-            raise NotFoundError(f"{series.exchange} does not list {series.symbol!r}")
+        await self._connector.get_client(series.exchange).check_series(
+            series.symbol, series.timeframe, start=start
+        )
         span = self._call_span(series)
-        return max(1, -(-(align_up(end, timeframe_ms) - align_down(start, timeframe_ms)) // span))
+        return max(1, -(-(align_up(end, timeframe_ms) - align_down(first, timeframe_ms)) // span))
 
     async def _first_candle(self, series: BackfillSeries, end: int) -> int:
         """Where the series' history starts, found (and remembered) by the fetcher's listing
@@ -346,19 +400,23 @@ class BackfillJobs:
         bounds = await self._storage.get_series_bounds(*series)
         return bounds.first_candle if bounds.first_candle is not None else bounds.empty_before
 
-    async def _update_series(
-        self, job_id: str, index: int, change: _Change
-    ) -> dict[str, Any] | None:
-        return await self._storage.update_document(
+    async def _update_series(self, job_id: str, index: int, change: _Change) -> dict[str, Any]:
+        stored = await self._storage.update_document(
             f"backfills/{job_id}/series/{index}", lambda found: change(dict(found or {}))
         )
+        return stored or {}
 
 
-def _planned(start: int, end: int, windows: int) -> _Change:
+def _planning(start: int, end: int, windows: int) -> _Change:
     def change(doc: dict[str, Any]) -> dict[str, Any]:
-        return {**doc, "state": "planned", "start": start, "end": end, "windows": windows}
+        state = "planned" if doc.get("state") == "planned" else "planning"
+        return {**doc, "state": state, "start": start, "end": end, "windows": windows}
 
     return change
+
+
+def _planned(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "state": "planned"}
 
 
 def _plan_failed(error: str) -> _Change:
@@ -385,9 +443,14 @@ def _window_done(window: int, candles: int) -> _Change:
 
 def _window_failed(window: int, error: str) -> _Change:
     def change(doc: dict[str, Any]) -> dict[str, Any]:
-        if str(window) in doc.get("done", {}):
+        key = str(window)
+        if key in doc.get("done", {}):
             return doc
-        return {**doc, "failed": {**doc.get("failed", {}), str(window): error}}
+        return {
+            **doc,
+            "failed": {**doc.get("failed", {}), key: error},
+            "retrying": {n: e for n, e in doc.get("retrying", {}).items() if n != key},
+        }
 
     return change
 

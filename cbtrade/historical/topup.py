@@ -10,12 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from cbtrade.config import WatchedSeries
-from cbtrade.errors import (
-    CbTradeError,
-    ExchangeHistoryUnavailableError,
-    InvalidInputError,
-    NotFoundError,
-)
+from cbtrade.errors import PERMANENT_ERRORS, CbTradeError
 from cbtrade.historical.fetcher import HistoricalFetcher
 from cbtrade.telemetry import log_event
 from cbtrade.work.items import TopUpItem
@@ -77,12 +72,22 @@ class TopUpRunner:
         ]
 
     async def tick(self, queue: WorkQueueClient | None) -> None:
-        """The timer's job: put the watchlist on the work queue as items, or, with no queue,
-        top every series up in this process."""
+        """The timer's job: put the watchlist on the top-up queue as items, or, with no
+        queue, top every series up in this process.
+
+        A tick finding as many items still waiting as it would send skips: the last tick's
+        items have not run yet, and each tops its series up to the newest candle when it
+        does, so more copies would only pile up behind them.
+        """
         if queue is None:
             await self.run()
             return
         items = self.plan()
+        waiting = await queue.approximate_count()
+        if items and waiting >= len(items):
+            log_event(logger, "topup.skipped", level=logging.WARNING, waiting_items=waiting,
+                      work_items=len(items))  # fmt: skip
+            return
         await queue.send(items)
         log_event(logger, "topup.planned", series=len(self._watchlist), work_items=len(items))
 
@@ -134,8 +139,6 @@ class TopUpRunner:
                 error_type=exc.code,
                 error=str(exc),
             )
-            permanent = isinstance(
-                exc, NotFoundError | InvalidInputError | ExchangeHistoryUnavailableError
-            )
+            permanent = isinstance(exc, PERMANENT_ERRORS)
             return TopUpResult(series, 0, f"{exc.code}: {exc}", retryable=not permanent)
         return TopUpResult(series, len(candles), None)

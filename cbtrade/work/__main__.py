@@ -2,7 +2,7 @@
 
 It builds the service from the ``CBTRADE_*`` settings and ``AzureWebJobsStorage`` (as the
 function app does) and drains the work queue with :class:`LocalQueueHost` until SIGINT or
-SIGTERM, or, with ``--until-idle``, until the queue is empty. For local runs on Azurite, the
+SIGTERM, or, with ``--until-idle``, until the queues are empty. For local runs on Azurite, the
 benchmarks and the multi-process tests; in Azure the queue trigger does this.
 """
 
@@ -17,22 +17,20 @@ from contextlib import suppress
 from cbtrade.config import load_settings
 from cbtrade.errors import ConfigurationError, StorageError
 from cbtrade.services import ServiceContainer
-from cbtrade.work.local_host import LocalQueueHost
+from cbtrade.work.local_host import run_local_hosts
 
 
 async def _drain(*, until_idle: bool, max_in_flight: int | None, lease_seconds: int) -> None:
     services = ServiceContainer.from_settings(load_settings())
     try:
-        if services.work_queue is None:
-            raise ConfigurationError("no work queue: set AzureWebJobsStorage")
-        host = LocalQueueHost(
-            services.work_queue,
-            services.work.process,
-            services.work.poisoned,
-            max_in_flight=max_in_flight,
-            lease_seconds=lease_seconds,
+        task = asyncio.create_task(
+            run_local_hosts(
+                services.queue_handlers(),
+                until_idle=until_idle,
+                max_in_flight=max_in_flight,
+                lease_seconds=lease_seconds,
+            )
         )
-        task = asyncio.create_task(host.run(until_idle=until_idle))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, task.cancel)

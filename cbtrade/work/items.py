@@ -7,11 +7,11 @@ and progress records are keyed by the item, not counted up).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from cbtrade.errors import InvalidInputError
+from cbtrade.errors import InvalidWorkItemError
 
 
 class _Item(BaseModel):
@@ -24,6 +24,13 @@ class TopUpItem(_Item):
     kind: Literal["topup"] = "topup"
     exchange: str
     series: list[tuple[str, str]] = Field(min_length=1, description="(symbol, timeframe) pairs")
+
+
+class BackfillJobItem(_Item):
+    """Start a backfill job: queue the plan item of each of its series."""
+
+    kind: Literal["backfill_job"] = "backfill_job"
+    job: str
 
 
 class BackfillPlanItem(_Item):
@@ -45,17 +52,15 @@ class BackfillWindowItem(_Item):
     end: int = Field(ge=0)
 
 
-WorkItem = Annotated[TopUpItem | BackfillPlanItem | BackfillWindowItem, Field(discriminator="kind")]
-_ITEM: TypeAdapter[WorkItem] = TypeAdapter(WorkItem)
+WorkItem: TypeAlias = Annotated[
+    TopUpItem | BackfillJobItem | BackfillPlanItem | BackfillWindowItem,
+    Field(discriminator="kind"),
+]
+# mypy reads an Annotated union passed as a value as a UnionType, not a type form.
+_ITEM: TypeAdapter[WorkItem] = TypeAdapter(WorkItem)  # type: ignore[arg-type]
 
 
-class InvalidWorkItemError(InvalidInputError):
-    """A queue message is not a work item this service knows."""
-
-    code = "invalid_work_item"
-
-
-def encode_item(item: TopUpItem | BackfillPlanItem | BackfillWindowItem) -> str:
+def encode_item(item: WorkItem) -> str:
     """The item as the text of one queue message."""
     return item.model_dump_json()
 

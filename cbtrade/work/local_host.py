@@ -14,24 +14,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import NamedTuple
 
-from cbtrade.errors import StorageError
+from cbtrade.errors import ConfigurationError, StorageError
 from cbtrade.telemetry import log_event
-from cbtrade.work.queue import ReceivedMessage, WorkQueueClient
+from cbtrade.work.queue import MAX_PER_RECEIVE, ReceivedMessage, WorkQueueClient
 
 logger = logging.getLogger(__name__)
 
 HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
-_MAX_RECEIVE = 32  # Azure Storage queues hand out at most 32 messages per receive
 _FIRST_POLL_SECONDS = 0.05
 
 Handler = Callable[[str, int], Awaitable[None]]
 """Processes one message: its body and how often it has been dequeued."""
-PoisonHandler = Callable[[str], Awaitable[None]]
 
 
 class QueueHostOptions(NamedTuple):
@@ -50,9 +48,13 @@ class QueueHostOptions(NamedTuple):
 
     @classmethod
     def from_host_json(cls, path: Path | None = None) -> QueueHostOptions:
-        """The options ``host.json`` (the repo's by default) sets; the host's defaults for
-        those it leaves out."""
-        queues = json.loads((path or HOST_JSON).read_text()).get("extensions", {}).get("queues", {})
+        """The options ``host.json`` (the repo's by default) sets; these defaults for those
+        it leaves out."""
+        source = path or HOST_JSON
+        try:
+            queues = json.loads(source.read_text()).get("extensions", {}).get("queues", {})
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigurationError(f"cannot read the queue settings of {source}: {exc}") from None
         defaults = cls()
         return cls(
             batch_size=int(queues.get("batchSize", defaults.batch_size)),
@@ -68,13 +70,13 @@ class QueueHostOptions(NamedTuple):
 
 
 class LocalQueueHost:
-    """Runs ``handler`` on the work queue's messages, at most ``max_in_flight`` at once."""
+    """Runs ``handler`` on one queue's messages, at most ``max_in_flight`` at once; a message
+    that fails ``max_dequeue_count`` times goes to the queue's poison queue."""
 
     def __init__(
         self,
         queue: WorkQueueClient,
         handler: Handler,
-        poison_handler: PoisonHandler,
         *,
         options: QueueHostOptions | None = None,
         max_in_flight: int | None = None,
@@ -82,7 +84,6 @@ class LocalQueueHost:
     ) -> None:
         self._queue = queue
         self._handler = handler
-        self._poison_handler = poison_handler
         self._options = options or QueueHostOptions.from_host_json()
         self._max_in_flight = max_in_flight or self._options.max_in_flight
         self._lease_seconds = lease_seconds
@@ -95,7 +96,7 @@ class LocalQueueHost:
         try:
             while True:
                 room = self._max_in_flight - len(self._in_flight)
-                received = await self._receive(min(room, _MAX_RECEIVE)) if room > 0 else []
+                received = await self._receive(min(room, MAX_PER_RECEIVE)) if room > 0 else []
                 for message in received:
                     task = asyncio.create_task(self._settle(message))
                     self._in_flight.add(task)
@@ -198,10 +199,48 @@ class LocalQueueHost:
             dequeue_count=message.dequeue_count,
             body=message.body,
         )
-        try:
-            await self._poison_handler(message.body)
-        except Exception:
-            logger.exception("the poison handler failed for %s", message.body)
+
+
+async def run_local_hosts(
+    queues: Sequence[tuple[WorkQueueClient, Handler, Handler]],
+    *,
+    until_idle: bool = False,
+    options: QueueHostOptions | None = None,
+    max_in_flight: int | None = None,
+    lease_seconds: int = 60,
+) -> None:
+    """Drain each queue with its handler and its poison queue with its poison handler, as
+    the Functions host runs a queue trigger and a trigger on its poison queue (a poison
+    message whose handler keeps failing goes on to ``<queue>-poison-poison``).
+
+    Until cancelled; with ``until_idle`` until every queue is empty, the poison queues
+    drained after the queues (their messages come from them).
+    """
+
+    def host(queue: WorkQueueClient, handler: Handler) -> LocalQueueHost:
+        return LocalQueueHost(
+            queue,
+            handler,
+            options=options,
+            max_in_flight=max_in_flight,
+            lease_seconds=lease_seconds,
+        )
+
+    poison_queues = [queue.poison_queue() for queue, _, _ in queues]
+    work = [host(queue, handler) for queue, handler, _ in queues]
+    poison = [
+        host(poison_queue, poison_handler)
+        for poison_queue, (_, _, poison_handler) in zip(poison_queues, queues, strict=True)
+    ]
+    try:
+        if until_idle:
+            await asyncio.gather(*(host.run(until_idle=True) for host in work))
+            await asyncio.gather(*(host.run(until_idle=True) for host in poison))
+        else:
+            await asyncio.gather(*(host.run() for host in [*work, *poison]))
+    finally:
+        for poison_queue in poison_queues:
+            await poison_queue.close()
 
 
 def _seconds(timespan: object, default: float) -> float:

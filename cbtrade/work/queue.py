@@ -3,8 +3,7 @@
 The queue-triggered functions (``function_app.py``) read the queue through the
 ``AzureWebJobsStorage`` connection; this client is made for that same connection, resolved as
 the host resolves it (:mod:`cbtrade.work.connection`), so the sender and the trigger always
-meet on one queue. With an account URL, ``DefaultAzureCredential`` signs in (the managed
-identity in Azure).
+meet on one queue.
 
 Messages are base64 text, the host's default ``messageEncoding``. The poison queue is the
 host's: the queue's name with ``-poison``.
@@ -22,16 +21,15 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from cbtrade.errors import StorageUnavailableError
+from cbtrade.errors import ConfigurationError, StorageUnavailableError
 from cbtrade.storage.implementations.azure_blob_storage import map_azure_error
 from cbtrade.work.connection import QueueConnection, poison_queue_name
-from cbtrade.work.items import BackfillPlanItem, BackfillWindowItem, TopUpItem, encode_item
+from cbtrade.work.items import WorkItem, encode_item
 
 _SEND_CONCURRENCY = 32
 _TIMEOUT_SECONDS = 20.0
-_MAX_PER_RECEIVE = 32  # Azure Storage queues hand out at most 32 messages per request
-
-Item = TopUpItem | BackfillPlanItem | BackfillWindowItem
+MAX_PER_RECEIVE = 32
+"""Azure Storage queues hand out at most 32 messages per request."""
 
 
 class ReceivedMessage(NamedTuple):
@@ -44,18 +42,18 @@ class ReceivedMessage(NamedTuple):
 
 
 class WorkQueueClient:
-    """Sends work items to the work queue; receives, renews and settles them for a local host.
+    """Sends work items to one queue; receives, renews and settles them for a local host.
 
-    Create it with :meth:`from_connection`. The queue and its poison queue are created on
-    first use if missing (``infra/`` creates them in Azure).
+    With an account URL, ``DefaultAzureCredential`` signs in (with ``connection.client_id``
+    as the managed identity) unless a credential is given. The queue and its poison queue are
+    created on first use if missing (``infra/`` creates them in Azure).
     """
 
     def __init__(
         self,
         queue_name: str,
+        connection: QueueConnection,
         *,
-        connection_string: str | None = None,
-        account_url: str | None = None,
         credential: AsyncTokenCredential | None = None,
     ) -> None:
         options: dict[str, Any] = {
@@ -70,52 +68,52 @@ class WorkQueueClient:
             "increment_base": 1,
             "random_jitter_range": 1,
         }
-        self._owned_credential = None
-        if connection_string:
+        self._connection = connection
+        self._credential = credential
+        self._owns_credential = False
+        if connection.connection_string:
             self._queue = QueueClient.from_connection_string(
-                connection_string, queue_name, **options
+                connection.connection_string, queue_name, **options
             )
             self._poison = QueueClient.from_connection_string(
-                connection_string, poison_queue_name(queue_name), **options
+                connection.connection_string, poison_queue_name(queue_name), **options
             )
-        elif account_url:
-            if credential is None:
+        elif connection.account_url:
+            if self._credential is None:
                 from azure.identity.aio import DefaultAzureCredential
 
-                credential = self._owned_credential = DefaultAzureCredential()
-            self._queue = QueueClient(account_url, queue_name, credential=credential, **options)
+                self._credential = DefaultAzureCredential(
+                    managed_identity_client_id=connection.client_id
+                )
+                self._owns_credential = True
+            url, credential = connection.account_url, self._credential
+            self._queue = QueueClient(url, queue_name, credential=credential, **options)
             self._poison = QueueClient(
-                account_url, poison_queue_name(queue_name), credential=credential, **options
+                url, poison_queue_name(queue_name), credential=credential, **options
             )
         else:
-            raise ValueError("WorkQueueClient needs a connection_string or an account_url")
+            raise ConfigurationError("the work queue needs a connection string or an account URL")
         self._ready: set[str] = set()
         self._ready_lock = asyncio.Lock()
 
-    @classmethod
-    def from_connection(cls, queue_name: str, connection: QueueConnection) -> WorkQueueClient:
-        """The client for ``queue_name`` on ``connection`` (see
-        :func:`~cbtrade.work.connection.queue_connection`)."""
-        if connection.connection_string:
-            return cls(queue_name, connection_string=connection.connection_string)
-        from azure.identity.aio import DefaultAzureCredential
-
-        credential = DefaultAzureCredential(managed_identity_client_id=connection.client_id)
-        client = cls(queue_name, account_url=connection.account_url, credential=credential)
-        client._owned_credential = credential
-        return client
+    def poison_queue(self) -> WorkQueueClient:
+        """A client of this queue's poison queue (the Functions host's ``<name>-poison``),
+        sharing this client's credential; close it before this one."""
+        return WorkQueueClient(
+            poison_queue_name(self.queue_name), self._connection, credential=self._credential
+        )
 
     @property
     def queue_name(self) -> str:
         """The work queue's name."""
         return str(self._queue.queue_name)
 
-    async def send(self, items: Sequence[Item]) -> None:
+    async def send(self, items: Sequence[WorkItem]) -> None:
         """Put ``items`` on the queue, each as one message; StorageError if any was not put
         (those before it may have been: every item is idempotent, so sending again is safe)."""
         semaphore = asyncio.Semaphore(_SEND_CONCURRENCY)
 
-        async def send_one(item: Item) -> None:
+        async def send_one(item: WorkItem) -> None:
             async with semaphore, self._errors(f"send to {self.queue_name}"):
                 await self._queue.send_message(encode_item(item))
 
@@ -136,7 +134,7 @@ class WorkQueueClient:
         async with self._errors(f"receive from {self.queue_name}"):
             async for message in self._queue.receive_messages(
                 # One request for them all (with max_messages alone, the SDK asks one by one).
-                messages_per_page=min(max_messages, _MAX_PER_RECEIVE),
+                messages_per_page=min(max_messages, MAX_PER_RECEIVE),
                 max_messages=max_messages,
                 visibility_timeout=lease_seconds,
             ):
@@ -174,21 +172,20 @@ class WorkQueueClient:
             await self._poison.send_message(message.body)
         await self.delete(message)
 
-    async def approximate_count(self, *, poison: bool = False) -> int:
-        """About how many messages wait in the queue (or its poison queue)."""
-        queue = self._poison if poison else self._queue
-        async with self._errors(f"count {queue.queue_name}"):
+    async def approximate_count(self) -> int:
+        """About how many messages wait in the queue, those leased or delayed included."""
+        async with self._errors(f"count {self.queue_name}"):
             try:
-                properties = await queue.get_queue_properties()
+                properties = await self._queue.get_queue_properties()
             except ResourceNotFoundError:
                 return 0
         return int(properties.approximate_message_count or 0)
 
-    async def peek_poison(self, *, max_messages: int = 32) -> list[str]:
-        """Bodies of messages on the poison queue, left in place."""
-        async with self._errors(f"peek {self._poison.queue_name}"):
+    async def peek(self, *, max_messages: int = MAX_PER_RECEIVE) -> list[str]:
+        """Bodies of the first messages waiting in the queue, left in place."""
+        async with self._errors(f"peek {self.queue_name}"):
             try:
-                return [m.content for m in await self._poison.peek_messages(max_messages)]
+                return [m.content for m in await self._queue.peek_messages(max_messages)]
             except ResourceNotFoundError:
                 return []
 
@@ -196,8 +193,8 @@ class WorkQueueClient:
         """Close both queue clients and any credential this client created."""
         await self._queue.close()
         await self._poison.close()
-        if self._owned_credential is not None:
-            await self._owned_credential.close()
+        if self._owns_credential and self._credential is not None:
+            await self._credential.close()
 
     async def _ensure(self, queue: QueueClient) -> None:
         if queue.queue_name in self._ready:

@@ -303,6 +303,16 @@ class CCXTExchangeClient(IExchangeAPIClient):
                 earliest_available=earliest,
             )
 
+    async def check_series(self, symbol: str, timeframe: str, *, start: int | None = None) -> None:
+        """Return if the exchange lists ``symbol``, offers ``timeframe`` and (with ``start``)
+        serves history from ``start``; raise the error that says which not."""
+        await self._offered(symbol, timeframe)
+        if start is not None:
+            timeframe_ms = timeframe_to_ms(timeframe)
+            horizon = align_down(self._clock(), timeframe_ms)
+            start = align_down(start, timeframe_ms)
+            self._check_history_depth(start, horizon, horizon, timeframe, timeframe_ms)
+
     async def _checked_series(
         self, symbol: str, timeframe: str, start: int, end: int
     ) -> tuple[Any, int]:
@@ -312,6 +322,10 @@ class CCXTExchangeClient(IExchangeAPIClient):
             raise InvalidInputError(
                 f"window [{start}, {end}) is not aligned to {timeframe} or is empty"
             )
+        return await self._offered(symbol, timeframe), timeframe_ms
+
+    async def _offered(self, symbol: str, timeframe: str) -> Any:
+        """The loaded exchange, if it offers ``timeframe`` candles and lists ``symbol``."""
         exchange = await self._loaded_exchange()
         if timeframe not in (exchange.timeframes or {}):
             raise InvalidTimeframeError(
@@ -320,7 +334,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
             )
         if symbol not in exchange.markets:
             raise UnknownSymbolError(f"{self._exchange_id} does not list {symbol!r}")
-        return exchange, timeframe_ms
+        return exchange
 
     async def _fetch_call(
         self, exchange: Any, symbol: str, timeframe: str, start: int, end: int

@@ -56,6 +56,7 @@ def service_env(
     """The environment of the service and of its worker processes: one store, one queue."""
     env = {
         "AzureWebJobsStorage": azurite.connection_string,
+        "CBTRADE_TOPUP_QUEUE": f"topup-{queue_name}",
         "CBTRADE_WORK_QUEUE": queue_name,
         "CBTRADE_STORAGE_BACKEND": "azure",
         "CBTRADE_AZURE_CONNECTION_STRING": azurite.connection_string,
@@ -241,6 +242,11 @@ def test_since_listing_finds_each_listing_and_fills_from_it(
             truth = simulator.truth("cryptocom", symbol, "1h", 0, end)
             assert truth[0].timestamp == listed
             assert stored_candles(http, "cryptocom", symbol, "1h", 0, end) == truth
+    # The job outlives the service: another instance reads the same progress.
+    with serve() as http:
+        again = http.get(f"/api/v1/backfills/{job['id']}")
+        assert again.status_code == 200
+        assert again.json() == {**final, "eta_seconds": again.json()["eta_seconds"]}
 
 
 def test_a_window_whose_retries_are_spent_is_reported_not_dropped(
@@ -335,12 +341,27 @@ def test_backfill_requests_are_checked(serve: Serve, simulator: ExchangeSimulato
                 "7m",
             ),
             ({"series": [], "start": 1_704_067_200_000}, 400, "series"),
+            (
+                {
+                    "series": [{"exchange": "cryptocom", "symbol": "BTC/USD", "timeframe": "3m"}],
+                    "start": 1_704_067_200_000,
+                },
+                400,
+                "does not offer '3m'",
+            ),
+            (
+                {"series": [{"exchange": "kraken", "symbol": "BTC/USD"}], "start": "2024-01-01"},
+                422,
+                "newest 720",
+            ),
             ({"series": series, "start": 1_704_067_200_000, "extra": 1}, 400, "extra"),
         ]
         for body, status, named in cases:
             response = http.post("/api/v1/backfills", json=body)
             assert response.status_code == status, (body, response.text)
             assert named in response.json()["error"]["message"], (body, response.text)
+            if status == 404 and "NOPE" in named:
+                assert response.json()["error"]["code"] == "unknown_symbol"
         assert http.get("/api/v1/backfills/0123456789abcdef").status_code == 404
         assert http.get("/api/v1/backfills/not-a-job").status_code == 400
         anonymous = httpx.post(f"{http.base_url}/api/v1/backfills", json={"series": series})

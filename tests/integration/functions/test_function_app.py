@@ -29,10 +29,14 @@ def test_worker_indexing_finds_the_http_timer_and_queue_triggers(
     assert set(functions) == {
         "http_app_func",
         "topup_watchlist",
+        "process_topup_item",
+        "record_poisoned_topup_item",
         "process_work_item",
         "record_poisoned_work_item",
     }
     for name, queue in (
+        ("process_topup_item", "cbtrade-topup"),
+        ("record_poisoned_topup_item", "cbtrade-topup-poison"),
         ("process_work_item", "cbtrade-work"),
         ("record_poisoned_work_item", "cbtrade-work-poison"),
     ):

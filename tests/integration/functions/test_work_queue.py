@@ -16,7 +16,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from cbtrade.models import TimeRange
-from cbtrade.work.local_host import LocalQueueHost, QueueHostOptions
+from cbtrade.work.local_host import Handler, QueueHostOptions, run_local_hosts
 from tests.exchange_simulator import ExchangeSimulator
 from tests.exchange_simulator.core import LISTED_2024, SimulatedMarket
 from tests.fixtures.azurite import AzuriteInstance
@@ -56,6 +56,7 @@ def queue_env(
     simulator.set_markets("binance", [SimulatedMarket(s, LISTED_2024) for s in symbols])
     env = {
         "AzureWebJobsStorage": azurite.connection_string,
+        "CBTRADE_TOPUP_QUEUE": f"topup-{uuid.uuid4().hex[:12]}",
         "CBTRADE_WORK_QUEUE": f"work-{uuid.uuid4().hex[:12]}",
         "CBTRADE_STORAGE_BACKEND": "azure",
         "CBTRADE_AZURE_CONNECTION_STRING": azurite.connection_string,
@@ -85,25 +86,29 @@ async def seed(
 
 
 async def drain(module: Any, *, max_in_flight: int) -> None:
-    """Run the queue-triggered functions on every message, as the worker would."""
+    """Run the top-up queue's functions on every message, as the worker would."""
     functions = functions_by_name(module)
-    process = functions["process_work_item"].get_user_function()
-    poisoned = functions["record_poisoned_work_item"].get_user_function()
 
-    async def handle(body: str, dequeue_count: int) -> None:
-        await process(func_queue.QueueMessage(body=body.encode(), dequeue_count=dequeue_count))
+    def invoke(name: str) -> Handler:
+        function = functions[name].get_user_function()
 
-    async def handle_poison(body: str) -> None:
-        await poisoned(func_queue.QueueMessage(body=body.encode(), dequeue_count=1))
+        async def handle(body: str, dequeue_count: int) -> None:
+            await function(func_queue.QueueMessage(body=body.encode(), dequeue_count=dequeue_count))
 
-    host = LocalQueueHost(
-        module.services.work_queue,
-        handle,
-        handle_poison,
+        return handle
+
+    await run_local_hosts(
+        [
+            (
+                module.services.topup_queue,
+                invoke("process_topup_item"),
+                invoke("record_poisoned_topup_item"),
+            )
+        ],
+        until_idle=True,
         options=QueueHostOptions(visibility_timeout_seconds=1, max_polling_interval_seconds=0.2),
         max_in_flight=max_in_flight,
     )
-    await host.run(until_idle=True)
 
 
 async def test_timer_plans_and_the_queue_function_tops_up_every_series_at_the_rate_limit(
@@ -126,16 +131,16 @@ async def test_timer_plans_and_the_queue_function_tops_up_every_series_at_the_ra
         stdout, stderr = await worker.communicate()
         assert worker.returncode == 0, stderr.decode()[-3000:]
         result = json.loads(stdout.decode().splitlines()[-1])
-        assert result["poison_messages"] == 0
+        assert result["poisoned_items"] == 0
 
-        newest_closed = fired - fired % M1 - M1
         for symbol in queue_env:
             stored = await storage.get_range("binance", symbol, "1m", seeded.start, fired)
+            # Up to the newest candle closed when the timer fired (a quiet minute has none).
             truth = simulator.truth("binance", symbol, "1m", seeded.start, fired, now=fired)
             assert stored[: len(truth)] == truth
             latest = await storage.get_latest_timestamp("binance", symbol, "1m")
             assert latest is not None
-            assert latest >= newest_closed
+            assert latest >= truth[-1].timestamp
         calls = simulator.candle_requests("binance")
         assert calls <= 1.05 * SERIES, calls
         assert simulator.bans == 0
@@ -159,7 +164,7 @@ async def test_a_poisoned_top_up_is_logged_and_the_queue_moves_on(
         await timer(TimerRequest(past_due=False))
         await drain(module, max_in_flight=4)
         # Every try failed: the item went to the poison queue and its trigger logged it.
-        assert await module.services.work_queue.approximate_count() == 0
+        assert await module.services.topup_queue.approximate_count() == 0
         poisoned = [r for r in caplog.records if r.getMessage().startswith("work.poisoned")]
         assert len(poisoned) == 1
         assert "P000/USDT" in poisoned[0].getMessage()
@@ -199,7 +204,7 @@ async def test_two_workers_share_the_exchange_budget_and_lose_nothing(
         for worker in workers:
             stdout, stderr = await worker.communicate()
             assert worker.returncode == 0, stderr.decode()[-3000:]
-            assert json.loads(stdout.decode().splitlines()[-1])["poison_messages"] == 0
+            assert json.loads(stdout.decode().splitlines()[-1])["poisoned_items"] == 0
 
         for symbol in series:
             stored = await storage.get_range("binance", symbol, "1m", seeded.start, fired)
