@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the service locally on http://127.0.0.1:7071 (the port `func start` uses) with the
 # local-disk store in ./data. Set-up happens on the first run. Any CBTRADE_* variable already
-# in the environment wins over the defaults below.
+# in the environment wins over the defaults below, except that --azurite always sets the
+# storage backend to azure and drains the queues in-process.
 #   scripts/serve.sh                          real exchanges (needs internet)
 #   scripts/serve.sh --simulator              the bundled exchange simulator (offline demo)
 #   scripts/serve.sh --azurite [--simulator]  Azurite (blob + queue) instead of local disk, with
