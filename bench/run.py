@@ -374,7 +374,11 @@ def main() -> None:
     )
     table = "\n".join(rows) + "\n"
     (ROOT / "docs").mkdir(exist_ok=True)
-    (ROOT / "docs/benchmarks.md").write_text(header + table)
+    document = ROOT / "docs/benchmarks.md"
+    # The sections other benchmarks write (## headings after this table) are kept.
+    old = document.read_text() if document.exists() else ""
+    others = old[old.index("\n## ") :] if "\n## " in old else ""
+    document.write_text(header + table + others)
     print(table)
 
 
