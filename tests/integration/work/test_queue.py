@@ -14,19 +14,22 @@ from azure.storage.queue.aio import QueueClient
 from cbtrade.errors import StorageError, StorageUnavailableError
 from cbtrade.work.connection import QueueConnection
 from cbtrade.work.items import (
+    BackfillJobItem,
     BackfillPlanItem,
     BackfillWindowItem,
     TopUpItem,
+    WorkItem,
     decode_item,
     encode_item,
 )
-from cbtrade.work.queue import WorkQueueClient
+from cbtrade.work.queue import MAX_PER_RECEIVE, WorkQueueClient
 from tests.fixtures.azurite import AzuriteInstance, AzuriteInstanceFactory
 
 pytestmark = pytest.mark.azurite
 
-ITEMS = [
+ITEMS: list[WorkItem] = [
     TopUpItem(exchange="coinbase", series=[("BTC/USD", "5m"), ("ETH/USD", "1h")]),
+    BackfillJobItem(job="job1"),
     BackfillPlanItem(job="job1", series=3),
     BackfillWindowItem(job="job1", series=3, window=2, start=1_000, end=2_000),
 ]
@@ -44,9 +47,14 @@ def name() -> str:
 
 @pytest.fixture
 async def queue(azurite: AzuriteInstance, name: str) -> AsyncIterator[WorkQueueClient]:
-    client = WorkQueueClient.from_connection(
-        name, QueueConnection(connection_string=azurite.connection_string)
-    )
+    client = WorkQueueClient(name, QueueConnection(connection_string=azurite.connection_string))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def poison(queue: WorkQueueClient) -> AsyncIterator[WorkQueueClient]:
+    client = queue.poison_queue()
     yield client
     await client.close()
 
@@ -148,21 +156,60 @@ async def test_delete_twice_is_fine(queue: WorkQueueClient) -> None:
     assert await queue.receive(max_messages=1, lease_seconds=30) == []
 
 
-async def test_move_to_poison(queue: WorkQueueClient, azurite: AzuriteInstance, name: str) -> None:
+async def test_move_to_poison(
+    queue: WorkQueueClient, poison: WorkQueueClient, azurite: AzuriteInstance, name: str
+) -> None:
     await queue.send([ITEMS[0]])
-    assert await queue.approximate_count(poison=True) == 0
-    assert await queue.peek_poison() == []
+    assert await poison.approximate_count() == 0
+    assert await poison.peek() == []
     [message] = await queue.receive(max_messages=1, lease_seconds=30)
     await queue.move_to_poison(message)
     assert await queue.approximate_count() == 0
-    assert await queue.approximate_count(poison=True) == 1
-    assert await queue.peek_poison() == [message.body]
+    assert await poison.approximate_count() == 1
+    assert await poison.peek() == [message.body]
     # The poison queue is the host's, "<queue>-poison", and holds base64 text too.
     async with QueueClient.from_connection_string(
         azurite.connection_string, f"{name}-poison"
-    ) as poison:
-        [raw] = [m async for m in poison.receive_messages(max_messages=1)]
+    ) as raw_poison:
+        [raw] = [m async for m in raw_poison.receive_messages(max_messages=1)]
     assert base64.b64decode(raw.content).decode() == encode_item(ITEMS[0])
+
+
+async def test_the_poison_queue_is_a_queue_of_its_own(
+    queue: WorkQueueClient, poison: WorkQueueClient, name: str
+) -> None:
+    assert poison.queue_name == f"{name}-poison"
+    await queue.send([ITEMS[1]])
+    [message] = await queue.receive(max_messages=1, lease_seconds=30)
+    await queue.move_to_poison(message)
+    # Its messages are received, moved on and counted like any queue's.
+    [poisoned] = await poison.receive(max_messages=1, lease_seconds=30)
+    assert decode_item(poisoned.body) == ITEMS[1]
+    assert poisoned.dequeue_count == 1
+    await poison.move_to_poison(poisoned)
+    assert await poison.approximate_count() == 0
+    poison_poison = poison.poison_queue()
+    try:
+        assert poison_poison.queue_name == f"{name}-poison-poison"
+        assert await poison_poison.peek() == [message.body]
+    finally:
+        await poison_poison.close()
+    # Closing the poison queue's clients left this one working.
+    await queue.send([ITEMS[2]])
+    assert await queue.approximate_count() == 1
+
+
+async def test_peek_leaves_the_messages_in_place(queue: WorkQueueClient) -> None:
+    assert await queue.peek() == []  # before the queue exists
+    sent = [BackfillPlanItem(job="j", series=n) for n in range(MAX_PER_RECEIVE + 3)]
+    await queue.send(sent)
+    peeked = await queue.peek()
+    assert len(peeked) == MAX_PER_RECEIVE
+    assert {decode_item(body) for body in peeked} <= set(sent)
+    assert len(await queue.peek(max_messages=2)) == 2
+    assert await queue.approximate_count() == len(sent)
+    received = await queue.receive(max_messages=MAX_PER_RECEIVE, lease_seconds=30)
+    assert all(m.dequeue_count == 1 for m in received)  # peeking did not dequeue
 
 
 async def test_approximate_count(queue: WorkQueueClient) -> None:
@@ -185,7 +232,9 @@ async def test_storage_down_is_a_storage_unavailable_error(
     start_azurite: AzuriteInstanceFactory,
 ) -> None:
     instance = start_azurite()
-    queue = WorkQueueClient(queue_name(), connection_string=instance.connection_string)
+    queue = WorkQueueClient(
+        queue_name(), QueueConnection(connection_string=instance.connection_string)
+    )
     try:
         await queue.send([ITEMS[1]])
         [message] = await queue.receive(max_messages=1, lease_seconds=30)
@@ -197,7 +246,7 @@ async def test_storage_down_is_a_storage_unavailable_error(
             "delete": queue.delete(message),
             "move_to_poison": queue.move_to_poison(message),
             "approximate_count": queue.approximate_count(),
-            "peek_poison": queue.peek_poison(),
+            "peek": queue.peek(),
         }
         async with asyncio.timeout(WAIT_SECONDS):  # all at once: each waits for its retries
             outcomes = await asyncio.gather(*calls.values(), return_exceptions=True)
@@ -211,7 +260,9 @@ async def test_storage_down_is_a_storage_unavailable_error(
 async def test_storage_down_before_first_use(start_azurite: AzuriteInstanceFactory) -> None:
     instance = start_azurite()
     instance.stop()
-    queue = WorkQueueClient(queue_name(), connection_string=instance.connection_string)
+    queue = WorkQueueClient(
+        queue_name(), QueueConnection(connection_string=instance.connection_string)
+    )
     try:
         with pytest.raises(StorageUnavailableError):
             async with asyncio.timeout(WAIT_SECONDS):

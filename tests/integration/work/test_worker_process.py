@@ -66,13 +66,13 @@ async def test_drains_the_queue_and_exits_0(azurite: AzuriteInstance, tmp_path: 
     output = result.stdout + result.stderr
     assert "work.invalid_item" in output
     assert "not a work item" in output
-    queue = WorkQueueClient.from_connection(
-        name, QueueConnection(connection_string=azurite.connection_string)
-    )
+    queue = WorkQueueClient(name, QueueConnection(connection_string=azurite.connection_string))
+    poison = queue.poison_queue()
     try:
         assert await queue.approximate_count() == 0
-        assert await queue.approximate_count(poison=True) == 0
+        assert await poison.approximate_count() == 0
     finally:
+        await poison.close()
         await queue.close()
 
 

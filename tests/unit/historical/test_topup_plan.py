@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import cast
 
 import pytest
@@ -9,7 +11,8 @@ import pytest
 from cbtrade.config import WatchedSeries
 from cbtrade.historical.fetcher import HistoricalFetcher
 from cbtrade.historical.topup import TopUpRunner
-from cbtrade.work.items import TopUpItem
+from cbtrade.work.items import TopUpItem, WorkItem
+from cbtrade.work.queue import WorkQueueClient
 
 NOW = 1_704_067_200_000
 MAX_BACKFILL_MS = 7 * 86_400_000
@@ -29,6 +32,28 @@ class FakeFetcher:
     ) -> list[int]:
         self.calls.append((exchange, symbol, timeframe, start, end))
         return [start, start + 1, start + 2]
+
+
+class FakeQueue:
+    """A work queue holding ``waiting`` messages; records what is sent to it."""
+
+    def __init__(self, waiting: int = 0) -> None:
+        self.waiting = waiting
+        self.sent: list[list[WorkItem]] = []
+
+    async def approximate_count(self) -> int:
+        return self.waiting
+
+    async def send(self, items: Sequence[WorkItem]) -> None:
+        self.sent.append(list(items))
+        self.waiting += len(items)
+
+    def as_client(self) -> WorkQueueClient:
+        return cast(WorkQueueClient, self)
+
+
+def events(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.__dict__.get("event") == event]
 
 
 def runner(
@@ -138,3 +163,65 @@ async def test_run_item_tops_up_the_items_series() -> None:
     ]
     assert all(r.error is None and r.candles == 3 for r in results)
     assert len(fetcher.calls) == 2
+
+
+@pytest.mark.parametrize("waiting", [0, 1, 3])
+async def test_tick_sends_the_plan_when_fewer_items_are_waiting(
+    waiting: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cbtrade.historical.topup")
+    fetcher = FakeFetcher()
+    top_up = runner(
+        watched("coinbase", 7) + watched("kraken", 2), series_per_item=2, fetcher=fetcher
+    )
+    plan = top_up.plan()
+    assert len(plan) == 5
+    queue = FakeQueue(waiting)
+    await top_up.tick(queue.as_client())
+    assert queue.sent == [plan]
+    assert fetcher.calls == []  # queued, not run here
+    assert events(caplog, "topup.skipped") == []
+    [planned] = events(caplog, "topup.planned")
+    assert planned.__dict__["work_items"] == 5
+
+
+async def test_tick_sends_when_one_fewer_than_the_plan_is_waiting() -> None:
+    top_up = runner(watched("coinbase", 30), series_per_item=10)
+    queue = FakeQueue(len(top_up.plan()) - 1)
+    await top_up.tick(queue.as_client())
+    assert queue.sent == [top_up.plan()]
+
+
+@pytest.mark.parametrize("extra", [0, 1, 100])
+async def test_tick_skips_when_as_many_items_are_waiting(
+    extra: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    fetcher = FakeFetcher()
+    top_up = runner(watched("coinbase", 25), series_per_item=10, fetcher=fetcher)
+    items = len(top_up.plan())
+    assert items == 3
+    queue = FakeQueue(items + extra)
+    await top_up.tick(queue.as_client())
+    assert queue.sent == []
+    assert fetcher.calls == []
+    [skipped] = events(caplog, "topup.skipped")
+    assert skipped.levelno == logging.WARNING
+    assert skipped.__dict__["waiting_items"] == items + extra
+    assert skipped.__dict__["work_items"] == items
+
+
+async def test_the_tick_after_a_send_skips_until_the_items_have_run() -> None:
+    top_up = runner(watched("kraken", 4), series_per_item=2)
+    queue = FakeQueue()
+    await top_up.tick(queue.as_client())
+    await top_up.tick(queue.as_client())  # the first tick's two items still wait
+    assert queue.sent == [top_up.plan()]
+    queue.waiting = 0  # they ran
+    await top_up.tick(queue.as_client())
+    assert queue.sent == [top_up.plan(), top_up.plan()]
+
+
+async def test_tick_with_an_empty_watchlist_queues_no_item() -> None:
+    queue = FakeQueue(waiting=5)
+    await runner([]).tick(queue.as_client())
+    assert [item for sent in queue.sent for item in sent] == []

@@ -6,18 +6,21 @@ import json
 
 import pytest
 
-from cbtrade.errors import InvalidInputError
+from cbtrade import errors
+from cbtrade.errors import InvalidInputError, InvalidWorkItemError
 from cbtrade.work.items import (
+    BackfillJobItem,
     BackfillPlanItem,
     BackfillWindowItem,
-    InvalidWorkItemError,
     TopUpItem,
+    WorkItem,
     decode_item,
     encode_item,
 )
 
-ITEMS = [
+ITEMS: list[WorkItem] = [
     TopUpItem(exchange="coinbase", series=[("BTC/USD", "5m"), ("ETH/USD", "1h")]),
+    BackfillJobItem(job="0123456789abcdef"),
     BackfillPlanItem(job="0123456789abcdef", series=0),
     BackfillPlanItem(job="job", series=41),
     BackfillWindowItem(job="job", series=2, window=0, start=0, end=300_000),
@@ -27,10 +30,17 @@ ITEMS = [
 ]
 
 
+def test_every_kind_is_tested() -> None:
+    assert {item.kind for item in ITEMS} == {
+        "topup",
+        "backfill_job",
+        "backfill_plan",
+        "backfill_window",
+    }
+
+
 @pytest.mark.parametrize("item", ITEMS, ids=lambda item: item.kind)
-def test_each_kind_round_trips(
-    item: TopUpItem | BackfillPlanItem | BackfillWindowItem,
-) -> None:
+def test_each_kind_round_trips(item: WorkItem) -> None:
     text = encode_item(item)
     assert json.loads(text)["kind"] == item.kind
     decoded = decode_item(text)
@@ -47,9 +57,17 @@ def test_topup_series_come_back_as_pairs() -> None:
     assert item.series == [("BTC/USD", "1d")]
 
 
+def test_a_backfill_job_item_is_the_job_alone() -> None:
+    item = BackfillJobItem(job="0123456789abcdef")
+    assert item.kind == "backfill_job"
+    assert json.loads(encode_item(item)) == {"kind": "backfill_job", "job": "0123456789abcdef"}
+    assert decode_item('{"kind": "backfill_job", "job": "j"}') == BackfillJobItem(job="j")
+
+
 def test_the_invalid_work_item_error_is_an_input_error() -> None:
     assert issubclass(InvalidWorkItemError, InvalidInputError)
     assert InvalidWorkItemError.code == "invalid_work_item"
+    assert InvalidWorkItemError.__module__ == errors.__name__  # it lives in cbtrade.errors
 
 
 @pytest.mark.parametrize(
@@ -68,6 +86,9 @@ def test_the_invalid_work_item_error_is_an_input_error() -> None:
             id="topup-extra-field",
         ),
         pytest.param('{"kind": "backfill_plan", "job": "j", "series": 0, "x": 0}', id="plan-extra"),
+        pytest.param('{"kind": "backfill_job"}', id="job-no-job"),
+        pytest.param('{"kind": "backfill_job", "job": 7}', id="job-not-a-string"),
+        pytest.param('{"kind": "backfill_job", "job": "j", "series": 0}', id="job-extra-field"),
         pytest.param(
             '{"kind": "backfill_window", "job": "j", "series": 0, "window": 0, "start": 0,'
             ' "end": 1, "attempt": 2}',

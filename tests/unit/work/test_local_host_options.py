@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cbtrade.errors import ConfigurationError
 from cbtrade.work.local_host import HOST_JSON, QueueHostOptions
 
 REPO_HOST_JSON = Path(__file__).resolve().parents[3] / "host.json"
@@ -84,3 +85,35 @@ def test_extensions_without_queues(tmp_path: Path) -> None:
     path = tmp_path / "host.json"
     path.write_text(json.dumps({"version": "2.0", "extensions": {"http": {"routePrefix": ""}}}))
     assert QueueHostOptions.from_host_json(path) == QueueHostOptions()
+
+
+def test_a_missing_file_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "absent" / "host.json"
+    with pytest.raises(ConfigurationError) as raised:
+        QueueHostOptions.from_host_json(path)
+    message = str(raised.value)
+    assert str(path) in message
+    assert "\n" not in message  # one clear line
+    assert raised.value.__cause__ is None  # no chained traceback to read through
+    assert raised.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("{not json", id="not-json"),
+        pytest.param('{"version": "2.0"', id="truncated"),
+        pytest.param("[1, 2]", id="an-array"),
+        pytest.param('{"extensions": []}', id="extensions-not-an-object"),
+    ],
+)
+def test_a_file_that_is_not_a_json_object_is_a_configuration_error(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "host.json"
+    path.write_text(text)
+    with pytest.raises(ConfigurationError, match="cannot read the queue settings") as raised:
+        QueueHostOptions.from_host_json(path)
+    assert str(path) in str(raised.value)
+    assert "\n" not in str(raised.value)
