@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from cbtrade.errors import ConfigurationError, StorageError
 from cbtrade.telemetry import log_event
@@ -51,22 +51,24 @@ class QueueHostOptions(NamedTuple):
         """The options ``host.json`` (the repo's by default) sets; these defaults for those
         it leaves out."""
         source = path or HOST_JSON
+        defaults = cls()
         try:
             queues = json.loads(source.read_text()).get("extensions", {}).get("queues", {})
-        except (OSError, ValueError, AttributeError) as exc:
+            return cls(
+                batch_size=int(queues.get("batchSize", defaults.batch_size)),
+                new_batch_threshold=int(
+                    queues.get("newBatchThreshold", defaults.new_batch_threshold)
+                ),
+                max_dequeue_count=int(queues.get("maxDequeueCount", defaults.max_dequeue_count)),
+                visibility_timeout_seconds=_seconds(
+                    queues.get("visibilityTimeout"), defaults.visibility_timeout_seconds
+                ),
+                max_polling_interval_seconds=_seconds(
+                    queues.get("maxPollingInterval"), defaults.max_polling_interval_seconds
+                ),
+            )
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
             raise ConfigurationError(f"cannot read the queue settings of {source}: {exc}") from None
-        defaults = cls()
-        return cls(
-            batch_size=int(queues.get("batchSize", defaults.batch_size)),
-            new_batch_threshold=int(queues.get("newBatchThreshold", defaults.new_batch_threshold)),
-            max_dequeue_count=int(queues.get("maxDequeueCount", defaults.max_dequeue_count)),
-            visibility_timeout_seconds=_seconds(
-                queues.get("visibilityTimeout"), defaults.visibility_timeout_seconds
-            ),
-            max_polling_interval_seconds=_seconds(
-                queues.get("maxPollingInterval"), defaults.max_polling_interval_seconds
-            ),
-        )
 
 
 class LocalQueueHost:
@@ -234,13 +236,33 @@ async def run_local_hosts(
     ]
     try:
         if until_idle:
-            await asyncio.gather(*(host.run(until_idle=True) for host in work))
-            await asyncio.gather(*(host.run(until_idle=True) for host in poison))
+            await _run_all([host.run(until_idle=True) for host in work])
+            await _run_all([host.run(until_idle=True) for host in poison])
         else:
-            await asyncio.gather(*(host.run() for host in [*work, *poison]))
+            await _run_all([host.run() for host in [*work, *poison]])
     finally:
         for poison_queue in poison_queues:
             await poison_queue.close()
+
+
+async def _run_all(runs: list[Coroutine[Any, Any, None]]) -> None:
+    """Run all until each ends; when one fails or this is cancelled, the others are cancelled
+    (once: a second cancellation would cut their clean-up short) and waited for, so none
+    still uses a client closed after this returns."""
+    tasks = [asyncio.create_task(run) for run in runs]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        raise
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in done:
+        task.result()  # the first failure, raised
 
 
 def _seconds(timespan: object, default: float) -> float:

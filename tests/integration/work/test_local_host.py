@@ -346,12 +346,6 @@ async def test_run_local_hosts_runs_both_hosts_until_cancelled(
     assert await queue.approximate_count() == 0
 
 
-@pytest.mark.xfail(
-    reason="run_local_hosts gathers its hosts without return_exceptions: once one host has "
-    "been cancelled it returns (and closes the poison queue clients) while another host's "
-    "in-flight messages are still winding down",
-    strict=False,
-)
 async def test_a_cancelled_run_local_hosts_returns_after_every_host_wound_down(
     queue: WorkQueueClient,
 ) -> None:

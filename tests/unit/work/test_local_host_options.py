@@ -117,3 +117,15 @@ def test_a_file_that_is_not_a_json_object_is_a_configuration_error(
         QueueHostOptions.from_host_json(path)
     assert str(path) in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "queues",
+    [{"batchSize": "x"}, {"visibilityTimeout": "30"}, {"maxDequeueCount": None}, []],
+    ids=["not-a-number", "not-a-timespan", "null", "not-an-object"],
+)
+def test_bad_values_are_one_configuration_error(tmp_path: Path, queues: object) -> None:
+    path = tmp_path / "host.json"
+    path.write_text(json.dumps({"extensions": {"queues": queues}}))
+    with pytest.raises(ConfigurationError, match=r"host\.json"):
+        QueueHostOptions.from_host_json(path)
