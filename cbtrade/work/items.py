@@ -56,8 +56,7 @@ WorkItem: TypeAlias = Annotated[
     TopUpItem | BackfillJobItem | BackfillPlanItem | BackfillWindowItem,
     Field(discriminator="kind"),
 ]
-# mypy reads an Annotated union passed as a value as a UnionType, not a type form.
-_ITEM: TypeAdapter[WorkItem] = TypeAdapter(WorkItem)  # type: ignore[arg-type]
+_ITEM: TypeAdapter[WorkItem] = TypeAdapter(WorkItem)
 
 
 def encode_item(item: WorkItem) -> str:
