@@ -125,6 +125,16 @@ param instanceMemoryMB int = 2048
 @description('Zone-redundant Flex Consumption plan; only in regions that offer it.')
 param zoneRedundant bool = false
 
+@description('Deploy Azure Front Door Standard (with a WAF policy) in front of the API (CBTRADE_ENABLE_FRONT_DOOR). Off by default; see infra/README.md.')
+param enableFrontDoor bool = false
+
+@description('With enableFrontDoor: cache the candle pages (GET /api/v1/ohlcv) at the edge, honouring their Cache-Control (CBTRADE_FRONT_DOOR_CACHING). The edge does not check tokens on a cache hit; read infra/README.md first.')
+param frontDoorCaching bool = false
+
+@description('With enableFrontDoor: requests per client IP and minute before the WAF blocks the IP for the rest of the minute.')
+@minValue(10)
+param frontDoorRateLimitPerMinute int = 1000
+
 // Optional name overrides, as in the quickstart.
 param resourceGroupName string = ''
 param functionAppName string = ''
@@ -135,6 +145,9 @@ param identityName string = ''
 param keyVaultName string = ''
 param logAnalyticsName string = ''
 param applicationInsightsName string = ''
+param frontDoorProfileName string = ''
+param frontDoorEndpointName string = ''
+param frontDoorWafPolicyName string = ''
 
 var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -285,6 +298,23 @@ module api 'app/api.bicep' = {
   ]
 }
 
+// Optional CDN/WAF front (off by default): Front Door Standard, one origin (the app), /api/* proxied,
+// candle pages cached only with frontDoorCaching.
+module frontDoor 'app/frontdoor.bicep' = if (enableFrontDoor) {
+  name: 'frontDoor'
+  scope: rg
+  params: {
+    profileName: !empty(frontDoorProfileName) ? frontDoorProfileName : '${abbrs.cdnProfiles}${resourceToken}'
+    endpointName: !empty(frontDoorEndpointName) ? frontDoorEndpointName : '${abbrs.cdnProfilesEndpoints}${resourceToken}'
+    wafPolicyName: !empty(frontDoorWafPolicyName) ? frontDoorWafPolicyName : '${abbrs.networkFrontDoorWebApplicationFirewallPolicies}${resourceToken}'
+    tags: tags
+    originHostName: api.outputs.defaultHostName
+    cachingEnabled: frontDoorCaching
+    rateLimitPerMinute: frontDoorRateLimitPerMinute
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+  }
+}
+
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
@@ -300,3 +330,7 @@ output CBTRADE_AZURE_ACCOUNT_URL string = dataStorage.outputs.blobEndpoint
 output CBTRADE_AZURE_CONTAINER string = dataContainerName
 output CBTRADE_TOPUP_QUEUE string = topupQueueName
 output CBTRADE_WORK_QUEUE string = workQueueName
+// Empty unless enableFrontDoor.
+output CBTRADE_FRONT_DOOR_URL string = enableFrontDoor ? frontDoor.outputs.url : ''
+output CBTRADE_FRONT_DOOR_PROFILE string = enableFrontDoor ? frontDoor.outputs.profileName : ''
+output CBTRADE_FRONT_DOOR_ENDPOINT string = enableFrontDoor ? frontDoor.outputs.endpointName : ''

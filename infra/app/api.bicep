@@ -266,4 +266,5 @@ resource functionAppDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-0
 
 output name string = functionApp.name
 output uri string = 'https://${functionApp.properties.defaultHostName}'
+output defaultHostName string = functionApp.properties.defaultHostName
 output id string = functionApp.id
