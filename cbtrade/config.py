@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     azure_container: str = "cbtrade"
     storage_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
     storage_write_attempts: int = Field(default=20, ge=1, le=100)
+    # How often an instance reads a series' repair marker: the longest a repair elsewhere
+    # takes to be served here (sealed objects are otherwise served from memory).
+    sealed_recheck_seconds: float = Field(default=10.0, ge=0, le=3_600)
+    # max-age of HTTP pages whose range is wholly sealed (immutable until a repair).
+    sealed_max_age_seconds: int = Field(default=86_400, ge=0, le=31_536_000)
 
     # Auth
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -32,6 +32,9 @@ class SeriesSlice(NamedTuple):
     """Stored candles in the range, ascending by timestamp, no duplicates (as columns)."""
     covered: list[TimeRange]
     """Fetched ranges clipped to the requested range, merged and ascending."""
+    sealed: bool = False
+    """Every object of the range is sealed: wholly fetched, older than the grace period, so
+    only a repair changes it (and HTTP caches may keep it)."""
 
 
 class SeriesBounds(NamedTuple):

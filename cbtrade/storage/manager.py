@@ -15,6 +15,7 @@ from cbtrade.storage.interfaces import (
     SeriesBounds,
     SeriesSlice,
 )
+from cbtrade.storage.object_storage import SealingPolicy
 from cbtrade.storage.path_utility import MAX_TIMESTAMP, StoragePathUtility
 from cbtrade.timeframes import timeframe_to_ms
 
@@ -267,6 +268,11 @@ class StorageManagerImpl(IStorageManager):
 
 def create_raw_data_storage(settings: Settings) -> IRawDataStorage:
     """The backend that ``settings.storage_backend`` names (no I/O happens here)."""
+    # Sealed after the grace period: no fill writes an older, wholly covered object.
+    sealing = SealingPolicy(
+        seal_after_ms=settings.empty_fetch_grace_seconds * 1000,
+        recheck_seconds=settings.sealed_recheck_seconds,
+    )
     if settings.storage_backend == "azure":
         # Imported here so local runs do not load the Azure SDK.
         from cbtrade.storage.implementations.azure_blob_storage import AzureBlobStorage
@@ -278,11 +284,12 @@ def create_raw_data_storage(settings: Settings) -> IRawDataStorage:
             account_url=settings.azure_account_url,
             timeout_seconds=settings.storage_timeout_seconds,
             write_attempts=settings.storage_write_attempts,
+            sealing=sealing,
         )
     from cbtrade.storage.implementations.local_file_storage import LocalFileStorage
 
     return LocalFileStorage(
-        settings.local_storage_root, write_attempts=settings.storage_write_attempts
+        settings.local_storage_root, write_attempts=settings.storage_write_attempts, sealing=sealing
     )
 
 

@@ -25,11 +25,20 @@ The series bounds record is a JSON object (``{"empty_before": ms, "first_candle"
 "empty_from": ms | null}``) beside the series' data objects. It is not cached: it is read
 whenever it is asked for, so every instance sees the latest one.
 
-Reads keep decoded objects in a cache bounded in bytes and validate every cached object on
-every read, so a read never returns less than another instance has stored: one conditional
-read per object (on Azure a 304 if unchanged; local files are read and hashed), or, for a
-folder that holds several of the read's objects, one listing whose ETags validate them all
-(on backends whose listings carry ETags: Azure).
+Reads keep decoded objects in a cache bounded in bytes and validate every cached *open*
+object on every read, so a read never returns less than another instance has stored: one
+conditional read per object (on Azure a 304 if unchanged; local files are read and hashed),
+or, for a folder that holds several of the read's objects, one listing whose ETags validate
+them all (on backends whose listings carry ETags: Azure).
+
+*Sealed* objects are served from the cache with no request at all. An object is sealed when
+its coverage is its whole period and the period ended at least ``seal_after_ms`` ago (the
+fetcher's grace period: no fill writes there any more). Only a repair
+(:meth:`~ObjectRawDataStorage.replace_range`) changes one; it then rewrites the series'
+repair marker (``generation.json`` beside its objects) after the objects. Each instance reads
+a series' marker at most every ``recheck_seconds`` when it reads the series, and
+drops the series' cached objects when the marker has changed, so a repair on one instance is
+served by every other within that bound.
 """
 
 from __future__ import annotations
@@ -37,10 +46,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -56,6 +66,7 @@ from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds, SeriesSlice
 from cbtrade.storage.path_utility import (
     DOCUMENT_SUFFIX,
+    GENERATION_NAME,
     MAX_TIMESTAMP,
     OBJECT_SUFFIX,
     RawDataObject,
@@ -83,6 +94,30 @@ _BACKOFF_CAP_SECONDS = 0.25
 _T = TypeVar("_T")
 
 
+class SealingPolicy(NamedTuple):
+    """When cached objects are served with no request (see the module's docstring)."""
+
+    seal_after_ms: int
+    """An object wholly covered whose period ended at least this long ago is sealed."""
+    recheck_seconds: float = 10.0
+    """How often a series' repair marker is read: the bound on how long another instance's
+    repair takes to be served here."""
+
+
+class _Decoded(NamedTuple):
+    """A cached, decoded object."""
+
+    etag: str
+    table: CandleTable
+    covered: list[TimeRange]
+    full_until: int | None
+    """The end of the object's period if its coverage is the whole period, else None."""
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class PreconditionFailedError(StorageError):
     """A conditional write found the object created or changed since it was read."""
 
@@ -92,14 +127,27 @@ class PreconditionFailedError(StorageError):
 class ObjectRawDataStorage(IRawDataStorage):
     """IRawDataStorage over keyed objects; subclasses implement the object primitives."""
 
-    def __init__(self, *, write_attempts: int = 20, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        *,
+        write_attempts: int = 20,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        sealing: SealingPolicy | None = None,
+        clock: Callable[[], int] = _wall_clock_ms,
+    ) -> None:
+        """``sealing``: when objects are sealed (None: never)."""
         if write_attempts < 1 or concurrency < 1:
             raise ValueError("write_attempts and concurrency must be at least 1")
         self._paths = StoragePathUtility()
         self._write_attempts = write_attempts
         self._concurrency = concurrency
-        self._decoded: OrderedDict[str, tuple[str, CandleTable, list[TimeRange]]] = OrderedDict()
+        self._seal_after_ms = None if sealing is None else sealing.seal_after_ms
+        self._generation_check_seconds = 0.0 if sealing is None else sealing.recheck_seconds
+        self._clock = clock
+        self._decoded: OrderedDict[str, _Decoded] = OrderedDict()
         self._decoded_bytes = 0
+        self._generations: dict[str, tuple[str | None, float]] = {}
+        """Series prefix: the ETag of its repair marker when last read, and when (monotonic)."""
 
     # -- primitives the backends implement ---------------------------------------------------
 
@@ -200,14 +248,27 @@ class ObjectRawDataStorage(IRawDataStorage):
             exchange_name, coin_symbol, timeframe, start_time, end_time
         )
         series_prefix = self._paths.get_series_prefix(exchange_name, coin_symbol, timeframe)
-        to_load = await self._keys_to_load(series_prefix, [obj.key for obj in objects])
-        contents = await self._gather_bounded(
+        keys = [obj.key for obj in objects]
+        if self._seal_after_ms is not None:
+            await self._check_generation(series_prefix)
+        sealed = {key: entry for key in keys if (entry := self._sealed_entry(key)) is not None}
+        to_load = await self._keys_to_load(series_prefix, [k for k in keys if k not in sealed])
+        loaded = await self._gather_bounded(
             self._load_table(key, listed_etag=etag) for key, etag in to_load
         )
+        by_key = {key: (entry.table, entry.covered) for key, entry in sealed.items()}
+        by_key.update(zip((key for key, _ in to_load), loaded, strict=True))
+        contents = [(key, by_key[key]) for key in keys if key in by_key]
         window = TimeRange(start_time, end_time)
-        candles = CandleTable.concat(table.between(start_time, end_time) for table, _ in contents)
-        covered = [r for _, obj_covered in contents for r in obj_covered]
-        return SeriesSlice(candles, clip_ranges(covered, window))
+        candles = CandleTable.concat(
+            table.between(start_time, end_time) for _, (table, _) in contents
+        )
+        covered = [r for _, (_, obj_covered) in contents for r in obj_covered]
+        all_sealed = len(contents) == len(objects) and all(
+            self._seals(obj, obj_covered)
+            for obj, (_, (_, obj_covered)) in zip(objects, contents, strict=True)
+        )
+        return SeriesSlice(candles, clip_ranges(covered, window), sealed=all_sealed)
 
     async def replace_range(
         self,
@@ -234,9 +295,15 @@ class ObjectRawDataStorage(IRawDataStorage):
         )
         table = CandleTable.from_candles(candles)
         window_covered = clip_ranges((TimeRange(*r) for r in covered), window)
-        removed = await self._gather_bounded(
-            self._replace_in_object(obj, window, table, window_covered) for obj in objects
-        )
+        try:
+            removed = await self._gather_bounded(
+                self._replace_in_object(obj, window, table, window_covered) for obj in objects
+            )
+        finally:
+            # After the objects, so an instance that sees the new marker reads them new.
+            for obj in objects:
+                self._forget(obj.key)
+            await self._bump_generation(exchange_name, coin_symbol, timeframe)
         return sum(removed)
 
     async def get_series_bounds(
@@ -378,23 +445,25 @@ class ObjectRawDataStorage(IRawDataStorage):
         it matches the cached object's.
         """
         cached = self._decoded.get(key)
-        if cached is not None and cached[0] == listed_etag:
+        if cached is not None and cached.etag == listed_etag:
             self._decoded.move_to_end(key)
-            return cached[1], cached[2]
-        found = await self._read_object_if_changed(key, None if cached is None else cached[0])
+            return cached.table, cached.covered
+        found = await self._read_object_if_changed(key, None if cached is None else cached.etag)
         if found is None:
             self._forget(key)
             return CandleTable.empty(), []
         data, etag = found
-        if cached is not None and cached[0] == etag:
-            table, covered = cached[1], cached[2]
+        if cached is not None and cached.etag == etag:
+            table, covered = cached.table, cached.covered
         else:
             if data is None:  # only a backend's bug could say "unchanged" for an unknown ETag
                 raise StorageError(f"{key}: reported unchanged but not cached")
             table, covered = _decode(key, data)
         # Concurrent loads may have evicted or replaced the entry while this one awaited.
         self._forget(key)
-        self._decoded[key] = (etag, table, covered)
+        period = self._paths.parse_path(key).period
+        full_until = period.end if covered == [period] else None
+        self._decoded[key] = _Decoded(etag, table, covered, full_until)
         self._decoded_bytes += table.nbytes
         while self._decoded_bytes > DECODED_CACHE_BYTES and len(self._decoded) > 1:
             self._forget(next(iter(self._decoded)))
@@ -404,12 +473,59 @@ class ObjectRawDataStorage(IRawDataStorage):
         """Drop ``key`` from the decoded cache, if it is there."""
         entry = self._decoded.pop(key, None)
         if entry is not None:
-            self._decoded_bytes -= entry[1].nbytes
+            self._decoded_bytes -= entry.table.nbytes
+
+    def _seal_horizon(self) -> int | None:
+        """Objects whose period ended before this are sealed once wholly covered."""
+        return None if self._seal_after_ms is None else self._clock() - self._seal_after_ms
+
+    def _sealed_entry(self, key: str) -> _Decoded | None:
+        """The cached object, if it is sealed (served with no request)."""
+        entry = self._decoded.get(key)
+        horizon = self._seal_horizon()
+        if entry is None or entry.full_until is None or horizon is None:
+            return None
+        if entry.full_until > horizon:
+            return None
+        self._decoded.move_to_end(key)
+        return entry
+
+    def _seals(self, obj: RawDataObject, covered: list[TimeRange]) -> bool:
+        """Whether ``obj`` with ``covered`` is sealed."""
+        horizon = self._seal_horizon()
+        return horizon is not None and obj.period.end <= horizon and covered == [obj.period]
+
+    async def _check_generation(self, series_prefix: str) -> None:
+        """Read the series' repair marker if not read for ``generation_check_seconds``; when it
+        has changed (or is read for the first time), drop the series' cached objects."""
+        now = time.monotonic()
+        known = self._generations.get(series_prefix)
+        if known is not None and now - known[1] < self._generation_check_seconds:
+            return
+        key = series_prefix + GENERATION_NAME
+        found = await self._read_object_if_changed(key, None if known is None else known[0])
+        etag = None if found is None else found[1]
+        if known is None or etag != known[0]:
+            for cached in [k for k in self._decoded if k.startswith(series_prefix)]:
+                self._forget(cached)
+        self._generations[series_prefix] = (etag, now)
+
+    async def _bump_generation(self, exchange_name: str, coin_symbol: str, timeframe: str) -> None:
+        """Rewrite the series' repair marker, so other instances drop their cached objects."""
+        key = self._paths.get_series_prefix(exchange_name, coin_symbol, timeframe)
+        key += GENERATION_NAME
+
+        def bump(found: bytes | None) -> tuple[bytes, None]:
+            previous = orjson.loads(found).get("generation", 0) if found else 0
+            return orjson.dumps({"generation": previous + 1, "at": self._clock()}), None
+
+        await self._read_modify_write(key, bump)
 
     async def _update_object(
         self, obj: RawDataObject, candles: CandleTable, covered: list[TimeRange]
     ) -> None:
-        """Merge ``candles`` and ``covered`` into the object (newer candles win)."""
+        """Merge ``candles`` and ``covered`` into the object (newer candles win); this
+        instance's cached copy is dropped, as a sealed one is not revalidated."""
 
         def merge(found: bytes | None) -> tuple[bytes | None, None]:
             table, old_covered = _decode(obj.key, found)
@@ -419,6 +535,7 @@ class ObjectRawDataStorage(IRawDataStorage):
             return _encode(table.merge(candles), new_covered), None
 
         await self._read_modify_write(obj.key, merge)
+        self._forget(obj.key)
 
     async def _replace_in_object(
         self, obj: RawDataObject, window: TimeRange, candles: CandleTable, covered: list[TimeRange]

@@ -6,6 +6,7 @@ Layout (keys use ``/`` on every backend; LocalFileStorage maps them under its ro
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}.arrow       month objects
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}/{dd}.arrow  day objects
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/bounds.json             series bounds
+    raw_data/{exchange}/{encoded_symbol}/{timeframe}/generation.json         repair marker
 
 Data objects are Arrow IPC streams (the format is in :mod:`cbtrade.storage.object_storage`)
 and are the only keys ending in ``.arrow``: listings of data objects keep to that suffix, so
@@ -47,6 +48,8 @@ DOCUMENTS_ROOT = "service"
 DOCUMENT_SUFFIX = ".json"
 OBJECT_SUFFIX = ".arrow"
 BOUNDS_NAME = "bounds.json"
+GENERATION_NAME = "generation.json"
+"""A series' repair marker, rewritten after every repair of it (see object_storage)."""
 MAX_CANDLES_PER_OBJECT = 10_000
 MAX_SYMBOL_LENGTH = 64
 DAY_MS = 86_400_000

@@ -42,6 +42,7 @@ from cbtrade.storage.object_storage import (
     DEFAULT_CONCURRENCY,
     ObjectRawDataStorage,
     PreconditionFailedError,
+    SealingPolicy,
 )
 from cbtrade.storage.path_utility import OBJECT_SUFFIX
 
@@ -64,10 +65,11 @@ class AzureBlobStorage(ObjectRawDataStorage):
         retry_total: int = 3,
         write_attempts: int = 20,
         concurrency: int = DEFAULT_CONCURRENCY,
+        sealing: SealingPolicy | None = None,
     ) -> None:
         """Use ``connection_string``, or ``account_url`` with ``credential`` (by default
         ``DefaultAzureCredential``, created here and closed by :meth:`close`)."""
-        super().__init__(write_attempts=write_attempts, concurrency=concurrency)
+        super().__init__(write_attempts=write_attempts, concurrency=concurrency, sealing=sealing)
         self._timeout = timeout_seconds
         options: dict[str, Any] = {
             "retry_policy": LinearRetry(backoff=1, random_jitter_range=1, retry_total=retry_total),

@@ -29,6 +29,7 @@ from cbtrade.storage.object_storage import (
     DEFAULT_CONCURRENCY,
     ObjectRawDataStorage,
     PreconditionFailedError,
+    SealingPolicy,
 )
 from cbtrade.storage.path_utility import OBJECT_SUFFIX
 
@@ -65,8 +66,9 @@ class LocalFileStorage(ObjectRawDataStorage):
         *,
         write_attempts: int = 20,
         concurrency: int = DEFAULT_CONCURRENCY,
+        sealing: SealingPolicy | None = None,
     ) -> None:
-        super().__init__(write_attempts=write_attempts, concurrency=concurrency)
+        super().__init__(write_attempts=write_attempts, concurrency=concurrency, sealing=sealing)
         self._root = Path(root)
 
     @property
