@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
+from cbtrade.api.caching import cached_page
 from cbtrade.api.encoding import PageFormat, encode_page
 from cbtrade.api.params import normalize_symbol, parse_timestamp
 from cbtrade.auth.interfaces import Principal, require_admin
@@ -190,7 +191,12 @@ async def get_ohlcv(
         if format != "json":
             query["format"] = format
         next_link = f"{request.url.path}?{urlencode(query)}"
-    return encode_page(page, next_link=next_link, page_format=format)
+    return cached_page(
+        request,
+        encode_page(page, next_link=next_link, page_format=format),
+        sealed=page.sealed,
+        max_age=services.settings.sealed_max_age_seconds,
+    )
 
 
 @v1_router.get("/ohlcv/latest", response_model=LatestOut)

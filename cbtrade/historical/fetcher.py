@@ -44,6 +44,8 @@ class FetchResult(NamedTuple):
     """Where to go on: the range's end; less, when the deadline stopped the fill (the
     candles hold what lies before it); more, when nothing opens between the range's end
     and it (the years before a listing, after the end of a market that stopped trading)."""
+    sealed: bool = False
+    """Served wholly from sealed objects: it changes only if the range is repaired."""
 
 
 class _Series(NamedTuple):
@@ -136,7 +138,7 @@ class HistoricalFetcher:
         series = _Series(exchange_name, coin_symbol, timeframe)
         stored = await self._storage.get_range_with_coverage(*series, window.start, window.end)
         if not subtract_ranges(window, stored.covered):
-            return FetchResult(stored.candles, window.end)
+            return FetchResult(stored.candles, window.end, sealed=stored.sealed)
 
         async with self.series_lock(*series):
             # Another request may have filled the gap while this one waited.

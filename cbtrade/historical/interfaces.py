@@ -17,6 +17,8 @@ class OhlcvPage(NamedTuple):
     candles: CandleTable
     continuation_token: str | None
     """Token for the rest of the range, or None on the last page."""
+    sealed: bool = False
+    """Read wholly from sealed objects: the same query answers the same page until a repair."""
 
 
 class IHistoricalDataManager(ABC):

@@ -73,11 +73,11 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
             query = self._new_query(exchange_name, coin_symbol, timeframe, start_time, end_time)
         # Unknown exchanges fail here, before any storage or exchange I/O.
         self._connector.get_client(query.exchange)
-        candles, next_cursor = await self._read_page(query, page_limit)
+        candles, next_cursor, sealed = await self._read_page(query, page_limit)
         token = None
         if next_cursor is not None:
             token = self._token_codec.encode(query.model_copy(update={"cursor": next_cursor}))
-        return OhlcvPage(query.exchange, query.symbol, query.timeframe, candles, token)
+        return OhlcvPage(query.exchange, query.symbol, query.timeframe, candles, token, sealed)
 
     async def get_most_recent_timestamp(
         self, exchange_name: str, coin_symbol: str, timeframe: str
@@ -133,8 +133,11 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
             cursor=start_time,
         )
 
-    async def _read_page(self, query: PageCursor, limit: int) -> tuple[CandleTable, int | None]:
-        """Candles from ``query.cursor`` on, and the cursor of the next page (None at the end)."""
+    async def _read_page(
+        self, query: PageCursor, limit: int
+    ) -> tuple[CandleTable, int | None, bool]:
+        """Candles from ``query.cursor`` on, the cursor of the next page (None at the end), and
+        whether every stretch was read from sealed objects."""
         timeframe_ms = timeframe_to_ms(query.timeframe)
         horizon = min(
             align_up(query.end, timeframe_ms), closed_end(self._fetcher.now(), timeframe_ms)
@@ -142,6 +145,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         deadline = time.monotonic() + self._page_time_budget_seconds
         position = align_up(query.cursor, timeframe_ms)
         stretches: list[CandleTable] = []
+        sealed = True
         count = 0
         while position < horizon and count < limit:
             stretch_end = min(position + (limit - count) * timeframe_ms, horizon)
@@ -154,11 +158,13 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 deadline=deadline,
             )
             stretches.append(stretch.candles)
+            sealed = sealed and stretch.sealed
             count += len(stretch.candles)
             position = min(stretch.reached, horizon)
             if time.monotonic() >= deadline:
                 break
-        return CandleTable.concat(stretches), (position if position < horizon else None)
+        next_cursor = position if position < horizon else None
+        return CandleTable.concat(stretches), next_cursor, sealed and bool(stretches)
 
 
 def _check_token_matches(
