@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     azure_container: str = "cbtrade"
     storage_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
     storage_write_attempts: int = Field(default=20, ge=1, le=100)
+    # true: storage and queue requests read HTTP(S)_PROXY / NO_PROXY and .netrc from the
+    # environment (a thread hop per request); Azure needs no proxy.
+    storage_trust_env: bool = False
     # How often an instance reads a series' repair marker: the longest a repair elsewhere
     # takes to be served here (sealed objects are otherwise served from memory).
     sealed_recheck_seconds: float = Field(default=10.0, ge=0, le=3_600)

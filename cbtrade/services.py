@@ -79,8 +79,8 @@ class ServiceContainer:
             series_per_item=settings.topup_series_per_item,
         )
         connection = queue_connection()
-        topup_queue = _queue(settings.topup_queue, connection)
-        work_queue = _queue(settings.work_queue, connection)
+        topup_queue = _queue(settings.topup_queue, connection, settings)
+        work_queue = _queue(settings.work_queue, connection, settings)
         backfills = BackfillJobs(
             fetcher,
             storage,
@@ -127,12 +127,14 @@ class ServiceContainer:
                 await self.storage.close()
 
 
-def _queue(name: str, connection: QueueConnection | None) -> WorkQueueClient | None:
+def _queue(
+    name: str, connection: QueueConnection | None, settings: Settings
+) -> WorkQueueClient | None:
     if connection is None:
         return None
     from cbtrade.work.queue import WorkQueueClient  # the Azure SDK, only when it is used
 
-    return WorkQueueClient(name, connection)
+    return WorkQueueClient(name, connection, trust_env=settings.storage_trust_env)
 
 
 def _token_secret(settings: Settings) -> bytes:

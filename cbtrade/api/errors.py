@@ -22,6 +22,8 @@ def error_response(
 ) -> Response:
     """A JSON error response in the service's format."""
     body = orjson.dumps({"error": {"code": code, "message": message}})
+    # Never kept by a cache: a CDN keeps answers without Cache-Control for days.
+    headers = {"Cache-Control": "no-store", **(headers or {})}
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 
 

@@ -78,7 +78,13 @@ async def _require_admin(
 
 
 def _json(payload: object, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
+    """A JSON answer that no cache keeps (they change: the newest candle, a job's progress)."""
+    return Response(
+        orjson.dumps(payload),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 health_router = APIRouter(prefix="/api", tags=["health"])

@@ -285,6 +285,7 @@ def create_raw_data_storage(settings: Settings) -> IRawDataStorage:
             timeout_seconds=settings.storage_timeout_seconds,
             write_attempts=settings.storage_write_attempts,
             sealing=sealing,
+            trust_env=settings.storage_trust_env,
         )
     from cbtrade.storage.implementations.local_file_storage import LocalFileStorage
 

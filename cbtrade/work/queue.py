@@ -45,7 +45,8 @@ class WorkQueueClient:
     """Sends work items to one queue; receives, renews and settles them for a local host.
 
     With an account URL, ``DefaultAzureCredential`` signs in (with ``connection.client_id``
-    as the managed identity) unless a credential is given. The queue and its poison queue are
+    as the managed identity) unless a credential is given. ``trust_env``: read proxy settings
+    and .netrc from the environment for each request. The queue and its poison queue are
     created on first use if missing (``infra/`` creates them in Azure).
     """
 
@@ -55,8 +56,10 @@ class WorkQueueClient:
         connection: QueueConnection,
         *,
         credential: AsyncTokenCredential | None = None,
+        trust_env: bool = False,
     ) -> None:
         options: dict[str, Any] = {
+            "use_env_settings": trust_env,  # proxy settings and .netrc, read per request
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
             "connection_timeout": 5,
@@ -70,6 +73,7 @@ class WorkQueueClient:
         }
         self._connection = connection
         self._credential = credential
+        self._trust_env = trust_env
         self._owns_credential = False
         if connection.connection_string:
             self._queue = QueueClient.from_connection_string(
@@ -100,7 +104,10 @@ class WorkQueueClient:
         """A client of this queue's poison queue (the Functions host's ``<name>-poison``),
         sharing this client's credential; close it before this one."""
         return WorkQueueClient(
-            poison_queue_name(self.queue_name), self._connection, credential=self._credential
+            poison_queue_name(self.queue_name),
+            self._connection,
+            credential=self._credential,
+            trust_env=self._trust_env,
         )
 
     @property

@@ -102,3 +102,13 @@ def test_the_open_head_of_a_series_is_revalidated(http: httpx.Client) -> None:
     not_modified = ohlcv(http, start, end, if_none_match=second.headers["etag"])
     assert not_modified.status_code == 304
     assert not_modified.headers["cache-control"] == OPEN
+
+
+def test_answers_that_change_are_never_kept_by_a_cache(http: httpx.Client) -> None:
+    for path in (
+        "/api/v1/ohlcv/latest?exchange=cryptocom&symbol=BTC/USD",
+        "/api/v1/exchanges",
+        "/api/v1/ohlcv?exchange=nosuch&symbol=BTC/USD&start=0",  # an error
+        "/api/health",
+    ):
+        assert http.get(path).headers["cache-control"] == "no-store", path

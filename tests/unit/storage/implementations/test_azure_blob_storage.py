@@ -237,3 +237,15 @@ def test_the_module_bounds_retries() -> None:
     policy = storage._client._config.retry_policy
     assert isinstance(policy, LinearRetry)
     assert policy.total_retries == 1
+
+
+@pytest.mark.parametrize("trust_env", [False, True])
+async def test_the_environment_is_read_per_request_only_when_asked(trust_env: bool) -> None:
+    # Reading proxy settings and .netrc costs a thread hop per request (aiohttp's trust_env).
+    storage = AzureBlobStorage(
+        container="data", connection_string=connection_string(1), trust_env=trust_env
+    )
+    try:
+        assert storage._client._pipeline._transport._use_env_settings is trust_env
+    finally:
+        await storage.close()
