@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --with-node
 export PATH="$PWD/node_modules/.bin:$PATH"
+# wrk, the load generator of bench/throughput.py (python -m bench.throughput), from Debian.
+if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y -qq wrk >/dev/null || echo "could not install wrk: apt-get install wrk" >&2
+fi
 if [ ! -x .venv-bench/bin/python ]; then
   "$(scripts/python311.sh)" -m venv .venv-bench
   echo "*" > .venv-bench/.gitignore
