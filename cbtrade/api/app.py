@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
+from cbtrade.api.caching import SealedPageCache
 from cbtrade.api.errors import install_error_handlers
 from cbtrade.api.routes import health_router, v1_router
 from cbtrade.config import Settings, get_settings
@@ -73,6 +74,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = container
+    app.state.sealed_pages = SealedPageCache()
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(v1_router)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from cbtrade.api.caching import cached_page
+from cbtrade.api.caching import SealedPageCache, encoded_page, page_response
 from cbtrade.api.encoding import PageFormat, encode_page
 from cbtrade.api.params import normalize_symbol, parse_timestamp
 from cbtrade.auth.interfaces import Principal, require_admin
@@ -48,7 +48,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _services(request: Request) -> ServiceContainer:
+async def _services(request: Request) -> ServiceContainer:
+    # async: a plain function dependency is run in a worker thread, a hop per request.
     services: ServiceContainer = request.app.state.services
     return services
 
@@ -179,6 +180,17 @@ async def get_ohlcv(
     ] = "json",
 ) -> Response:
     """Candles of ``[start, end)``, ascending, gap-filled from the exchange, page by page."""
+    pages: SealedPageCache = request.app.state.sealed_pages
+    epoch = await services.history.sealed_epoch(
+        exchange_name=exchange,
+        coin_symbol=normalize_symbol(symbol),
+        timeframe=timeframe,
+        continuation_token=continuation_token,
+    )
+    key = None if epoch is None else (request.url.path, request.url.query, epoch)
+    kept = None if key is None else pages.get(key)
+    if kept is not None:
+        return page_response(request, kept)
     page = await services.history.get_page(
         exchange_name=exchange,
         coin_symbol=normalize_symbol(symbol),
@@ -197,12 +209,14 @@ async def get_ohlcv(
         if format != "json":
             query["format"] = format
         next_link = f"{request.url.path}?{urlencode(query)}"
-    return cached_page(
-        request,
+    encoded = encoded_page(
         encode_page(page, next_link=next_link, page_format=format),
         sealed=page.sealed,
         max_age=services.settings.sealed_max_age_seconds,
     )
+    if key is not None and page.sealed:
+        pages.put(key, encoded)
+    return page_response(request, encoded)
 
 
 @v1_router.get("/ohlcv/latest", response_model=LatestOut)

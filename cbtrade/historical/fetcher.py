@@ -94,6 +94,13 @@ class HistoricalFetcher:
         """The fetcher's clock, in epoch milliseconds UTC."""
         return self._clock()
 
+    async def sealed_epoch(
+        self, exchange_name: str, coin_symbol: str, timeframe: str
+    ) -> int | None:
+        """The series' sealed-data epoch: what is derived from its sealed objects may be kept
+        until this changes (a repair). None when the store seals nothing."""
+        return await self._storage.get_sealed_epoch(exchange_name, coin_symbol, timeframe)
+
     def series_lock(self, exchange_name: str, coin_symbol: str, timeframe: str) -> asyncio.Lock:
         """The lock that serialises this process's writes of one series' history."""
         return self._series_locks.setdefault(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from cbtrade.candle_table import CandleTable
-from cbtrade.errors import InvalidContinuationTokenError, InvalidInputError
+from cbtrade.errors import CbTradeError, InvalidContinuationTokenError, InvalidInputError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
@@ -88,6 +88,29 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         return await self._current_fetcher.get_latest_timestamp(
             exchange_name, coin_symbol, timeframe
         )
+
+    async def sealed_epoch(
+        self,
+        *,
+        exchange_name: str | None,
+        coin_symbol: str | None,
+        timeframe: str | None,
+        continuation_token: str | None,
+    ) -> int | None:
+        """The sealed-data epoch of the series a page request names (by its parameters or its
+        token): a sealed page may be kept under it. None when it cannot tell (no sealing, or
+        bad input, which :meth:`get_page` then reports)."""
+        try:
+            if continuation_token is not None:
+                query = self._token_codec.decode(continuation_token)
+                series = (query.exchange, query.symbol, query.timeframe)
+            elif exchange_name is not None and coin_symbol is not None:
+                series = (exchange_name, coin_symbol, timeframe or DEFAULT_TIMEFRAME)
+            else:
+                return None
+            return await self._fetcher.sealed_epoch(*series)
+        except CbTradeError:
+            return None
 
     def _resolve_limit(self, limit: int | None) -> int:
         if limit is None:

@@ -137,6 +137,14 @@ class IRawDataStorage(ABC):
         """
 
     @abstractmethod
+    async def get_sealed_epoch(
+        self, exchange_name: str, coin_symbol: str, timeframe: str
+    ) -> int | None:
+        """A number that changes whenever the series' sealed data may have changed (a repair,
+        here or on another instance once seen); None if the store seals nothing. What is
+        derived from sealed data under one epoch may be kept until the epoch changes."""
+
+    @abstractmethod
     async def get_series_bounds(
         self, exchange_name: str, coin_symbol: str, timeframe: str
     ) -> SeriesBounds:

@@ -198,6 +198,13 @@ class StorageManagerImpl(IStorageManager):
             covered=self._normalize_covered(covered, timeframe_ms),
         )
 
+    async def get_sealed_epoch(
+        self, exchange_name: str, coin_symbol: str, timeframe: str
+    ) -> int | None:
+        """The series' sealed-data epoch (see the interface), or None."""
+        self._check_series(exchange_name, coin_symbol, timeframe)
+        return await self._storage.get_sealed_epoch(exchange_name, coin_symbol, timeframe)
+
     async def get_series_bounds(
         self, exchange_name: str, coin_symbol: str, timeframe: str
     ) -> SeriesBounds:

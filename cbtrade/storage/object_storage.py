@@ -148,6 +148,8 @@ class ObjectRawDataStorage(IRawDataStorage):
         self._decoded_bytes = 0
         self._generations: dict[str, tuple[str | None, float]] = {}
         """Series prefix: the ETag of its repair marker when last read, and when (monotonic)."""
+        self._epochs: dict[str, int] = {}
+        """Series prefix: how often this instance has dropped the series' sealed objects."""
 
     # -- primitives the backends implement ---------------------------------------------------
 
@@ -301,10 +303,22 @@ class ObjectRawDataStorage(IRawDataStorage):
             )
         finally:
             # After the objects, so an instance that sees the new marker reads them new.
-            for obj in objects:
-                self._forget(obj.key)
+            self._forget_series(
+                self._paths.get_series_prefix(exchange_name, coin_symbol, timeframe)
+            )
             await self._bump_generation(exchange_name, coin_symbol, timeframe)
         return sum(removed)
+
+    async def get_sealed_epoch(
+        self, exchange_name: str, coin_symbol: str, timeframe: str
+    ) -> int | None:
+        """A number that changes whenever the series' sealed objects may have changed (a
+        repair here, or one elsewhere seen by its marker); None without sealing."""
+        if self._seal_after_ms is None:
+            return None
+        prefix = self._paths.get_series_prefix(exchange_name, coin_symbol, timeframe)
+        await self._check_generation(prefix)
+        return self._epochs.get(prefix, 0)
 
     async def get_series_bounds(
         self, exchange_name: str, coin_symbol: str, timeframe: str
@@ -506,9 +520,14 @@ class ObjectRawDataStorage(IRawDataStorage):
         found = await self._read_object_if_changed(key, None if known is None else known[0])
         etag = None if found is None else found[1]
         if known is None or etag != known[0]:
-            for cached in [k for k in self._decoded if k.startswith(series_prefix)]:
-                self._forget(cached)
+            self._forget_series(series_prefix)
         self._generations[series_prefix] = (etag, now)
+
+    def _forget_series(self, series_prefix: str) -> None:
+        """Drop the series' cached objects; anything derived from them is stale (epoch)."""
+        for cached in [k for k in self._decoded if k.startswith(series_prefix)]:
+            self._forget(cached)
+        self._epochs[series_prefix] = self._epochs.get(series_prefix, 0) + 1
 
     async def _bump_generation(self, exchange_name: str, coin_symbol: str, timeframe: str) -> None:
         """Rewrite the series' repair marker, so other instances drop their cached objects."""
