@@ -85,24 +85,49 @@ async def seed(connection_string: str, symbol: str, timeframe: str, candles: lis
         await storage.close()
 
 
+def service_env(connection_string: str) -> dict[str, str]:
+    """The service's settings for the seeded container on Azurite; no exchange is reachable,
+    so a stored range must make no exchange call."""
+    return {
+        "CBTRADE_STORAGE_BACKEND": "azure",
+        "CBTRADE_AZURE_CONNECTION_STRING": connection_string,
+        "CBTRADE_AZURE_CONTAINER": CONTAINER,
+        "CBTRADE_API_KEYS": KEY,
+        "CBTRADE_CONTINUATION_TOKEN_SECRET": "bench-token-secret-0123456789",
+        "CBTRADE_EXCHANGE_URL_OVERRIDES": json.dumps({"binance": "http://127.0.0.1:9"}),
+    }
+
+
 @contextmanager
-def service(env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """The service under uvicorn in its own process, as deployed (bench/serve_as_deployed.py);
-    yields its URL and pid."""
+def service(
+    env: dict[str, str],
+    *,
+    factory: str = "cbtrade.api:create_app",
+    flags: tuple[str, ...] = ("--host", "127.0.0.1", "--log-level", "warning"),
+    ready: str = "/api/health",
+    headers: dict[str, str] | None = None,
+) -> Iterator[tuple[str, int]]:
+    """``factory`` under uvicorn with ``flags`` in its own process, as deployed
+    (bench/serve_as_deployed.py); yields its URL and pid once ``ready`` answers 2xx."""
     with tempfile.TemporaryFile() as log:
         port = _free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.serve_as_deployed", "--factory", "cbtrade.api:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            [sys.executable, "-m", "bench.serve_as_deployed", "--factory", factory,
+             *flags, "--port", str(port)],
             cwd=ROOT, env=os.environ | env, stdout=log, stderr=log,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(200):
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{factory} exited with {process.returncode}")
                 try:
-                    httpx.get(f"{url}/api/health", timeout=1)
+                    httpx.get(f"{url}{ready}", headers=headers, timeout=5).raise_for_status()
                     break
                 except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
                     time.sleep(0.05)
             yield url, process.pid
         except BaseException:
@@ -269,15 +294,7 @@ def main() -> None:
         print(f"seeding {len(year_5m)} 5m and {len(year_1m)} 1m candles into Azurite", flush=True)
         asyncio.run(seed(azurite.connection_string, "BTC/USDT", "5m", year_5m))
         asyncio.run(seed(azurite.connection_string, "ETH/USDT", "1m", year_1m))
-        env = {
-            "CBTRADE_STORAGE_BACKEND": "azure",
-            "CBTRADE_AZURE_CONNECTION_STRING": azurite.connection_string,
-            "CBTRADE_AZURE_CONTAINER": CONTAINER,
-            "CBTRADE_API_KEYS": KEY,
-            "CBTRADE_CONTINUATION_TOKEN_SECRET": "bench-token-secret-0123456789",
-            # A stored range must make no exchange call: point every exchange at nothing.
-            "CBTRADE_EXCHANGE_URL_OVERRIDES": json.dumps({"binance": "http://127.0.0.1:9"}),
-        }
+        env = service_env(azurite.connection_string)
         with (
             service(env) as (url, pid),
             CandleClient(url, api_key=KEY, timeout=120) as client,

@@ -43,24 +43,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 
 from bench.run import (
-    CONTAINER,
     DAY,
     KEY,
     ROOT,
     YEAR_START,
-    _free_port,
     create_container,
     median_range,
     seed,
     series,
+    service,
+    service_env,
 )
 from tests.fixtures.azurite import run_azurite
 
@@ -112,38 +112,10 @@ end
 """
 
 
-@contextmanager
-def uvicorn_app(factory: str, env: dict[str, str], ready: str) -> Iterator[tuple[str, int]]:
+def uvicorn_app(factory: str, env: dict[str, str], ready: str) -> Any:
     """``factory`` under uvicorn with UVICORN_FLAGS, as deployed, in its own process; yields
     its URL and pid once ``ready`` answers."""
-    with tempfile.TemporaryFile() as log:
-        port = _free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench.serve_as_deployed", "--factory", factory,
-             *UVICORN_FLAGS, "--port", str(port)],
-            cwd=ROOT, env=os.environ | env, stdout=log, stderr=log,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"{factory} exited with {process.returncode}")
-                try:
-                    httpx.get(f"{url}{ready}", headers=AUTH, timeout=5).raise_for_status()
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield url, process.pid
-        except BaseException:
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace")[-8000:])
-            raise
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    return service(env, factory=factory, flags=UVICORN_FLAGS, ready=ready, headers=AUTH)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -321,15 +293,7 @@ def main() -> None:
             )
             asyncio.run(seed(azurite.connection_string, symbol, "5m", candles))
         print(f"seeded {len(SYMBOLS)} series of 5m into Azurite", flush=True)
-        env = {
-            "CBTRADE_STORAGE_BACKEND": "azure",
-            "CBTRADE_AZURE_CONNECTION_STRING": azurite.connection_string,
-            "CBTRADE_AZURE_CONTAINER": CONTAINER,
-            "CBTRADE_API_KEYS": KEY,
-            "CBTRADE_CONTINUATION_TOKEN_SECRET": "bench-token-secret-0123456789",
-            # A stored range must make no exchange call: point every exchange at nothing.
-            "CBTRADE_EXCHANGE_URL_OVERRIDES": json.dumps({"binance": "http://127.0.0.1:9"}),
-        }
+        env = service_env(azurite.connection_string)
         script = scratch / "random_path.lua"
         script.write_text(WRK_SCRIPT)
         rng = random.Random(14)

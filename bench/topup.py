@@ -2,7 +2,7 @@
 
 Starts Azurite and the exchange simulator (simulated Binance limited to 50 calls/s, every
 request answered after 50 ms, banning after 50 rejections within a minute), and for each run
-and N in (100, 1000) 1m series (P000/USDT..., listed 2024):
+and N in (100, 500, 1000) 1m series (P000/USDT..., listed 2024):
 
 1. seeds every series in a fresh container up to the candle before the newest closed one, so
    each needs exactly one new candle (one exchange call);
@@ -49,7 +49,7 @@ from tests.fixtures.exchange_simulator import simulator_url_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 M1 = 60_000
-SIZES = (100, 1000)
+SIZES = (100, 500, 1000)
 BASELINE_SIZE = 100
 SIMULATOR_RATE = 50
 """The simulated exchange's limit in calls per second."""
