@@ -94,14 +94,6 @@ async def queue(azurite: AzuriteInstance) -> AsyncIterator[WorkQueueClient]:
 
 
 @pytest.fixture
-async def poison(queue: WorkQueueClient) -> AsyncIterator[WorkQueueClient]:
-    """The queue's poison queue, ``<queue>-poison``."""
-    client = queue.poison_queue()
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 async def poison_poison(poison: WorkQueueClient) -> AsyncIterator[WorkQueueClient]:
     """The poison queue's poison queue, ``<queue>-poison-poison``."""
     client = poison.poison_queue()

@@ -53,13 +53,6 @@ async def queue(azurite: AzuriteInstance, name: str) -> AsyncIterator[WorkQueueC
 
 
 @pytest.fixture
-async def poison(queue: WorkQueueClient) -> AsyncIterator[WorkQueueClient]:
-    client = queue.poison_queue()
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 async def raw(azurite: AzuriteInstance, name: str) -> AsyncIterator[QueueClient]:
     """The queue without any encode or decode policy: the text on the wire."""
     client = QueueClient.from_connection_string(azurite.connection_string, name)
