@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 
 from cbtrade.config import Settings
 from cbtrade.errors import InvalidPathComponentError, UnknownExchangeError
+from cbtrade.exchange_source.ccxt_import import import_ccxt_async
 from cbtrade.exchange_source.interfaces import IDataSourceConnector, IExchangeAPIClient
 from cbtrade.exchange_source.plugins.ccxt_exchange import PROFILES, CCXTExchangeClient
 from cbtrade.exchange_source.rate_budget import DocumentStore, RateBudget, create_rate_budget
@@ -167,7 +168,7 @@ class DataSourceConnectorImpl(IDataSourceConnector):
 
 
 def _is_ccxt_exchange(exchange_id: str) -> bool:
-    import ccxt.async_support as ccxt_async  # lazy: the import costs ~1 s
+    ccxt_async = import_ccxt_async()
 
     return exchange_id in ccxt_async.exchanges
 

@@ -1,7 +1,8 @@
 """CCXTExchangeClient: candles from any ccxt exchange, with exact windows and retries.
 
-ccxt is imported on first use, not at import time: importing ``ccxt.async_support`` costs
-about a second, and the Functions host must not pay it at start-up.
+ccxt is imported on first use, not at import time, and then only the exchanges in use
+(:mod:`cbtrade.exchange_source.ccxt_import`): the Functions host must not pay for it at
+start-up.
 
 Windows. A range is read in windows of at most the exchange's maximum candles per call, and
 every call asks for exactly its window (start inclusive, end exclusive, as an inclusive end
@@ -38,6 +39,7 @@ from cbtrade.errors import (
     InvalidTimeframeError,
     UnknownSymbolError,
 )
+from cbtrade.exchange_source.ccxt_import import import_ccxt_async
 from cbtrade.exchange_source.history_edges import EdgeWindow, HistoryEdgeFinder
 from cbtrade.exchange_source.interfaces import IExchangeAPIClient
 from cbtrade.exchange_source.rate_budget import RateBudget
@@ -372,7 +374,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
             return exchange
 
     def _create_exchange(self) -> Any:
-        import ccxt.async_support as ccxt_async  # lazy: the import costs ~1 s
+        ccxt_async = import_ccxt_async()
 
         exchange_class = getattr(ccxt_async, self._profile.ccxt_id)
         exchange = exchange_class(
@@ -400,7 +402,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
 
     async def _call(self, what: str, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """Run one exchange call with retries on transient faults; map ccxt's errors."""
-        import ccxt.async_support as ccxt_async
+        ccxt_async = import_ccxt_async()
 
         def transient(exc: BaseException) -> bool:
             return isinstance(exc, ccxt_async.NetworkError)
@@ -457,7 +459,7 @@ def _every_error_status_raises(exchange: Any) -> Callable[..., None]:
     answer, and a gateway's HTML page then parses as "no candles", which would be stored
     as a fetched, empty range.
     """
-    import ccxt.async_support as ccxt_async
+    ccxt_async = import_ccxt_async()
 
     handle_http_status_code = exchange.handle_http_status_code
 
@@ -477,7 +479,7 @@ def _json_answers_only(exchange: Any, *, envelope_by_status: bool) -> Callable[.
     which ccxt would parse as no candles: ``ExchangeNotAvailable``, retried. With
     ``envelope_by_status``, an error answer without the exchange's envelope (an object with a
     ``code``) is left to the HTTP status hook, called next."""
-    import ccxt.async_support as ccxt_async
+    ccxt_async = import_ccxt_async()
 
     handle_errors = exchange.handle_errors
 
@@ -499,12 +501,12 @@ def _freeze_long_lived_objects() -> None:
     """Exempt what exists now (ccxt's modules, the exchange object, its markets) from the
     cyclic collector's full collections.
 
-    ``import ccxt.async_support`` leaves some 200,000 tracked objects (functions, API
-    entries, dicts) that live as long as the process. A full collection scans all of them:
-    about 65 ms, and a cold fill allocates enough candles to trigger one every page or two,
-    stalling the exchange calls in flight. Frozen objects are still freed by reference
-    counting; collecting first keeps garbage from being frozen with them. Called once per
-    exchange object, after its markets are loaded.
+    ccxt's modules leave many tracked objects (functions, API entries, dicts; some 200,000
+    when every exchange is imported) that live as long as the process. A full collection
+    scans all of them (about 65 ms with every exchange), and a cold fill allocates enough
+    candles to trigger one every page or two, stalling the exchange calls in flight. Frozen
+    objects are still freed by reference counting; collecting first keeps garbage from being
+    frozen with them. Called once per exchange object, after its markets are loaded.
     """
     gc.collect()
     gc.freeze()
