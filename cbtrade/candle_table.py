@@ -9,9 +9,9 @@ plugins, the Python client, tests); :meth:`CandleTable.to_candles` converts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -29,26 +29,49 @@ CANDLE_SCHEMA = pa.schema(
 )
 
 
+class RowSource(NamedTuple):
+    """Rows ``lo`` to ``hi`` of a stored object's whole table, the object named by
+    ``identity`` (its key and ETag: the same identity always means the same rows)."""
+
+    identity: Hashable
+    table: Any
+    """The object's whole ``pyarrow.Table``."""
+    lo: int
+    hi: int
+
+
 class CandleTable:
     """Candles ascending by timestamp, one per timestamp, as Arrow columns; immutable.
 
     Build one with :meth:`from_candles`, :meth:`from_arrow`, :meth:`concat` or :meth:`empty`;
     each checks the schema and the order, so every CandleTable holds the invariant.
+
+    A table read from a stored object may know where its rows came from (:meth:`with_source`,
+    :attr:`sources`); slices and concatenations keep that, so an encoder can reuse work done
+    once per object (the JSON text of its rows) for every page cut from it.
     """
 
-    __slots__ = ("_table",)
+    __slots__ = ("_sources", "_table")
     _table: Any
+    _sources: tuple[RowSource, ...] | None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("use CandleTable.from_candles, from_arrow, concat or empty")
 
     @classmethod
-    def _wrap(cls, table: Any) -> CandleTable:
+    def _wrap(cls, table: Any, sources: tuple[RowSource, ...] | None = None) -> CandleTable:
         """A CandleTable over ``table``, which holds the invariant: checked by the caller, or
-        sliced, concatenated or merged from tables that hold it."""
+        sliced, concatenated or merged from tables that hold it. ``sources``, if known, are
+        exactly its rows, in order."""
         candles = object.__new__(cls)
         candles._table = table
+        candles._sources = sources
         return candles
+
+    def with_source(self, identity: Hashable) -> CandleTable:
+        """This table as the whole of the stored object named ``identity`` (its key and ETag,
+        so that one identity always means the same rows)."""
+        return CandleTable._wrap(self._table, (RowSource(identity, self._table, 0, len(self)),))
 
     # -- construction ------------------------------------------------------------------------
 
@@ -101,7 +124,10 @@ class CandleTable:
         for before, after in pairwise(tables):
             if before.last_timestamp() >= after.first_timestamp():  # type: ignore[operator]
                 raise ValueError("concatenated tables must follow each other in time")
-        return cls._wrap(pa.concat_tables([part.arrow for part in tables]))
+        sources: tuple[RowSource, ...] | None = ()
+        for part in tables:
+            sources = None if sources is None or part._sources is None else sources + part._sources
+        return cls._wrap(pa.concat_tables([part.arrow for part in tables]), sources)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -109,6 +135,12 @@ class CandleTable:
     def arrow(self) -> Any:
         """The candles as a ``pyarrow.Table`` with :data:`CANDLE_SCHEMA`."""
         return self._table
+
+    @property
+    def sources(self) -> tuple[RowSource, ...] | None:
+        """The stored objects' rows this table holds, in order, if it was cut from tables
+        made by :meth:`with_source` alone; else None."""
+        return self._sources
 
     @property
     def nbytes(self) -> int:
@@ -137,7 +169,8 @@ class CandleTable:
         lo, hi = np.searchsorted(timestamps, [start, end], side="left")
         if lo == 0 and hi == len(self):
             return self
-        return CandleTable._wrap(self._table.slice(int(lo), int(hi - lo)))
+        sources = None if self._sources is None else _slice_sources(self._sources, lo, hi)
+        return CandleTable._wrap(self._table.slice(int(lo), int(hi - lo)), sources)
 
     def merge(self, newer: CandleTable) -> CandleTable:
         """This table and ``newer`` together; of two candles with one timestamp, newer's wins."""
@@ -165,3 +198,16 @@ class CandleTable:
 
     def _timestamp_at(self, index: int) -> int:
         return int(self._table.column("timestamp")[index].as_py())
+
+
+def _slice_sources(sources: tuple[RowSource, ...], lo: int, hi: int) -> tuple[RowSource, ...]:
+    """The sources of rows ``lo`` to ``hi`` of a table whose rows are ``sources``."""
+    sliced = []
+    offset = 0
+    for source in sources:
+        count = source.hi - source.lo
+        first, last = max(int(lo) - offset, 0), min(int(hi) - offset, count)
+        if first < last:
+            sliced.append(source._replace(lo=source.lo + first, hi=source.lo + last))
+        offset += count
+    return tuple(sliced)

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     sealed_recheck_seconds: float = Field(default=10.0, ge=0, le=3_600)
     # max-age of HTTP pages whose range is wholly sealed (immutable until a repair).
     sealed_max_age_seconds: int = Field(default=86_400, ge=0, le=31_536_000)
+    # Memory for warm pages (MiB; 0 turns one off): sealed pages of at most 1 MiB kept
+    # encoded, and the JSON/CSV text of sealed objects' rows that pages of at most 10,000
+    # candles are cut from.
+    page_cache_mb: int = Field(default=16, ge=0, le=4_096)
+    row_text_cache_mb: int = Field(default=64, ge=0, le=4_096)
 
     # Auth
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -10,10 +10,13 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from cbtrade.api.caching import SealedPageCache
+from cbtrade.api.encoding import RowTextCache
 from cbtrade.api.errors import install_error_handlers
 from cbtrade.api.routes import health_router, v1_router
 from cbtrade.config import Settings, get_settings
 from cbtrade.services import ServiceContainer
+
+_MIB = 1024 * 1024
 
 
 def _log_service_events() -> None:
@@ -74,7 +77,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = container
-    app.state.sealed_pages = SealedPageCache()
+    app.state.sealed_pages = SealedPageCache(container.settings.page_cache_mb * _MIB)
+    app.state.row_text = RowTextCache(container.settings.row_text_cache_mb * _MIB)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(v1_router)

@@ -22,12 +22,15 @@ from typing import NamedTuple
 from starlette.requests import Request
 from starlette.responses import Response
 
-_CARRIED_ON_304 = ("ETag", "Cache-Control", "Vary", "Link", "X-Continuation-Token", "X-Series")
-DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
+from cbtrade.api.encoding import EncodedBody
+
+_CARRIED_ON_304 = ("etag", "cache-control", "vary", "link", "x-continuation-token", "x-series")
+DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class EncodedPage(NamedTuple):
-    """A page ready to send again: its body, its headers, and its ETag."""
+    """A page ready to send again: its body, its headers (names in lower case), and its
+    ETag."""
 
     body: bytes
     headers: dict[str, str]
@@ -37,10 +40,14 @@ class EncodedPage(NamedTuple):
 
 class SealedPageCache:
     """Encoded sealed pages by key (URL and sealed-data epoch), least recently used first out,
-    bounded in bytes."""
+    bounded in bytes. Pages above ``max_page_bytes`` are not kept: a bulk read costs about
+    the same per byte either way, and would push out the many small pages."""
 
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    def __init__(
+        self, max_bytes: int = DEFAULT_CACHE_BYTES, *, max_page_bytes: int = 1024 * 1024
+    ) -> None:
         self._max_bytes = max_bytes
+        self._max_page_bytes = min(max_page_bytes, max_bytes)
         self._pages: OrderedDict[Hashable, EncodedPage] = OrderedDict()
         self._bytes = 0
 
@@ -53,7 +60,7 @@ class SealedPageCache:
 
     def put(self, key: Hashable, page: EncodedPage) -> None:
         """Keep ``page`` under ``key`` (unless it alone exceeds the bound)."""
-        if len(page.body) > self._max_bytes:
+        if len(page.body) > self._max_page_bytes:
             return
         old = self._pages.pop(key, None)
         if old is not None:
@@ -65,25 +72,22 @@ class SealedPageCache:
             self._bytes -= len(evicted.body)
 
 
-def encoded_page(response: Response, *, sealed: bool, max_age: int) -> EncodedPage:
-    """``response``'s page with its validators and caching headers."""
-    etag = '"' + hashlib.blake2b(response.body, digest_size=16).hexdigest() + '"'
-    headers = {name: value for name, value in response.headers.items() if name != "content-length"}
-    headers["ETag"] = etag
-    headers["Vary"] = "Authorization"
-    headers["Cache-Control"] = (
-        f"public, max-age={max_age}, immutable" if sealed else "private, no-cache"
-    )
-    return EncodedPage(bytes(response.body), headers, response.media_type or "", etag)
+def encoded_page(encoded: EncodedBody, *, sealed: bool, max_age: int) -> EncodedPage:
+    """``encoded`` with its validators and caching headers."""
+    etag = '"' + hashlib.blake2b(encoded.fingerprint, digest_size=16).hexdigest() + '"'
+    headers = {
+        **encoded.headers,
+        "etag": etag,
+        "vary": "Authorization",
+        "cache-control": f"public, max-age={max_age}, immutable" if sealed else "private, no-cache",
+    }
+    return EncodedPage(encoded.body, headers, encoded.media_type, etag)
 
 
 def page_response(request: Request, page: EncodedPage) -> Response:
     """The page, or a 304 if the client's ``If-None-Match`` names its ETag."""
     if _matches(request.headers.get("if-none-match"), page.etag):
-        lowered = {name.lower(): value for name, value in page.headers.items()}
-        carried = {
-            name: lowered[name.lower()] for name in _CARRIED_ON_304 if name.lower() in lowered
-        }
+        carried = {name: page.headers[name] for name in _CARRIED_ON_304 if name in page.headers}
         return Response(status_code=304, headers=carried)
     return Response(page.body, headers=page.headers, media_type=page.media_type)
 

@@ -6,20 +6,23 @@ reads the body); JSON carries both in its body too.
 
 Pages are encoded from the candle columns without a Python object per candle: orjson formats
 each column's numbers at once (the shortest text that round-trips; a whole float keeps its
-``.0``) and Arrow joins them into rows, so a JSON page costs milliseconds.
+``.0``) and Arrow joins them into rows, so a JSON page costs milliseconds. The rows of a page
+read wholly from sealed objects cost less still: :class:`RowTextCache` keeps the text of every
+row of such an object, rendered once, and the page is cut from it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from starlette.responses import Response
 
-from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE, CANDLE_FIELDS, CandleTable
+from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE, CANDLE_FIELDS, CandleTable, RowSource
 from cbtrade.historical.interfaces import OhlcvPage
 
 PageFormat = Literal["json", "csv", "arrow"]
@@ -28,24 +31,143 @@ _JSON_ROW = tuple(
 )
 _CSV_ROW = (b"", *([b","] * (len(CANDLE_FIELDS) - 1)))
 _CSV_HEADER = (",".join(CANDLE_FIELDS) + "\n").encode()
+_ROW_FORMATS = {"json": (_JSON_ROW, b"},"), "csv": (_CSV_ROW, b"\n")}
+_ROW_TEXT_VERSION = b"rows-1"
+"""Names how rows are rendered; part of the ETag of a page cut from rendered rows, so a
+change of rendering changes the ETag."""
+DEFAULT_ROW_TEXT_BYTES = 64 * 1024 * 1024
+DEFAULT_ROW_TEXT_MAX_PAGE_ROWS = 10_000
 
 
-def encode_page(page: OhlcvPage, *, next_link: str | None, page_format: PageFormat) -> Response:
-    """The HTTP response for ``page`` in ``page_format``."""
-    headers = {"X-Series": f"{page.exchange}:{page.symbol}:{page.timeframe}"}
+class EncodedBody(NamedTuple):
+    """A page as it is sent: its body, media type and headers, and what its ETag digests."""
+
+    body: bytes
+    media_type: str
+    headers: dict[str, str]
+    fingerprint: bytes
+    """The body itself; or, for a body cut from rendered rows, a short text that names it as
+    exactly: the rendering, the envelope, and which rows of which stored objects."""
+
+
+class _Rendered(NamedTuple):
+    text: memoryview
+    offsets: Any
+    """Where each row's text starts in ``text`` (one more than the rows: the end)."""
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.text) + int(self.offsets.nbytes)
+
+
+class RowTextCache:
+    """The text of the rows of stored objects, in JSON or CSV, rendered once per block of
+    ``BLOCK_ROWS`` rows of an object and format, least recently used first out, bounded in
+    bytes.
+
+    Objects are named by their key and ETag (:class:`~cbtrade.candle_table.RowSource`), so
+    a rendering is never served for other rows than it was made from. Blocks, not whole
+    objects, are rendered: a page costs at most two blocks more than its own rows. Only
+    pages of at most ``max_page_rows`` use it: a bulk read costs the same per row either way,
+    and would otherwise push out the blocks that many small pages share.
+    """
+
+    BLOCK_ROWS = 512
+
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_ROW_TEXT_BYTES,
+        *,
+        max_page_rows: int = DEFAULT_ROW_TEXT_MAX_PAGE_ROWS,
+    ) -> None:
+        self._max_bytes = max_bytes
+        self._max_page_rows = max_page_rows
+        self._blocks: OrderedDict[tuple[Hashable, str, int], _Rendered] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of rendered text (and row offsets) held."""
+        return self._bytes
+
+    def page_rows(self, candles: CandleTable, page_format: PageFormat) -> list[memoryview] | None:
+        """The text of ``candles``'s rows, each ended by the format's row end, as runs of
+        bytes to be joined; None unless they know their stored objects and are few enough."""
+        sources = candles.sources
+        if sources is None or len(candles) > self._max_page_rows or self._max_bytes <= 0:
+            return None
+        return [run for source in sources for run in self._source_rows(source, page_format)]
+
+    def _source_rows(self, source: RowSource, page_format: PageFormat) -> list[memoryview]:
+        runs: list[memoryview] = []
+        if source.hi <= source.lo:
+            return runs
+        size = self.BLOCK_ROWS
+        for block in range(source.lo // size, -(-source.hi // size)):
+            rendered = self._block(source, page_format, block)
+            first = max(source.lo - block * size, 0)
+            last = min(source.hi - block * size, len(rendered.offsets) - 1)
+            runs.append(rendered.text[rendered.offsets[first] : rendered.offsets[last]])
+        return runs
+
+    def _block(self, source: RowSource, page_format: PageFormat, block: int) -> _Rendered:
+        key = (source.identity, page_format, block)
+        rendered = self._blocks.get(key)
+        if rendered is not None:
+            self._blocks.move_to_end(key)
+            return rendered
+        rows = source.table.slice(block * self.BLOCK_ROWS, self.BLOCK_ROWS).combine_chunks()
+        joined = _joined_rows(rows.to_batches()[0], *_ROW_FORMATS[page_format])
+        offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)
+        offsets = offsets[joined.offset : joined.offset + len(joined) + 1] - offsets[joined.offset]
+        start = int(np.frombuffer(joined.buffers()[1], dtype=np.int32)[joined.offset])
+        rendered = _Rendered(memoryview(joined.buffers()[2])[start:], offsets)
+        if rendered.nbytes <= self._max_bytes:
+            self._blocks[key] = rendered
+            self._bytes += rendered.nbytes
+            while self._bytes > self._max_bytes:
+                self._bytes -= self._blocks.popitem(last=False)[1].nbytes
+        return rendered
+
+
+def encode_page(
+    page: OhlcvPage,
+    *,
+    next_link: str | None,
+    page_format: PageFormat,
+    row_text: RowTextCache | None = None,
+) -> EncodedBody:
+    """``page`` in ``page_format``; its rows cut from ``row_text`` when the page is sealed
+    and its candles know their stored objects."""
+    headers = {"x-series": f"{page.exchange}:{page.symbol}:{page.timeframe}"}
     if page.continuation_token is not None and next_link is not None:
-        headers["X-Continuation-Token"] = page.continuation_token
-        headers["Link"] = f'<{next_link}>; rel="next"'
+        headers["x-continuation-token"] = page.continuation_token
+        headers["link"] = f'<{next_link}>; rel="next"'
+    if page_format == "arrow":
+        body = _arrow(page.candles)
+        return EncodedBody(body, ARROW_STREAM_MEDIA_TYPE, headers, body)
     if page_format == "json":
-        return Response(_json(page, next_link), media_type="application/json", headers=headers)
-    if page_format == "csv":
-        body = b"".join((_CSV_HEADER, *_rows(page.candles, _CSV_ROW, b"\n")))
-        return Response(body, media_type="text/csv", headers=headers)
-    return Response(_arrow(page.candles), media_type=ARROW_STREAM_MEDIA_TYPE, headers=headers)
+        head, tail, media_type = (*_json_envelope(page, next_link), "application/json")
+    else:
+        head, tail, media_type = _CSV_HEADER, b"", "text/csv"
+    rows = None
+    if page.sealed and row_text is not None:
+        rows = row_text.page_rows(page.candles, page_format)
+    if rows is None:
+        rows = _rows(page.candles, *_ROW_FORMATS[page_format])
+        fingerprint = None
+    else:
+        sources = page.candles.sources or ()
+        named = repr([(s.identity, s.lo, s.hi) for s in sources]).encode()
+        fingerprint = b"\n".join((_ROW_TEXT_VERSION, head, tail, named))
+    if rows and page_format == "json":
+        rows[-1] = rows[-1][:-1]  # no comma after the last candle
+    body = b"".join((head, *rows, tail))
+    return EncodedBody(body, media_type, headers, body if fingerprint is None else fingerprint)
 
 
-def _json(page: OhlcvPage, next_link: str | None) -> bytes:
-    """The page's JSON body: the candles' text is spliced into an orjson-encoded envelope."""
+def _json_envelope(page: OhlcvPage, next_link: str | None) -> tuple[bytes, bytes]:
+    """The page's JSON body before and after the candles' text."""
     envelope = orjson.dumps(
         {
             "exchange": page.exchange,
@@ -57,24 +179,25 @@ def _json(page: OhlcvPage, next_link: str | None) -> bytes:
         }
     )
     head, tail = envelope.split(b'"candles":[]', 1)
-    rows = _rows(page.candles, _JSON_ROW, b"},")
-    if rows:
-        rows[-1] = rows[-1][:-1]  # no comma after the last candle
-    return b"".join((head, b'"candles":[', *rows, b"]", tail))
+    return head + b'"candles":[', b"]" + tail
 
 
 def _rows(candles: CandleTable, prefixes: tuple[bytes, ...], row_end: bytes) -> list[memoryview]:
     """The text of every candle, ``prefixes[i] + value[i]`` for each column then ``row_end``,
     as consecutive runs of bytes to be joined."""
-    runs = []
-    for batch in candles.arrow.to_batches():
-        if not batch.num_rows:
-            continue
-        parts: list[Any] = []
-        for prefix, column in zip(prefixes, batch.columns, strict=True):
-            parts.extend((prefix, _number_text(column)))
-        runs.append(_string_data(pc.binary_join_element_wise(*parts, row_end, b"")))
-    return runs
+    return [
+        _string_data(_joined_rows(batch, prefixes, row_end))
+        for batch in candles.arrow.to_batches()
+        if batch.num_rows
+    ]
+
+
+def _joined_rows(batch: Any, prefixes: tuple[bytes, ...], row_end: bytes) -> Any:
+    """A binary array of each row's text."""
+    parts: list[Any] = []
+    for prefix, column in zip(prefixes, batch.columns, strict=True):
+        parts.extend((prefix, _number_text(column)))
+    return pc.binary_join_element_wise(*parts, row_end, b"")
 
 
 def _number_text(column: Any) -> Any:

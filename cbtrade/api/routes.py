@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from cbtrade.api.caching import SealedPageCache, encoded_page, page_response
-from cbtrade.api.encoding import PageFormat, encode_page
+from cbtrade.api.encoding import PageFormat, RowTextCache, encode_page
 from cbtrade.api.params import normalize_symbol, parse_timestamp
 from cbtrade.auth.interfaces import Principal, require_admin
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
@@ -181,6 +181,7 @@ async def get_ohlcv(
 ) -> Response:
     """Candles of ``[start, end)``, ascending, gap-filled from the exchange, page by page."""
     pages: SealedPageCache = request.app.state.sealed_pages
+    row_text: RowTextCache = request.app.state.row_text
     epoch = await services.history.sealed_epoch(
         exchange_name=exchange,
         coin_symbol=normalize_symbol(symbol),
@@ -210,7 +211,7 @@ async def get_ohlcv(
             query["format"] = format
         next_link = f"{request.url.path}?{urlencode(query)}"
     encoded = encoded_page(
-        encode_page(page, next_link=next_link, page_format=format),
+        encode_page(page, next_link=next_link, page_format=format, row_text=row_text),
         sealed=page.sealed,
         max_age=services.settings.sealed_max_age_seconds,
     )

@@ -473,6 +473,7 @@ class ObjectRawDataStorage(IRawDataStorage):
             if data is None:  # only a backend's bug could say "unchanged" for an unknown ETag
                 raise StorageError(f"{key}: reported unchanged but not cached")
             table, covered = _decode(key, data)
+            table = table.with_source((key, etag))
         # Concurrent loads may have evicted or replaced the entry while this one awaited.
         self._forget(key)
         period = self._paths.parse_path(key).period

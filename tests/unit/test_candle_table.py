@@ -85,3 +85,43 @@ def test_from_arrow_refuses_what_is_not_an_ascending_candle_table() -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match="null"):
         CandleTable.from_arrow(nulls)
+
+
+CANDLES = _candles(*range(13))
+
+
+def _source_rows(table: CandleTable) -> list[Candle]:
+    """The candles the table's sources name, read from the sources' own tables."""
+    if not len(table):
+        return []
+    assert table.sources is not None
+    rows = []
+    for source in table.sources:
+        whole = CandleTable.from_arrow(source.table).to_candles()
+        rows.extend(whole[source.lo : source.hi])
+    return rows
+
+
+def test_sources_follow_slices_and_concatenations_exactly() -> None:
+    january = CandleTable.from_candles(CANDLES[:6]).with_source(("jan", "e1"))
+    february = CandleTable.from_candles(CANDLES[6:]).with_source(("feb", "e1"))
+    assert [s.identity for s in january.sources or ()] == [("jan", "e1")]
+    joined = CandleTable.concat([january, february])
+    for lo in range(0, len(CANDLES) + 1, 2):
+        for hi in range(lo, len(CANDLES) + 1, 3):
+            part = joined.between(
+                CANDLES[0].timestamp + lo * STEP, CANDLES[0].timestamp + hi * STEP
+            )
+            assert _source_rows(part) == part.to_candles()
+            middle = CANDLES[0].timestamp + (lo + hi) // 2 * STEP
+            again = CandleTable.concat([part.between(0, middle), part.between(middle, 2**62)])
+            assert _source_rows(again) == part.to_candles()
+
+
+def test_tables_not_cut_from_sources_have_none() -> None:
+    sourced = CandleTable.from_candles(CANDLES[:6]).with_source(("jan", "e1"))
+    plain = CandleTable.from_candles(CANDLES[6:])
+    assert plain.sources is None
+    assert CandleTable.concat([sourced, plain]).sources is None
+    newer = CandleTable.from_candles([CANDLES[2]._replace(close=-1.0)])
+    assert sourced.merge(newer).sources is None  # rows changed: not the object's any more

@@ -10,7 +10,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from cbtrade.api.encoding import encode_page
+from cbtrade.api.encoding import RowTextCache, encode_page
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE, CandleTable
 from cbtrade.historical.interfaces import OhlcvPage
 from cbtrade.models import Candle
@@ -103,3 +103,63 @@ def test_a_page_of_several_stored_slices_encodes_every_candle() -> None:
     csv_lines = bytes(encode_page(page, next_link=None, page_format="csv").body).splitlines()
     assert csv_lines[1] == b"3000000,10.0,10.0,10.0,10.0,10.0"
     assert len(csv_lines) == 1 + 67
+
+
+def _sourced(identity: str, count: int, first: int = 0) -> CandleTable:
+    """A stored object's table: ``count`` random candles from index ``first``."""
+    rng = random.Random(identity)
+    candles = [
+        Candle(i * 300_000, *(rng.uniform(0, 10 ** rng.randint(-8, 9)) for _ in range(5)))
+        for i in range(first, first + count)
+    ]
+    return CandleTable.from_candles(candles).with_source((identity, "etag-1"))
+
+
+@pytest.mark.parametrize("page_format", ["json", "csv"])
+def test_sealed_pages_cut_from_rendered_rows_equal_pages_rendered_whole(page_format: str) -> None:
+    """Slices across blocks and objects, from a small cache that must evict: byte for byte
+    what the page rendered on its own is."""
+    objects = [_sourced("a", 1_300), _sourced("b", 700, first=1_300), _sourced("c", 5, 2_000)]
+    whole = CandleTable.concat(objects)
+    rows = RowTextCache(max_bytes=120_000)
+    rng = random.Random(3)
+    for _ in range(60):
+        lo = rng.randrange(0, 2_005)
+        hi = rng.randrange(lo, 2_006)
+        candles = whole.between(lo * 300_000, hi * 300_000)
+        sealed = PAGE._replace(candles=candles, sealed=True)
+        cut = encode_page(sealed, next_link=LINK, page_format=page_format, row_text=rows)
+        rendered = encode_page(
+            sealed._replace(sealed=False), next_link=LINK, page_format=page_format, row_text=rows
+        )
+        assert cut.body == rendered.body, (lo, hi)
+        if len(candles):
+            assert cut.fingerprint != cut.body  # named by its rows, not digested whole
+    assert 0 < rows.nbytes <= 120_000
+
+
+def test_rendered_rows_are_named_by_object_and_etag() -> None:
+    rows = RowTextCache()
+    first = _sourced("a", 10)
+    page = PAGE._replace(candles=first, sealed=True)
+    before = encode_page(page, next_link=None, page_format="json", row_text=rows)
+    changed = CandleTable.from_candles(
+        [c._replace(close=c.close + 1) for c in first.to_candles()]
+    ).with_source(("a", "etag-2"))
+    after = encode_page(
+        page._replace(candles=changed), next_link=None, page_format="json", row_text=rows
+    )
+    assert orjson.loads(after.body)["candles"] == [row._asdict() for row in changed.to_candles()]
+    assert after.fingerprint != before.fingerprint
+
+
+def test_pages_too_large_or_not_sealed_are_rendered_on_their_own() -> None:
+    rows = RowTextCache(max_page_rows=100)
+    large = PAGE._replace(candles=_sourced("a", 101), sealed=True)
+    assert encode_page(large, next_link=None, page_format="json", row_text=rows).fingerprint == (
+        encode_page(large, next_link=None, page_format="json").body
+    )
+    small = large._replace(candles=_sourced("b", 100))
+    assert rows.page_rows(small.candles, "json") is not None
+    assert rows.page_rows(large.candles, "json") is None
+    assert rows.page_rows(CandleTable.from_candles(CANDLES), "json") is None  # no sources
