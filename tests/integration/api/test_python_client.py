@@ -4,6 +4,10 @@ exchange simulator behind ccxt, the local-disk store."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from cbtrade_client import (
     ServiceUnavailableError,
 )
 from tests.exchange_simulator import ExchangeSimulator
+from tests.fixtures.imports import REPO
 from tests.fixtures.service import KEY
 
 DAY = 86_400_000
@@ -130,3 +135,83 @@ def test_503_is_retried_after_the_wait_and_raised_when_it_lasts(
         client.get_candles("binance", "BTC/USDT", start=START, end=END)
     assert (caught.value.status_code, caught.value.code) == (503, "exchange_unavailable")
     assert len(sleeps) == 2
+
+
+IN_A_FRESH_VENV = """
+import json, sys
+import cbtrade_client
+from cbtrade_client import CandleClient
+
+base_url, key, progress = sys.argv[1], sys.argv[2], sys.argv[3] == "progress"
+missing = {}
+try:
+    import cbtrade
+except ModuleNotFoundError as exc:
+    missing["the service"] = str(exc)
+with CandleClient(base_url, api_key=key) as client:
+    candles = client.get_candles(
+        "cryptocom", "BTC/USD", start="2023-12-30T00:00:00Z", end="2024-01-04T00:00:00Z",
+        limit=300, progress=progress,
+    )
+    if not progress:
+        for method in ("get_table", "get_dataframe", "get_candles"):
+            try:
+                getattr(client, method)("cryptocom", "BTC/USD", start="2024-01-01", progress=True)
+            except ModuleNotFoundError as exc:
+                missing[method] = str(exc)
+print(json.dumps({"module": cbtrade_client.__file__, "candles": candles, "missing": missing}))
+"""
+NOT_FOR_CLIENTS = ("ccxt", "fastapi", "pyarrow", "pandas", "numpy", "orjson", "tqdm")
+
+
+def run(command: list[str | Path], cwd: Path, what: str) -> subprocess.CompletedProcess[str]:
+    """``command`` run to the end outside the repo, without this process' PYTHONPATH;
+    a failure of the test that says ``what`` failed, with the end of its output."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{what} failed ({result.returncode}):\n{result.stdout[-2000:]}\n"
+                    f"{result.stderr[-4000:]}")  # fmt: skip
+    return result
+
+
+@pytest.mark.timeout(600)
+def test_a_fresh_venv_installs_the_client_alone_and_reads_an_exact_range(
+    base_url: str, simulator: ExchangeSimulator, tmp_path: Path
+) -> None:
+    """Issue 15's acceptance: a fresh venv outside the repo installs ./clients/python
+    without ccxt, FastAPI, the Azure SDK, pyarrow or pandas, and reads an exact range
+    through it with ISO strings. pip may fetch httpx and its dependencies from the package
+    index: without one, this test fails (it is never skipped)."""
+    venv, python = tmp_path / "venv", tmp_path / "venv" / "bin" / "python"
+    run([sys.executable, "-m", "venv", venv], tmp_path, "python -m venv")
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    client_dir = REPO / "clients" / "python"
+    install = "pip install ./clients/python (needs the package index for httpx)"
+    run([*pip, "install", client_dir], tmp_path, install)
+    listed = run([*pip, "list", "--format=json"], tmp_path, "pip list").stdout
+    installed = {package["name"].lower() for package in json.loads(listed)}
+    assert {"cbtrade-client", "httpx"} <= installed
+    assert not {name for name in installed if name.startswith(("azure", *NOT_FOR_CLIENTS))}
+
+    script = tmp_path / "read_a_range.py"
+    script.write_text(IN_A_FRESH_VENV)
+    plain = json.loads(run([python, script, base_url, KEY, "plain"], tmp_path, "read").stdout)
+    assert Path(plain["module"]).is_relative_to(venv)
+    assert [Candle(*c) for c in plain["candles"]] == truth(simulator, "cryptocom", "BTC/USD")
+    assert plain["missing"] == {
+        "the service": "No module named 'cbtrade'",
+        "get_table": "get_table needs pyarrow: pip install 'cbtrade-client[arrow]'",
+        "get_dataframe": "get_dataframe needs pyarrow: pip install 'cbtrade-client[pandas]'",
+        "get_candles": "progress=True needs tqdm: pip install 'cbtrade-client[progress]'",
+    }
+
+    run([*pip, "install", f"{client_dir}[progress]"], tmp_path, f"{install}[progress]")
+    shown = run([python, script, base_url, KEY, "progress"], tmp_path, "read with progress")
+    assert json.loads(shown.stdout)["candles"] == plain["candles"]
+    last_line = shown.stderr.strip().splitlines()[-1].split("\r")[-1]
+    assert "cryptocom BTC/USD 5m" in last_line
+    assert f"{len(plain['candles'])} candles" in last_line
+    assert "pages=3" in last_line
