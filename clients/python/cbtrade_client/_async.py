@@ -10,21 +10,10 @@ from typing import TYPE_CHECKING, Self, TypeVar, Unpack
 
 import httpx
 
-from cbtrade_client._base import ClientBase, ClientOptions, as_client_error, checked
+from cbtrade_client._base import ATTEMPT_FAILED, ClientBase, ClientOptions, as_client_error, checked
 from cbtrade_client._decode import Candle, concat_tables, to_dataframe
 from cbtrade_client._errors import CbTradeClientError
-from cbtrade_client._requests import (
-    OHLCV_PATH,
-    CandleQuery,
-    JsonCall,
-    PagedRead,
-    Params,
-    arrow_pages,
-    candle_pages,
-    coins_call,
-    exchanges_call,
-    latest_call,
-)
+from cbtrade_client._requests import OHLCV_PATH, CandleQuery, JsonCall, PagedRead, Params
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,7 +49,7 @@ class AsyncCandleClient(ClientBase):
         while True:
             try:
                 return checked(await self._http.get(url, params=params))
-            except (httpx.TransportError, CbTradeClientError) as exc:
+            except ATTEMPT_FAILED as exc:
                 delay = retrying.wait_after(as_client_error(exc))
             await self._sleep(delay)
 
@@ -90,7 +79,7 @@ class AsyncCandleClient(ClientBase):
         self, exchange: str, symbol: str, **query: Unpack[CandleQuery]
     ) -> AsyncGenerator[Candle, None]:
         """Every candle of ``[start, end)``, page after page (options: :class:`CandleQuery`)."""
-        return self._candles(candle_pages("iter_candles", exchange, symbol, query))
+        return self._candles(PagedRead.candles("iter_candles", exchange, symbol, query))
 
     async def _candles(self, read: PagedRead[list[Candle]]) -> AsyncGenerator[Candle, None]:
         async with contextlib.aclosing(self._pages(read)) as pages:
@@ -102,34 +91,34 @@ class AsyncCandleClient(ClientBase):
         self, exchange: str, symbol: str, **query: Unpack[CandleQuery]
     ) -> list[Candle]:
         """Every candle of ``[start, end)`` as a list (options: :class:`CandleQuery`)."""
-        read = candle_pages("get_candles", exchange, symbol, query)
+        read = PagedRead.candles("get_candles", exchange, symbol, query)
         return [candle async for candle in self._candles(read)]
 
     async def get_table(self, exchange: str, symbol: str, **query: Unpack[CandleQuery]) -> pa.Table:
         """The candles as one pyarrow Table (needs the extra ``[arrow]``)."""
-        read = arrow_pages("get_table", exchange, symbol, query)
+        read = PagedRead.arrow("get_table", exchange, symbol, query)
         return concat_tables([table async for table in self._pages(read)])
 
     async def get_dataframe(
         self, exchange: str, symbol: str, **query: Unpack[CandleQuery]
     ) -> pd.DataFrame:
         """The candles as a pandas DataFrame indexed by UTC open time (needs ``[pandas]``)."""
-        read = arrow_pages("get_dataframe", exchange, symbol, query)
+        read = PagedRead.arrow("get_dataframe", exchange, symbol, query)
         return to_dataframe(concat_tables([table async for table in self._pages(read)]))
 
     async def latest_timestamp(
         self, exchange: str, symbol: str, *, timeframe: str = "5m"
     ) -> int | None:
         """Open time (epoch ms UTC) of the newest stored candle of the series, or None."""
-        return await self._call(latest_call(exchange, symbol, timeframe))
+        return await self._call(JsonCall.latest(exchange, symbol, timeframe))
 
     async def list_exchanges(self) -> list[str]:
         """Exchange ids the service has a plugin for."""
-        return await self._call(exchanges_call())
+        return await self._call(JsonCall.exchanges())
 
     async def list_coins(self, exchange: str) -> list[str]:
         """Symbols stored for ``exchange``."""
-        return await self._call(coins_call(exchange))
+        return await self._call(JsonCall.coins(exchange))
 
     async def close(self) -> None:
         """Close the HTTP connections."""

@@ -77,6 +77,10 @@ def checked(response: httpx.Response) -> httpx.Response:
     raise error_for(response)
 
 
+ATTEMPT_FAILED = (httpx.TransportError, CbTradeClientError)
+"""What one attempt of a request may raise (see ``as_client_error``)."""
+
+
 def as_client_error(exc: Exception) -> CbTradeClientError:
     """The client error a failed attempt stands for: a transport error is a connection
     error; the client's own errors are themselves."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Required, Self, TypedDict, TypeVar, cast
 from urllib.parse import quote
 
@@ -75,8 +74,9 @@ def ohlcv_params(method: str, exchange: str, symbol: str, query: CandleQuery) ->
 
 
 class PagedRead(Generic[_T]):
-    """One range read: its first page's query, how each page is decoded and counted, and
-    its progress bar. Use it as a context manager (the bar is closed at the end)."""
+    """One range read (``PagedRead.candles(...)`` or ``PagedRead.arrow(...)``): its first
+    page's query, how each page is decoded and counted, and its progress bar. Use it as a
+    context manager (the bar is shown inside)."""
 
     def __init__(
         self,
@@ -100,6 +100,31 @@ class PagedRead(Generic[_T]):
         self._progress: Progress | None = None
 
     @staticmethod
+    def candles(
+        method: str, exchange: str, symbol: str, query: CandleQuery
+    ) -> PagedRead[list[Candle]]:
+        """A read of JSON pages, each decoded to Candles, for ``method``."""
+        return PagedRead(
+            method, exchange, symbol, query, page_format="json", decode=json_candles, count=len
+        )
+
+    @staticmethod
+    def arrow(method: str, exchange: str, symbol: str, query: CandleQuery) -> PagedRead[pa.Table]:
+        """A read of Arrow pages, each decoded to a pyarrow Table, for ``method``
+        (``get_table`` or ``get_dataframe``: ModuleNotFoundError naming the extra when what
+        it needs is not installed)."""
+        require(method)
+        return PagedRead(
+            method,
+            exchange,
+            symbol,
+            query,
+            page_format="arrow",
+            decode=arrow_table,
+            count=lambda table: int(table.num_rows),
+        )
+
+    @staticmethod
     def next_link(response: httpx.Response) -> str | None:
         """The next page's link from the ``Link: <...>; rel="next"`` header (None on the last)."""
         link = response.headers.get("link")
@@ -116,44 +141,15 @@ class PagedRead(Generic[_T]):
         self._progress = Progress(self._show_progress, self._description)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._progress is not None:
             self._progress.close()
 
 
-def candle_pages(
-    method: str, exchange: str, symbol: str, query: CandleQuery
-) -> PagedRead[list[Candle]]:
-    """A read of JSON pages, each decoded to Candles."""
-    return PagedRead(
-        method, exchange, symbol, query, page_format="json", decode=json_candles, count=len
-    )
-
-
-def arrow_pages(method: str, exchange: str, symbol: str, query: CandleQuery) -> PagedRead[pa.Table]:
-    """A read of Arrow pages, each decoded to a pyarrow Table, for ``method`` (``get_table``
-    or ``get_dataframe``: ModuleNotFoundError naming the extra when what it needs is not
-    installed)."""
-    require(method)
-    return PagedRead(
-        method,
-        exchange,
-        symbol,
-        query,
-        page_format="arrow",
-        decode=arrow_table,
-        count=lambda table: int(table.num_rows),
-    )
-
-
 @dataclass(frozen=True)
 class JsonCall(Generic[_T]):
-    """A GET whose answer is one field of a JSON object."""
+    """A GET whose answer is one field of a JSON object: ``JsonCall.latest(...)``,
+    ``JsonCall.exchanges()``, ``JsonCall.coins(...)``."""
 
     path: str
     params: Params | None
@@ -162,15 +158,15 @@ class JsonCall(Generic[_T]):
     def result(self, response: httpx.Response) -> _T:
         return cast(_T, loads(response.content)[self.field])
 
+    @staticmethod
+    def latest(exchange: str, symbol: str, timeframe: str) -> JsonCall[int | None]:
+        params: Params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+        return JsonCall(f"{OHLCV_PATH}/latest", params, "timestamp")
 
-def latest_call(exchange: str, symbol: str, timeframe: str) -> JsonCall[int | None]:
-    params: Params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
-    return JsonCall(f"{OHLCV_PATH}/latest", params, "timestamp")
+    @staticmethod
+    def exchanges() -> JsonCall[list[str]]:
+        return JsonCall("/api/v1/exchanges", None, "exchanges")
 
-
-def exchanges_call() -> JsonCall[list[str]]:
-    return JsonCall("/api/v1/exchanges", None, "exchanges")
-
-
-def coins_call(exchange: str) -> JsonCall[list[str]]:
-    return JsonCall(f"/api/v1/exchanges/{quote(exchange, safe='')}/coins", None, "coins")
+    @staticmethod
+    def coins(exchange: str) -> JsonCall[list[str]]:
+        return JsonCall(f"/api/v1/exchanges/{quote(exchange, safe='')}/coins", None, "coins")

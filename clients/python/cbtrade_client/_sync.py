@@ -11,21 +11,9 @@ from typing import TYPE_CHECKING, Self, TypeVar, Unpack
 
 import httpx
 
-from cbtrade_client._base import ClientBase, ClientOptions, as_client_error, checked
+from cbtrade_client._base import ATTEMPT_FAILED, ClientBase, ClientOptions, as_client_error, checked
 from cbtrade_client._decode import Candle, concat_tables, to_dataframe
-from cbtrade_client._errors import CbTradeClientError
-from cbtrade_client._requests import (
-    OHLCV_PATH,
-    CandleQuery,
-    JsonCall,
-    PagedRead,
-    Params,
-    arrow_pages,
-    candle_pages,
-    coins_call,
-    exchanges_call,
-    latest_call,
-)
+from cbtrade_client._requests import OHLCV_PATH, CandleQuery, JsonCall, PagedRead, Params
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +51,7 @@ class CandleClient(ClientBase):
         while True:
             try:
                 return checked(self._http.get(url, params=params))
-            except (httpx.TransportError, CbTradeClientError) as exc:
+            except ATTEMPT_FAILED as exc:
                 delay = retrying.wait_after(as_client_error(exc))
             self._sleep(delay)
 
@@ -93,7 +81,7 @@ class CandleClient(ClientBase):
 
         ``client.iter_candles("cryptocom", "BTC/USD", start="2024-01-01", end="2024-02-01")``
         """
-        return self._candles(candle_pages("iter_candles", exchange, symbol, query))
+        return self._candles(PagedRead.candles("iter_candles", exchange, symbol, query))
 
     def _candles(self, read: PagedRead[list[Candle]]) -> Generator[Candle, None, None]:
         with closing(self._pages(read)) as pages:
@@ -102,32 +90,34 @@ class CandleClient(ClientBase):
 
     def get_candles(self, exchange: str, symbol: str, **query: Unpack[CandleQuery]) -> list[Candle]:
         """Every candle of ``[start, end)`` as a list (options: :class:`CandleQuery`)."""
-        return list(self._candles(candle_pages("get_candles", exchange, symbol, query)))
+        return list(self._candles(PagedRead.candles("get_candles", exchange, symbol, query)))
 
     def get_table(self, exchange: str, symbol: str, **query: Unpack[CandleQuery]) -> pa.Table:
         """The candles as one pyarrow Table, read as Arrow pages (needs the extra
         ``[arrow]``; options: :class:`CandleQuery`)."""
-        return concat_tables(list(self._pages(arrow_pages("get_table", exchange, symbol, query))))
+        return concat_tables(
+            list(self._pages(PagedRead.arrow("get_table", exchange, symbol, query)))
+        )
 
     def get_dataframe(
         self, exchange: str, symbol: str, **query: Unpack[CandleQuery]
     ) -> pd.DataFrame:
         """The candles as a pandas DataFrame indexed by UTC open time, read as Arrow pages
         (needs the extra ``[pandas]``; options: :class:`CandleQuery`)."""
-        read = arrow_pages("get_dataframe", exchange, symbol, query)
+        read = PagedRead.arrow("get_dataframe", exchange, symbol, query)
         return to_dataframe(concat_tables(list(self._pages(read))))
 
     def latest_timestamp(self, exchange: str, symbol: str, *, timeframe: str = "5m") -> int | None:
         """Open time (epoch ms UTC) of the newest stored candle of the series, or None."""
-        return self._call(latest_call(exchange, symbol, timeframe))
+        return self._call(JsonCall.latest(exchange, symbol, timeframe))
 
     def list_exchanges(self) -> list[str]:
         """Exchange ids the service has a plugin for."""
-        return self._call(exchanges_call())
+        return self._call(JsonCall.exchanges())
 
     def list_coins(self, exchange: str) -> list[str]:
         """Symbols stored for ``exchange``."""
-        return self._call(coins_call(exchange))
+        return self._call(JsonCall.coins(exchange))
 
     def close(self) -> None:
         """Close the HTTP connections."""

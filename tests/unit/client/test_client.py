@@ -338,8 +338,8 @@ async def test_async_get_table_follows_link_headers() -> None:
 def test_a_missing_optional_package_names_the_extra_to_install(
     monkeypatch: pytest.MonkeyPatch, method: str, hidden: str, extra: str
 ) -> None:
-    """(The fresh venv of tests/integration/api/test_python_client_venv.py has them
-    really missing.)"""
+    """(The fresh venv of tests/integration/api/test_python_client.py has them really
+    missing.)"""
     monkeypatch.setitem(sys.modules, hidden, None)  # an import of it fails as if absent
     service = ArrowService()
     with sync_client(service) as client, pytest.raises(ModuleNotFoundError) as caught:
