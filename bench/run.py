@@ -32,10 +32,10 @@ import httpx
 import orjson
 from azure.storage.blob.aio import ContainerClient
 
-from cbtrade.client import CandleClient
 from cbtrade.config import load_settings
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.manager import create_storage_manager
+from cbtrade_client import CandleClient
 from tests.exchange_simulator import ExchangeSimulator
 from tests.exchange_simulator.core import candle_at
 from tests.fixtures.azurite import run_azurite

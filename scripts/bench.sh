@@ -15,4 +15,5 @@ if [ ! -x .venv-bench/bin/python ]; then
   echo "*" > .venv-bench/.gitignore
 fi
 .venv-bench/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-.venv/bin/python -m bench.run
+# bench/run.py reads through the Python client, which lives in its own distribution.
+PYTHONPATH="$PWD/clients/python${PYTHONPATH:+:$PYTHONPATH}" .venv/bin/python -m bench.run

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cbtrade.api import create_app
+from tests.exchange_simulator import ExchangeSimulator
 from tests.fixtures.azurite import AzuriteInstance
+from tests.fixtures.http_server import serve_app
+from tests.fixtures.service import service_settings
 
 
 @pytest.fixture(params=["local", "azure"])
@@ -23,3 +28,11 @@ def storage_settings(
         "azure_connection_string": azurite.connection_string,
         "azure_container": azurite_container,
     }
+
+
+@pytest.fixture
+def base_url(simulator: ExchangeSimulator, storage_settings: dict[str, Any]) -> Iterator[str]:
+    """The service over real HTTP (uvicorn on a free port) on each storage backend, reading
+    from the exchange simulator; its API key is ``tests.fixtures.service.KEY``."""
+    with serve_app(create_app(service_settings(simulator, **storage_settings))) as url:
+        yield url

@@ -12,38 +12,18 @@ import httpx
 import pytest
 
 from cbtrade.api import create_app
-from cbtrade.config import load_settings
 from cbtrade.models import Candle
 from tests.exchange_simulator import ExchangeSimulator
 from tests.fixtures.azurite import AzuriteInstanceFactory
-from tests.fixtures.exchange_simulator import simulator_url_overrides
 from tests.fixtures.http_server import serve_app
+from tests.fixtures.service import KEY, service_settings
 
-KEY = "end-to-end-key"
 M5 = 300_000
 LISTED = 1_704_067_200_000
 START, END = LISTED - 2 * 86_400_000, LISTED + 3 * 86_400_000
 DISCOVERY_CALLS = 24
 """At most the calls a search for a listing costs beyond a fill's own (about log2 of the
 years searched in one call's spans, plus the checks)."""
-
-
-def service_settings(simulator: ExchangeSimulator, **storage: Any) -> Any:
-    return load_settings(
-        api_keys=KEY,
-        continuation_token_secret="end-to-end-token-secret",
-        exchange_url_overrides=simulator_url_overrides(simulator),
-        exchange_retry_attempts=3,
-        exchange_retry_max_wait_seconds=0.05,
-        storage_timeout_seconds=3,
-        **storage,
-    )
-
-
-@pytest.fixture
-def base_url(simulator: ExchangeSimulator, storage_settings: dict[str, Any]) -> Iterator[str]:
-    with serve_app(create_app(service_settings(simulator, **storage_settings))) as url:
-        yield url
 
 
 @pytest.fixture
@@ -188,16 +168,6 @@ def test_recent_range_up_to_now_excludes_the_forming_candle(
         simulator.truth("cryptocom", "BTC/USD", "5m", start, after + M5, now=moment)
         for moment in (before, after)
     )
-
-
-def test_python_client_follows_tokens(base_url: str, simulator: ExchangeSimulator) -> None:
-    from cbtrade.client import CandleClient
-
-    with CandleClient(base_url, api_key=KEY) as client:
-        candles = client.get_candles("binance", "BTC/USDT", start=START, end=END, limit=999)
-        table = client.get_table("binance", "BTC/USDT", start=START, end=END, limit=999)
-    assert candles == simulator.truth("binance", "BTC/USDT", "5m", START, END)
-    assert [Candle(*row.values()) for row in table.to_pylist()] == candles
 
 
 def test_storage_down_is_503_and_health_says_so(

@@ -16,7 +16,8 @@ from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.manager import create_storage_manager
 from tests.exchange_simulator import ExchangeSimulator
 from tests.fixtures.http_server import serve_app
-from tests.integration.api.test_http_end_to_end import KEY, LISTED, M5, follow, service_settings
+from tests.fixtures.service import KEY, service_settings
+from tests.integration.api.test_http_end_to_end import LISTED, M5, follow
 
 ADMIN_KEY = "admin-key"
 SERIES = {"exchange": "cryptocom", "symbol": "BTC/USD"}

@@ -1,25 +1,29 @@
-"""CandleClient and AsyncCandleClient against a mock transport serving DESIGN.md pages."""
+"""CandleClient and AsyncCandleClient against a mock transport serving DESIGN.md pages
+(tests/integration/api/test_python_client.py has them against the real service)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
+import types
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from cbtrade.client import (
-    _GC_PAUSE,
+from cbtrade_client import (
     AsyncCandleClient,
+    AuthenticationError,
+    Candle,
     CandleClient,
-    CbTradeClientError,
     CbTradeConnectionError,
-    _json_page,
+    NotFoundError,
+    ServiceUnavailableError,
 )
-from cbtrade.models import Candle
+from cbtrade_client._decode import GC_PAUSE, json_candles
 
 PAGES = {
     None: ([Candle(0, 1.0, 2.0, 0.5, 1.5, 10.0), Candle(300_000, 1.5, 2.5, 1.0, 2.0, 11.0)], "t1"),
@@ -67,32 +71,43 @@ class PagedService:
 ALL = PAGES[None][0] + PAGES["t1"][0]
 
 
+def no_wait(seconds: float) -> None:
+    """The clients' sleep between attempts, skipped (tests/unit/client/test_retry.py has
+    the waits)."""
+
+
+async def no_async_wait(seconds: float) -> None:
+    """As ``no_wait``, for the async client."""
+
+
 def sync_client(service: Any, **options: Any) -> CandleClient:
-    options = {"api_key": "k", "retry_backoff": 0, **options}
+    options = {"api_key": "k", "sleep": no_wait, **options}
     return CandleClient("http://service", transport=httpx.MockTransport(service), **options)
 
 
 def async_client(service: Any, **options: Any) -> AsyncCandleClient:
-    options = {"retry_backoff": 0, **options}
+    options = {"sleep": no_async_wait, **options}
     return AsyncCandleClient("http://service", transport=httpx.MockTransport(service), **options)
 
 
 def test_pages_are_followed_with_the_token() -> None:
     service = PagedService()
     with sync_client(service) as client:
-        start = datetime(1970, 1, 1, tzinfo=UTC)
-        assert client.get_candles("cryptocom", "BTC/USD", start=start, end=900_000, limit=2) == ALL
+        start = datetime(2024, 1, 1, tzinfo=UTC)
+        end = 1_704_153_600_000
+        assert client.get_candles("cryptocom", "BTC/USD", start=start, end=end, limit=2) == ALL
     first, second = service.requests
     assert first.headers["authorization"] == "Bearer k"
     assert dict(first.url.params) == {
         "exchange": "cryptocom",
         "symbol": "BTC/USD",
         "timeframe": "5m",
-        "start": "0",
-        "end": "900000",
+        "start": "1704067200000",
+        "end": "1704153600000",
         "limit": "2",
     }
     assert dict(second.url.params) == {"continuation_token": "t1", "limit": "2"}
+    assert first.headers["user-agent"].startswith("cbtrade-client/")
 
 
 async def test_async_client_follows_pages_too() -> None:
@@ -105,7 +120,7 @@ async def test_async_client_follows_pages_too() -> None:
 
 def test_errors_are_typed_and_4xx_is_not_retried() -> None:
     service = PagedService(failures=[404])
-    with sync_client(service) as client, pytest.raises(CbTradeClientError) as caught:
+    with sync_client(service) as client, pytest.raises(NotFoundError) as caught:
         client.get_candles("cryptocom", "NOPE/USD", start=0)
     assert (caught.value.status_code, caught.value.code) == (404, "code_404")
     assert len(service.requests) == 1
@@ -116,7 +131,7 @@ def test_transient_errors_are_retried_a_bounded_number_of_times() -> None:
     with sync_client(recovering, retries=2) as client:
         assert client.get_candles("cryptocom", "BTC/USD", start=0) == ALL
     down = PagedService(failures=[503] * 10)
-    with sync_client(down, retries=2) as client, pytest.raises(CbTradeClientError):
+    with sync_client(down, retries=2) as client, pytest.raises(ServiceUnavailableError):
         client.get_candles("cryptocom", "BTC/USD", start=0)
     assert len(down.requests) == 3
 
@@ -124,7 +139,7 @@ def test_transient_errors_are_retried_a_bounded_number_of_times() -> None:
 async def test_async_client_maps_errors_and_bounds_retries() -> None:
     down = PagedService(failures=[504] * 10)
     async with async_client(down, retries=1) as client:
-        with pytest.raises(CbTradeClientError) as caught:
+        with pytest.raises(ServiceUnavailableError) as caught:
             await client.get_candles("cryptocom", "BTC/USD", start=0)
     assert (caught.value.status_code, caught.value.code) == (504, "code_504")
     assert len(down.requests) == 2
@@ -134,7 +149,7 @@ def test_error_without_a_json_body_is_still_typed() -> None:
     def gateway(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, text="<html>Unauthorized</html>")
 
-    with sync_client(gateway) as client, pytest.raises(CbTradeClientError) as caught:
+    with sync_client(gateway) as client, pytest.raises(AuthenticationError) as caught:
         client.list_exchanges()
     assert (caught.value.status_code, caught.value.code) == (401, "http_error")
     assert "Unauthorized" in caught.value.message
@@ -187,17 +202,53 @@ def test_token_provider_is_asked_for_every_request() -> None:
         CandleClient("http://service", api_key="k", token="t")
 
 
-def test_naive_datetimes_are_rejected() -> None:
+def test_times_are_sent_as_epoch_milliseconds_whatever_their_form() -> None:
+    service = PagedService()
+    forms: list[dict[str, Any]] = [
+        {"start": "2024-01-01", "end": "2024-01-01T12:00:00Z"},
+        {"start": datetime(2024, 1, 1), "end": datetime(2024, 1, 1, 12)},  # naive: UTC
+        {"start": 1_704_067_200_000, "end": "2024-01-01T13:00:00+01:00"},
+    ]
+    with sync_client(service) as client:
+        for form in forms:
+            client.get_candles("cryptocom", "BTC/USD", **form)
+    firsts = [r for r in service.requests if "continuation_token" not in r.url.params]
+    assert [(r.url.params["start"], r.url.params["end"]) for r in firsts] == [
+        ("1704067200000", "1704110400000")
+    ] * 3
+
+
+@pytest.mark.parametrize(
+    ("query", "error", "message"),
+    [
+        ({"start": 1_704_067_200}, ValueError, "start=1704067200 looks like epoch seconds"),
+        ({"start": 0, "end": 20240102}, ValueError, "end=20240102 looks like a compact date"),
+        ({"start": 1.5e12}, TypeError, "start must be a datetime"),
+        ({"start": "next week"}, ValueError, "start='next week' is not an ISO-8601"),
+        ({"start": 0, "strat": 1}, TypeError, "got an unexpected keyword argument 'strat'"),
+        ({"end": 0}, TypeError, "missing a required keyword argument: 'start'"),
+    ],
+)
+async def test_bad_queries_are_refused_before_anything_is_sent(
+    query: dict[str, Any], error: type[Exception], message: str
+) -> None:
     service = PagedService()
     with sync_client(service) as client:
-        with pytest.raises(ValueError, match="timezone"):
-            client.get_candles("cryptocom", "BTC/USD", start=datetime(2024, 1, 1))
-        end = datetime(2024, 1, 1, 12)
-        with pytest.raises(ValueError, match="timezone"):
-            client.get_candles("cryptocom", "BTC/USD", start=0, end=end)
-        with pytest.raises(TypeError, match="epoch milliseconds"):
-            client.get_candles("cryptocom", "BTC/USD", start=1.5e12)  # type: ignore[arg-type]
+        with pytest.raises(error, match=message):
+            client.iter_candles("cryptocom", "BTC/USD", **query)
+        with pytest.raises(error, match=message):
+            client.get_table("cryptocom", "BTC/USD", **query)
+    async with async_client(service) as aclient:
+        with pytest.raises(error, match=message):
+            aclient.iter_candles("cryptocom", "BTC/USD", **query)
     assert service.requests == []
+
+
+def test_unknown_client_options_are_a_type_error() -> None:
+    with pytest.raises(
+        TypeError, match="CandleClient\\(\\) got an unexpected keyword argument 'retry'"
+    ):
+        CandleClient("http://service", retry=3)  # type: ignore[call-arg]
 
 
 async def test_metadata_endpoints() -> None:
@@ -230,38 +281,132 @@ async def test_metadata_endpoints() -> None:
     }
 
 
-def test_dataframe_is_indexed_by_utc_open_time() -> None:
-    pytest.importorskip("pandas")
-    with sync_client(PagedService()) as client:
-        frame = client.get_dataframe("cryptocom", "BTC/USD", start=0)
-    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
-    assert str(frame.index.tz) == "UTC"
-    assert frame["close"].tolist() == [1.5, 2.0, 2.5]
+class ArrowService:
+    """Answers /api/v1/ohlcv with the PAGES as Arrow pages, encoded by the service's own
+    encoder; records every request."""
 
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
 
-async def test_async_get_table_follows_link_headers() -> None:
-    from cbtrade.api.encoding import encode_page
-    from cbtrade.candle_table import CandleTable
-    from cbtrade.historical.interfaces import OhlcvPage
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        from cbtrade.api.encoding import encode_page
+        from cbtrade.candle_table import CandleTable
+        from cbtrade.historical.interfaces import OhlcvPage
 
-    requests: list[httpx.Request] = []
-
-    def arrow_service(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
+        self.requests.append(request)
         token = request.url.params.get("continuation_token")
         candles, next_token = PAGES[token]
         link = next_token and f"/api/v1/ohlcv?continuation_token={next_token}&format=arrow"
-        page = OhlcvPage(
-            "cryptocom", "BTC/USD", "5m", CandleTable.from_candles(candles), next_token
-        )
+        table = CandleTable.from_candles(candles)
+        page = OhlcvPage("cryptocom", "BTC/USD", "5m", table, next_token)
         encoded = encode_page(page, next_link=link, page_format="arrow")
         return httpx.Response(200, content=bytes(encoded.body), headers=dict(encoded.headers))
 
-    async with async_client(arrow_service) as client:
+
+def test_dataframe_is_indexed_by_utc_open_time() -> None:
+    service = ArrowService()
+    with sync_client(service) as client:
+        frame = client.get_dataframe("cryptocom", "BTC/USD", start=0)
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert str(frame.index.tz) == "UTC"
+    assert frame.index.name == "timestamp"
+    assert list(frame.index.asi8 // 1_000_000) == [c.timestamp for c in ALL]
+    assert frame["close"].tolist() == [1.5, 2.0, 2.5]
+    assert [r.url.params.get("format") for r in service.requests] == ["arrow", "arrow"]
+
+
+async def test_async_get_table_follows_link_headers() -> None:
+    service = ArrowService()
+    async with async_client(service) as client:
         table = await client.get_table("cryptocom", "BTC/USD", start=0)
+        frame = await client.get_dataframe("cryptocom", "BTC/USD", start=0)
     assert [Candle(*row.values()) for row in table.to_pylist()] == ALL
-    assert requests[0].url.params["format"] == "arrow"
-    assert dict(requests[1].url.params) == {"continuation_token": "t1", "format": "arrow"}
+    assert frame["volume"].tolist() == [c.volume for c in ALL]
+    assert service.requests[0].url.params["format"] == "arrow"
+    assert dict(service.requests[1].url.params) == {"continuation_token": "t1", "format": "arrow"}
+
+
+@pytest.mark.parametrize(
+    ("method", "hidden", "extra"),
+    [
+        ("get_table", "pyarrow", "arrow"),
+        ("get_dataframe", "pyarrow", "pandas"),
+        ("get_dataframe", "pandas", "pandas"),
+        ("get_candles", "tqdm", "progress"),
+    ],
+)
+def test_a_missing_optional_package_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, method: str, hidden: str, extra: str
+) -> None:
+    """(The fresh venv of tests/integration/api/test_python_client.py has them really
+    missing.)"""
+    monkeypatch.setitem(sys.modules, hidden, None)  # an import of it fails as if absent
+    service = ArrowService()
+    with sync_client(service) as client, pytest.raises(ModuleNotFoundError) as caught:
+        getattr(client, method)("cryptocom", "BTC/USD", start=0, progress=method == "get_candles")
+    assert f"pip install 'cbtrade-client[{extra}]'" in str(caught.value)
+    assert caught.value.name == hidden
+    assert service.requests == []
+
+
+class FakeBar:
+    """Stands in for tqdm's bar (not a dependency of the service's venv); records its use."""
+
+    bars: list[FakeBar] = []
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.updates: list[int] = []
+        self.postfix: dict[str, Any] = {}
+        self.closed = False
+        FakeBar.bars.append(self)
+
+    def update(self, n: int) -> None:
+        self.updates.append(n)
+
+    def set_postfix(self, refresh: bool = True, **postfix: Any) -> None:
+        self.postfix = postfix
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def fake_tqdm(monkeypatch: pytest.MonkeyPatch) -> type[FakeBar]:
+    package, auto = types.ModuleType("tqdm"), types.ModuleType("tqdm.auto")
+    auto.tqdm = FakeBar  # type: ignore[attr-defined]
+    package.auto = auto  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tqdm", package)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    FakeBar.bars = []
+    return FakeBar
+
+
+async def test_progress_counts_candles_and_pages_and_is_off_by_default(
+    fake_tqdm: type[FakeBar],
+) -> None:
+    with sync_client(PagedService()) as client:
+        client.get_candles("cryptocom", "BTC/USD", start=0)
+        assert fake_tqdm.bars == []
+        client.get_candles("cryptocom", "BTC/USD", start=0, progress=True)
+        client.get_candles("cryptocom", "BTC/USD", start=0, progress=False)
+    async with async_client(ArrowService()) as aclient:
+        await aclient.get_table("cryptocom", "BTC/USD", start=0, timeframe="1h", progress=True)
+    json_bar, arrow_bar = fake_tqdm.bars
+    assert json_bar.options["desc"] == "cryptocom BTC/USD 5m"
+    assert json_bar.options["unit"] == " candles"
+    assert (json_bar.updates, json_bar.postfix, json_bar.closed) == ([2, 1], {"pages": 2}, True)
+    assert arrow_bar.options["desc"] == "cryptocom BTC/USD 1h"
+    assert (arrow_bar.updates, arrow_bar.postfix, arrow_bar.closed) == ([2, 1], {"pages": 2}, True)
+
+
+def test_an_abandoned_read_closes_its_progress_bar(fake_tqdm: type[FakeBar]) -> None:
+    with sync_client(PagedService()) as client:
+        candles = client.iter_candles("cryptocom", "BTC/USD", start=0, progress=True)
+        assert next(candles) == ALL[0]
+        candles.close()
+    (bar,) = fake_tqdm.bars
+    assert (bar.updates, bar.closed) == ([2], True)
 
 
 class GatedService(PagedService):
@@ -296,24 +441,22 @@ def test_the_next_page_is_requested_before_the_caller_reads_this_one(read_on: bo
 
 async def test_async_the_next_page_is_requested_early_and_cancelled_when_abandoned() -> None:
     requested: list[str | None] = []
-    gate = asyncio.Event()
+    second_requested, gate = asyncio.Event(), asyncio.Event()
 
     async def service(request: httpx.Request) -> httpx.Response:
         token = request.url.params.get("continuation_token")
         requested.append(token)
         if token:
+            second_requested.set()
             await gate.wait()  # never opened: the walk is abandoned first
         return PagedService()(request)
 
     async with async_client(service) as client:
         candles = client.iter_candles("cryptocom", "BTC/USD", start=0)
         assert await anext(candles) == ALL[0]
-        for _ in range(500):  # the early request runs as its own task
-            if len(requested) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(second_requested.wait(), timeout=10)  # its own task
         assert requested == [None, "t1"]
-        await candles.aclose()  # type: ignore[attr-defined]
+        await candles.aclose()
 
 
 @pytest.mark.parametrize("enabled_before", [True, False])
@@ -334,7 +477,7 @@ def test_a_page_is_decoded_without_garbage_collections_on_the_way(enabled_before
     try:
         gc.collect()  # so that no collection is already due as the decoding starts
         collections.clear()
-        decoded = _json_page(page)
+        decoded = json_candles(page)
         enabled_after = gc.isenabled()
     finally:
         gc.callbacks.remove(record)
@@ -351,7 +494,7 @@ def test_the_gc_stays_paused_until_the_last_decoding_thread_is_done(first_out: s
     inside, leave = threading.Event(), threading.Event()
 
     def decode_in_another_thread() -> None:
-        with _GC_PAUSE:
+        with GC_PAUSE:
             inside.set()
             leave.wait(10)
 
@@ -360,7 +503,7 @@ def test_the_gc_stays_paused_until_the_last_decoding_thread_is_done(first_out: s
     other.start()
     try:
         assert inside.wait(10)
-        with _GC_PAUSE:
+        with GC_PAUSE:
             if first_out == "first_in":
                 leave.set()
                 other.join(10)
