@@ -32,9 +32,9 @@ _JSON_ROW = tuple(
 _CSV_ROW = (b"", *([b","] * (len(CANDLE_FIELDS) - 1)))
 _CSV_HEADER = (",".join(CANDLE_FIELDS) + "\n").encode()
 _ROW_FORMATS = {"json": (_JSON_ROW, b"},"), "csv": (_CSV_ROW, b"\n")}
-_ROW_TEXT_VERSION = b"rows-1"
-"""Names how rows are rendered; part of the ETag of a page cut from rendered rows, so a
-change of rendering changes the ETag."""
+_RENDERING_VERSION = b"pages-1"
+"""Names how pages are rendered; part of the ETag of a page named by its rows, so a change
+of rendering changes the ETag."""
 DEFAULT_ROW_TEXT_BYTES = 64 * 1024 * 1024
 DEFAULT_ROW_TEXT_MAX_PAGE_ROWS = 10_000
 
@@ -145,7 +145,9 @@ def encode_page(
         headers["link"] = f'<{next_link}>; rel="next"'
     if page_format == "arrow":
         body = _arrow(page.candles)
-        return EncodedBody(body, ARROW_STREAM_MEDIA_TYPE, headers, body)
+        return EncodedBody(
+            body, ARROW_STREAM_MEDIA_TYPE, headers, _fingerprint(page, body, page_format)
+        )
     if page_format == "json":
         head, tail, media_type = (*_json_envelope(page, next_link), "application/json")
     else:
@@ -155,15 +157,22 @@ def encode_page(
         rows = row_text.page_rows(page.candles, page_format)
     if rows is None:
         rows = _rows(page.candles, *_ROW_FORMATS[page_format])
-        fingerprint = None
-    else:
-        sources = page.candles.sources or ()
-        named = repr([(s.identity, s.lo, s.hi) for s in sources]).encode()
-        fingerprint = b"\n".join((_ROW_TEXT_VERSION, head, tail, named))
     if rows and page_format == "json":
         rows[-1] = rows[-1][:-1]  # no comma after the last candle
     body = b"".join((head, *rows, tail))
-    return EncodedBody(body, media_type, headers, body if fingerprint is None else fingerprint)
+    return EncodedBody(body, media_type, headers, _fingerprint(page, body, page_format, head, tail))
+
+
+def _fingerprint(page: OhlcvPage, body: bytes, page_format: str, *envelope: bytes) -> bytes:
+    """What the page's ETag digests: for a sealed page whose candles know their stored
+    objects, the rendering's version, the format, the envelope and which rows of which
+    objects (as exact as the body, and short); else the body (an open object's ETag changes
+    with every top-up, even when the page's rows do not)."""
+    sources = page.candles.sources
+    if sources is None or not page.sealed:
+        return body
+    named = repr([(source.identity, source.lo, source.hi) for source in sources])
+    return b"\n".join((_RENDERING_VERSION, page_format.encode(), *envelope, named.encode()))
 
 
 def _json_envelope(page: OhlcvPage, next_link: str | None) -> tuple[bytes, bytes]:

@@ -156,10 +156,26 @@ def test_rendered_rows_are_named_by_object_and_etag() -> None:
 def test_pages_too_large_or_not_sealed_are_rendered_on_their_own() -> None:
     rows = RowTextCache(max_page_rows=100)
     large = PAGE._replace(candles=_sourced("a", 101), sealed=True)
-    assert encode_page(large, next_link=None, page_format="json", row_text=rows).fingerprint == (
+    assert encode_page(large, next_link=None, page_format="json", row_text=rows).body == (
         encode_page(large, next_link=None, page_format="json").body
     )
+    assert rows.nbytes == 0
     small = large._replace(candles=_sourced("b", 100))
     assert rows.page_rows(small.candles, "json") is not None
     assert rows.page_rows(large.candles, "json") is None
     assert rows.page_rows(CandleTable.from_candles(CANDLES), "json") is None  # no sources
+
+
+def test_a_sealed_pages_fingerprint_names_its_format_and_rows() -> None:
+    sourced = PAGE._replace(candles=_sourced("a", 20), sealed=True)
+    prints = {
+        page_format: encode_page(sourced, next_link=None, page_format=page_format).fingerprint
+        for page_format in ("json", "csv", "arrow")
+    }
+    assert len(set(prints.values())) == 3
+    assert all(len(one) < 400 for one in prints.values())
+    shorter = sourced._replace(candles=sourced.candles.between(0, 19 * 300_000))
+    assert encode_page(shorter, next_link=None, page_format="arrow").fingerprint != prints["arrow"]
+    for plain in (PAGE._replace(sealed=True), sourced._replace(sealed=False)):
+        encoded = encode_page(plain, next_link=None, page_format="arrow")
+        assert encoded.fingerprint == encoded.body  # unknown rows or an open page: the body
