@@ -36,6 +36,10 @@ CALLS_AHEAD = 32
 the exchange's rate limit pace them); at the deadline those not yet arrived are cancelled."""
 
 
+READS_AHEAD = 8
+"""Reads ahead (of the next page of a query) running at once, over all series."""
+
+
 class FetchResult(NamedTuple):
     """The candles of a range up to where it was read."""
 
@@ -89,6 +93,7 @@ class HistoricalFetcher:
         self._series_locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._reads_ahead: dict[_Series, asyncio.Task[object]] = {}
 
     def now(self) -> int:
         """The fetcher's clock, in epoch milliseconds UTC."""
@@ -100,6 +105,37 @@ class HistoricalFetcher:
         """The series' sealed-data epoch: what is derived from its sealed objects may be kept
         until this changes (a repair). None when the store seals nothing."""
         return await self._storage.get_sealed_epoch(exchange_name, coin_symbol, timeframe)
+
+    def read_ahead(
+        self, exchange_name: str, coin_symbol: str, timeframe: str, start_time: int, end_time: int
+    ) -> None:
+        """Start loading what is stored of ``[start_time, end_time)`` (the next page, while
+        the client reads this one) into the store's cache, in the background; never an
+        exchange call. One per series at a time, and at most READS_AHEAD at once; the next
+        read of the series waits for it, so its objects are read once."""
+        series = _Series(exchange_name, coin_symbol, timeframe)
+        if series in self._reads_ahead or len(self._reads_ahead) >= READS_AHEAD:
+            return
+        task: asyncio.Task[object] = asyncio.create_task(
+            self._storage.get_range_with_coverage(*series, start_time, end_time),
+            name=f"read-ahead {exchange_name} {coin_symbol} {timeframe}",
+        )
+        self._reads_ahead[series] = task
+
+        def finished(done: asyncio.Task[object]) -> None:
+            if self._reads_ahead.get(series) is done:
+                del self._reads_ahead[series]
+            if not done.cancelled() and done.exception() is not None:
+                # The read it was for will meet the fault itself, and report it.
+                logger.debug("read-ahead of %s failed: %s", series, done.exception())
+
+        task.add_done_callback(finished)
+
+    async def _after_read_ahead(self, series: _Series) -> None:
+        """Wait for the series' read-ahead, if one is running (its outcome does not matter)."""
+        task = self._reads_ahead.get(series)
+        if task is not None:
+            await asyncio.wait([task])
 
     def series_lock(self, exchange_name: str, coin_symbol: str, timeframe: str) -> asyncio.Lock:
         """The lock that serialises this process's writes of one series' history."""
@@ -143,6 +179,7 @@ class HistoricalFetcher:
         if window.end <= window.start:
             return FetchResult(CandleTable.empty(), max(window.start, window.end))
         series = _Series(exchange_name, coin_symbol, timeframe)
+        await self._after_read_ahead(series)
         stored = await self._storage.get_range_with_coverage(*series, window.start, window.end)
         if not subtract_ranges(window, stored.covered):
             return FetchResult(stored.candles, window.end, sealed=stored.sealed)

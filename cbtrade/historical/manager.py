@@ -77,6 +77,14 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         token = None
         if next_cursor is not None:
             token = self._token_codec.encode(query.model_copy(update={"cursor": next_cursor}))
+            span = page_limit * timeframe_to_ms(query.timeframe)
+            self._fetcher.read_ahead(
+                query.exchange,
+                query.symbol,
+                query.timeframe,
+                next_cursor,
+                min(query.end, next_cursor + span),
+            )
         return OhlcvPage(query.exchange, query.symbol, query.timeframe, candles, token, sealed)
 
     async def get_most_recent_timestamp(

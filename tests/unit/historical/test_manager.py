@@ -8,6 +8,7 @@ from cbtrade.errors import (
     InvalidContinuationTokenError,
     InvalidInputError,
     InvalidTimeframeError,
+    StorageUnavailableError,
     UnknownExchangeError,
     UnknownSymbolError,
 )
@@ -198,3 +199,78 @@ async def test_most_recent_timestamp(
     )
     with pytest.raises(UnknownExchangeError):
         await manager.get_most_recent_timestamp("nowhere", "BTC/USD", "5m")
+
+
+class _RecordingStorage:
+    """The real store, recording each range read and failing the ones asked to."""
+
+    def __init__(self, storage: IStorageManager) -> None:
+        self._storage = storage
+        self.reads: list[tuple[int, int]] = []
+        self.fail_from: set[int] = set()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._storage, name)
+
+    async def get_range_with_coverage(self, *args: object) -> object:
+        start, end = args[-2], args[-1]
+        assert isinstance(start, int)
+        assert isinstance(end, int)
+        self.reads.append((start, end))
+        if start in self.fail_from:
+            self.fail_from.discard(start)
+            raise StorageUnavailableError("the store is down for this read")
+        return await self._storage.get_range_with_coverage(*args)  # type: ignore[arg-type]
+
+
+def _reader(storage: _RecordingStorage, exchange: FakeExchangeClient) -> HistoricalDataManagerImpl:
+    fetcher = HistoricalFetcher(storage, fake_connector(exchange), clock=lambda: NOW)  # type: ignore[arg-type]
+    return HistoricalDataManagerImpl(
+        fetcher,
+        CurrentDataFetcher(storage),
+        fake_connector(exchange),
+        CODEC,  # type: ignore[arg-type]
+    )
+
+
+async def test_the_next_page_is_read_ahead_from_the_store_only(
+    manager: HistoricalDataManagerImpl, storage: IStorageManager, exchange: FakeExchangeClient
+) -> None:
+    start, end = LISTED_AT + 3 * DAY, LISTED_AT + 4 * DAY
+    query = {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": start}
+    await follow(manager, end_time=end, limit=100, **query)  # stored now
+    calls = exchange.calls
+    recording = _RecordingStorage(storage)
+    reader = _reader(recording, exchange)
+    page = await reader.get_page(end_time=end, limit=100, **query)  # type: ignore[arg-type]
+    pages, cursors = [page], []
+    while page.continuation_token is not None:
+        cursors.append(CODEC.decode(page.continuation_token).cursor)
+        page = await reader.get_page(continuation_token=page.continuation_token, limit=100)
+        pages.append(page)
+    assert len(pages) > 2
+    assert [c for p in pages for c in p.candles.to_candles()] == truth(start, end)
+    assert exchange.calls == calls  # a read-ahead never asks the exchange
+    for cursor in cursors:
+        from_cursor = [read for read in recording.reads if read[0] == cursor]
+        # Read ahead (a page's span from the cursor), then by the page itself.
+        assert from_cursor[0] == (cursor, min(end, cursor + 100 * FIVE_MINUTES))
+        assert len(from_cursor) >= 2
+
+
+async def test_a_failed_read_ahead_is_left_to_the_page_it_was_for(
+    manager: HistoricalDataManagerImpl, storage: IStorageManager, exchange: FakeExchangeClient
+) -> None:
+    start, end = LISTED_AT + 3 * DAY, LISTED_AT + 3 * DAY + 200 * FIVE_MINUTES
+    query = {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": start}
+    await follow(manager, end_time=end, limit=100, **query)
+    token = (await manager.get_page(end_time=end, limit=100, **query)).continuation_token  # type: ignore[arg-type]
+    assert token is not None
+    recording = _RecordingStorage(storage)
+    recording.fail_from = {CODEC.decode(token).cursor}  # the second page's read-ahead
+    reader = _reader(recording, exchange)
+    first = await reader.get_page(end_time=end, limit=100, **query)  # type: ignore[arg-type]
+    assert first.continuation_token is not None
+    second = await reader.get_page(continuation_token=first.continuation_token, limit=100)
+    assert not recording.fail_from  # the read-ahead, which the page waited for, met the fault
+    assert first.candles.to_candles() + second.candles.to_candles() == truth(start, end)
