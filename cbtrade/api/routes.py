@@ -197,15 +197,15 @@ async def get_ohlcv(
         timeframe=timeframe,
         start_time=parse_timestamp("start", start),
         end_time=parse_timestamp("end", end),
-        # Columns cost little to encode and decode: their pages are as large as allowed.
-        limit=limit if limit is not None or format == "json" else services.settings.page_max_limit,
+        limit=limit,
         continuation_token=continuation_token,
+        # Columns cost little to encode and decode: their pages are as large as allowed.
+        default_limit=None if format == "json" else services.settings.page_max_limit,
     )
     next_link = None
     if page.continuation_token is not None:
-        query: dict[str, str | int] = {"continuation_token": page.continuation_token}
-        if limit is not None:
-            query["limit"] = limit
+        # The token carries the query and its limit; the format is the request's own.
+        query = {"continuation_token": page.continuation_token}
         if format != "json":
             query["format"] = format
         next_link = f"{request.url.path}?{urlencode(query)}"

@@ -35,8 +35,10 @@ class IHistoricalDataManager(ABC):
         end_time: int | None = None,
         limit: int | None = None,
         continuation_token: str | None = None,
+        default_limit: int | None = None,
     ) -> OhlcvPage:
-        """The first page of a query, or the next one for ``continuation_token``."""
+        """The first page of a query, or the next one for ``continuation_token``, which
+        keeps the query's ``limit``; ``default_limit`` when the query asked for none."""
 
     @abstractmethod
     async def get_most_recent_timestamp(

@@ -176,6 +176,28 @@ def test_client_gone_mid_pagination_resumes_exactly_from_its_token(
     assert candles == simulator.truth("cryptocom", "BTC/USD", "5m", START, END)
 
 
+def test_following_the_token_alone_keeps_the_first_requests_limit(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    params = {"exchange": "cryptocom", "symbol": "BTC/USD", "start": START, "end": END}
+    page = http.get("/api/v1/ohlcv", params=params | {"limit": 200}).raise_for_status().json()
+    candles, sizes = [Candle(**c) for c in page["candles"]], [len(page["candles"])]
+    while page["continuation_token"] is not None:
+        assert "limit" not in page["next_link"]  # the token carries it
+        page = (
+            http.get("/api/v1/ohlcv", params={"continuation_token": page["continuation_token"]})
+            .raise_for_status()
+            .json()
+        )
+        candles.extend(Candle(**c) for c in page["candles"])
+        sizes.append(len(page["candles"]))
+    assert candles == simulator.truth("cryptocom", "BTC/USD", "5m", START, END)
+    # Without the limit each page could hold the default 20,000: all of them at once. (A
+    # page cut short by its time budget holds fewer, so more pages, never larger ones.)
+    assert max(sizes) <= 200
+    assert len(sizes) >= max(3, -(-len(candles) // 200))
+
+
 def test_recent_range_up_to_now_excludes_the_forming_candle(
     http: httpx.Client, simulator: ExchangeSimulator
 ) -> None:

@@ -139,6 +139,55 @@ async def test_token_carries_the_query_and_repeated_parameters_must_match(
         await manager.get_page(continuation_token=token[:-2])
 
 
+async def test_the_token_alone_keeps_the_first_requests_limit(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    start, end = LISTED_AT + DAY, LISTED_AT + 2 * DAY
+    page = await manager.get_page(
+        exchange_name="fake", coin_symbol="BTC/USD", start_time=start, end_time=end, limit=70
+    )
+    candles, sizes = page.candles.to_candles(), [len(page.candles)]
+    while page.continuation_token is not None:
+        page = await manager.get_page(continuation_token=page.continuation_token)
+        candles.extend(page.candles.to_candles())
+        sizes.append(len(page.candles))
+    assert candles == truth(start, end)
+    assert len(sizes) >= 3
+    assert set(sizes[:-1]) == {70}  # not the default of 1,000
+    assert sizes[-1] <= 70
+
+
+async def test_a_limit_beside_a_token_must_match_unless_the_token_has_none(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    query = {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": LISTED_AT}
+    sized = await manager.get_page(**query, limit=10)  # type: ignore[arg-type]
+    assert sized.continuation_token is not None
+    same = await manager.get_page(continuation_token=sized.continuation_token, limit=10)
+    assert len(same.candles) == 10
+    with pytest.raises(InvalidContinuationTokenError, match="limit=20 does not match"):
+        await manager.get_page(continuation_token=sized.continuation_token, limit=20)
+    with pytest.raises(InvalidInputError, match="limit"):
+        await manager.get_page(continuation_token=sized.continuation_token, limit=0)
+
+    # A token issued for a query without a limit (or before tokens carried one) takes the
+    # default, or a limit given beside it, which its successors then keep.
+    unsized = await manager.get_page(**query)  # type: ignore[arg-type]
+    assert len(unsized.candles) == 1_000
+    assert unsized.continuation_token is not None
+    default = await manager.get_page(continuation_token=unsized.continuation_token)
+    assert len(default.candles) == 1_000
+    chosen = await manager.get_page(continuation_token=unsized.continuation_token, limit=25)
+    assert len(chosen.candles) == 25
+    assert chosen.continuation_token is not None
+    kept = await manager.get_page(continuation_token=chosen.continuation_token)
+    assert len(kept.candles) == 25
+    columns = await manager.get_page(
+        continuation_token=unsized.continuation_token, default_limit=3_000
+    )
+    assert len(columns.candles) == 3_000
+
+
 @pytest.mark.parametrize(
     ("query", "error", "message"),
     [
