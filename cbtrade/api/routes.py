@@ -226,7 +226,9 @@ async def get_latest(
     symbol: Annotated[str, Query(max_length=64, description="ccxt unified symbol")],
     timeframe: TimeframeParam = None,
 ) -> Response:
-    """Open time of the newest stored candle of a series (null when nothing is stored)."""
+    """Open time of the newest stored candle of a series: null when nothing is stored for a
+    series the exchange serves; 404 for a symbol it does not list, 400 for a timeframe it
+    does not offer."""
     coin_symbol = normalize_symbol(symbol) or symbol
     series_timeframe = timeframe or DEFAULT_TIMEFRAME
     timestamp = await services.history.get_most_recent_timestamp(

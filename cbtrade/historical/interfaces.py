@@ -44,4 +44,6 @@ class IHistoricalDataManager(ABC):
     async def get_most_recent_timestamp(
         self, exchange_name: str, coin_symbol: str, timeframe: str
     ) -> int | None:
-        """Epoch ms of the newest stored candle of the series, or None."""
+        """Epoch ms of the newest stored candle of the series; None when nothing is stored
+        for a series the exchange serves (a symbol it does not list, or a timeframe it does
+        not offer, raises)."""

@@ -97,12 +97,22 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
     async def get_most_recent_timestamp(
         self, exchange_name: str, coin_symbol: str, timeframe: str
     ) -> int | None:
-        """Epoch ms of the newest stored candle of the series, or None."""
-        timeframe_to_ms(timeframe)
-        self._connector.get_client(exchange_name)
-        return await self._current_fetcher.get_latest_timestamp(
+        """Epoch ms of the newest stored candle of the series, or None when nothing is
+        stored for a series the exchange serves. UnknownExchangeError, UnknownSymbolError
+        (a symbol the exchange does not list) or InvalidTimeframeError (one it does not
+        offer) otherwise, so that a typo is not mistaken for an empty series.
+
+        A stored series is answered from storage alone (a symbol since delisted included);
+        only an empty one is checked with the exchange's markets, loaded once per process.
+        """
+        client = self._connector.get_client(exchange_name)
+        client.check_timeframe(timeframe)
+        latest = await self._current_fetcher.get_latest_timestamp(
             exchange_name, coin_symbol, timeframe
         )
+        if latest is None:
+            await client.check_series(coin_symbol, timeframe)
+        return latest
 
     async def sealed_epoch(
         self,
@@ -161,7 +171,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 f"missing {', '.join(missing)} (or a continuation_token from a previous page)"
             )
         timeframe = timeframe or DEFAULT_TIMEFRAME
-        timeframe_to_ms(timeframe)
+        self._connector.get_client(exchange_name).check_timeframe(timeframe)
         end = self._fetcher.now() if end_time is None else end_time
         if start_time < 0:
             raise InvalidInputError(f"start must not be before 1970, got {start_time}")

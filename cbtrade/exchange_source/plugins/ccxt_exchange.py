@@ -35,7 +35,6 @@ from cbtrade.errors import (
     ExchangeHistoryUnavailableError,
     ExchangeUnavailableError,
     InvalidInputError,
-    InvalidTimeframeError,
     UnknownSymbolError,
 )
 from cbtrade.exchange_source.history_edges import EdgeWindow, HistoryEdgeFinder
@@ -43,7 +42,7 @@ from cbtrade.exchange_source.interfaces import IExchangeAPIClient
 from cbtrade.exchange_source.rate_budget import RateBudget
 from cbtrade.models import Candle, TimeRange
 from cbtrade.telemetry import log_event
-from cbtrade.timeframes import align_down, timeframe_to_ms
+from cbtrade.timeframes import TIMEFRAME_MS, align_down, timeframe_to_ms, unsupported_timeframe
 
 logger = logging.getLogger(__name__)
 
@@ -317,21 +316,25 @@ class CCXTExchangeClient(IExchangeAPIClient):
         self, symbol: str, timeframe: str, start: int, end: int
     ) -> tuple[Any, int]:
         """The loaded exchange and the timeframe's length, once the request is checked."""
-        timeframe_ms = timeframe_to_ms(timeframe)
+        timeframe_ms = self.check_timeframe(timeframe)
         if start % timeframe_ms or end % timeframe_ms or not 0 <= start < end:
             raise InvalidInputError(
                 f"window [{start}, {end}) is not aligned to {timeframe} or is empty"
             )
         return await self._offered(symbol, timeframe), timeframe_ms
 
+    def offered_timeframes(self) -> list[str]:
+        """ccxt's timeframes of the exchange (imports ccxt, but needs no request)."""
+        exchange = self._exchange or self._create_exchange()
+        return list(exchange.timeframes or {})
+
     async def _offered(self, symbol: str, timeframe: str) -> Any:
-        """The loaded exchange, if it offers ``timeframe`` candles and lists ``symbol``."""
+        """The loaded exchange, if it offers ``timeframe`` candles, the service supports
+        them, and it lists ``symbol``."""
         exchange = await self._loaded_exchange()
-        if timeframe not in (exchange.timeframes or {}):
-            raise InvalidTimeframeError(
-                f"{self._exchange_id} does not offer {timeframe!r} candles; it offers "
-                + ", ".join(exchange.timeframes or {})
-            )
+        offered = exchange.timeframes or {}
+        if timeframe not in offered or timeframe not in TIMEFRAME_MS:
+            raise unsupported_timeframe(timeframe, exchange=self._exchange_id, offered=offered)
         if symbol not in exchange.markets:
             raise UnknownSymbolError(f"{self._exchange_id} does not list {symbol!r}")
         return exchange

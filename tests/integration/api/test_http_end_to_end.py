@@ -128,6 +128,65 @@ def test_latest_coins_and_exchanges(http: httpx.Client) -> None:
     assert {"cryptocom", "binance", "kraken", "coinbase"} <= set(exchanges)
 
 
+def test_latest_refuses_an_unlisted_symbol_and_an_unoffered_timeframe(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    def latest(**params: str) -> httpx.Response:
+        return http.get("/api/v1/ohlcv/latest", params={"exchange": "cryptocom"} | params)
+
+    unlisted = latest(symbol="NOPE/USD")
+    assert unlisted.status_code == 404, unlisted.text
+    assert unlisted.json()["error"]["code"] == "unknown_symbol"
+    assert "NOPE/USD" in unlisted.json()["error"]["message"]
+    for timeframe in ("3m", "1w"):  # cryptocom offers no 3m; the service no 1w
+        unoffered = latest(symbol="BTC/USD", timeframe=timeframe)
+        assert unoffered.status_code == 400, unoffered.text
+        assert unoffered.json()["error"]["code"] == "invalid_timeframe"
+    nowhere = http.get("/api/v1/ohlcv/latest", params={"exchange": "nowhere", "symbol": "A/B"})
+    assert nowhere.status_code == 404
+    assert nowhere.json()["error"]["code"] == "unknown_exchange"
+    # Listed, nothing stored: null, as before; the markets were loaded once for all of it.
+    assert latest(symbol="BTC/USD").json()["timestamp"] is None
+    assert simulator.market_requests("cryptocom") == 1
+    assert simulator.candle_requests("cryptocom") == 0
+
+
+def test_a_timeframe_error_lists_only_timeframes_that_are_then_served(
+    simulator: ExchangeSimulator, tmp_path: Path
+) -> None:
+    symbols = {
+        "cryptocom": "BTC/USD", "binance": "BTC/USDT", "kraken": "BTC/USD", "coinbase": "BTC/USD"
+    }  # fmt: skip
+    now = time.time_ns() // 1_000_000
+    end = now - now % 3_600_000
+    recent = {"start": end - 2 * 3_600_000, "end": end}  # within Kraken's 720 candles
+    settings = service_settings(simulator, local_storage_root=tmp_path / "data")
+    with (
+        serve_app(create_app(settings)) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as client,
+    ):
+        for exchange, symbol in symbols.items():
+            listed: list[list[str]] = []
+            # 1w: the exchange may offer it, the service does not; 3m: the service supports
+            # it, not every exchange offers it (the markets tell).
+            for timeframe in ("1w", "3m"):
+                params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+                response = client.get("/api/v1/ohlcv", params=params | recent)
+                if response.status_code == 200:
+                    continue
+                assert response.status_code == 400, response.text
+                error = response.json()["error"]
+                assert error["code"] == "invalid_timeframe"
+                listed.append(error["message"].split("; it offers ")[1].split(", "))
+            assert listed, exchange
+            assert all(offered == listed[0] for offered in listed)
+            assert not {"1w", "2w", "1M", "3d", "8h", "1s"} & set(listed[0])
+            for timeframe in listed[0]:
+                params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+                served = client.get("/api/v1/ohlcv", params=params | recent)
+                assert served.status_code == 200, (exchange, timeframe, served.text)
+
+
 def test_unknown_coin_is_404_without_a_candle_call(
     http: httpx.Client, simulator: ExchangeSimulator
 ) -> None:

@@ -247,3 +247,19 @@ async def test_most_recent_timestamp(
     )
     with pytest.raises(UnknownExchangeError):
         await manager.get_most_recent_timestamp("nowhere", "BTC/USD", "5m")
+
+
+async def test_most_recent_timestamp_refuses_what_the_exchange_does_not_serve(
+    manager: HistoricalDataManagerImpl, exchange: FakeExchangeClient
+) -> None:
+    with pytest.raises(UnknownSymbolError, match="NOPE/USD"):
+        await manager.get_most_recent_timestamp("fake", "NOPE/USD", "5m")
+    with pytest.raises(InvalidTimeframeError, match="1w"):
+        await manager.get_most_recent_timestamp("fake", "BTC/USD", "1w")
+    # A stored series is answered from storage, without asking the exchange (here: a symbol
+    # delisted since it was stored).
+    await follow(manager, exchange_name="fake", coin_symbol="ETH/USD", start_time=NOW - DAY)
+    exchange.listed = frozenset({"BTC/USD"})
+    checks = exchange.availability_checks
+    assert await manager.get_most_recent_timestamp("fake", "ETH/USD", "5m") is not None
+    assert exchange.availability_checks == checks
