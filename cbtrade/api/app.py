@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from cbtrade.api.caching import SealedPageCache
 from cbtrade.api.errors import install_error_handlers
+from cbtrade.api.middleware import HeadAsGetMiddleware, RequestIdMiddleware
 from cbtrade.api.routes import health_router, v1_router
 from cbtrade.config import Settings, get_settings
 from cbtrade.services import ServiceContainer
@@ -76,6 +77,9 @@ def create_app(
     app.state.services = container
     app.state.sealed_pages = SealedPageCache()
     install_error_handlers(app)
+    # Added last, so outermost of the two: the id is set before a HEAD is served as a GET.
+    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router)
     app.include_router(v1_router)
     return app

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from cbtrade.api.caching import SealedPageCache, encoded_page, page_response
 from cbtrade.api.encoding import PageFormat, encode_page
+from cbtrade.api.errors import DEFAULT_RETRY_AFTER_SECONDS
 from cbtrade.api.params import normalize_symbol, parse_timestamp
 from cbtrade.auth.interfaces import Principal, require_admin
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
@@ -78,13 +79,15 @@ async def _require_admin(
     return principal
 
 
-def _json(payload: object, status_code: int = 200) -> Response:
+def _json(
+    payload: object, status_code: int = 200, *, headers: dict[str, str] | None = None
+) -> Response:
     """A JSON answer that no cache keeps (they change: the newest candle, a job's progress)."""
     return Response(
         orjson.dumps(payload),
         status_code=status_code,
         media_type="application/json",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 
@@ -115,12 +118,17 @@ _TIME_FORMATS = (
 
 @health_router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
 async def health(services: Services) -> Response:
-    """Liveness and storage reachability; needs no auth."""
+    """Liveness and storage reachability; needs no auth. HEAD answers the same status."""
     try:
         await asyncio.wait_for(services.storage.check_health(), _HEALTH_TIMEOUT_SECONDS)
     except (StorageError, TimeoutError) as exc:
         reason = exc.code if isinstance(exc, StorageError) else "storage_timeout"
-        return _json({"status": "unhealthy", "storage": reason}, status_code=503)
+        retry_after = exc.retry_after_seconds if isinstance(exc, StorageError) else None
+        return _json(
+            {"status": "unhealthy", "storage": reason},
+            status_code=503,
+            headers={"Retry-After": str(retry_after or DEFAULT_RETRY_AFTER_SECONDS)},
+        )
     return _json({"status": "ok", "storage": "ok"})
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -437,9 +438,11 @@ class CCXTExchangeClient(IExchangeAPIClient):
                 f"{type(last).__name__}: {_short(last)}"
             ) from last
         except ccxt_async.BadSymbol as exc:
-            raise UnknownSymbolError(f"{self._exchange_id}: {_short(exc)}") from exc
+            raise UnknownSymbolError(f"{self._exchange_id}: {_without_urls(exc)}") from exc
         except ccxt_async.BadRequest as exc:
-            raise InvalidInputError(f"{self._exchange_id} rejected {what}: {_short(exc)}") from exc
+            raise InvalidInputError(
+                f"{self._exchange_id} rejected {what}: {_without_urls(exc)}"
+            ) from exc
         except ccxt_async.BaseError as exc:
             raise ExchangeError(
                 f"{self._exchange_id} {what} failed: {type(exc).__name__}: {_short(exc)}"
@@ -516,6 +519,15 @@ def _freeze_long_lived_objects() -> None:
 def _short(exc: BaseException | None, limit: int = 300) -> str:
     text = str(exc)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
+def _without_urls(exc: BaseException) -> str:
+    """``_short(exc)`` with the URLs ccxt puts in its messages left out: for an error the
+    caller reads (a 4xx), which must not show where the service reaches the exchange."""
+    return _URL.sub("<exchange API>", _short(exc))
 
 
 def _to_candle(row: list[Any]) -> Candle | None:

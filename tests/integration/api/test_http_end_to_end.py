@@ -3,6 +3,7 @@ simulator behind the real ccxt code, and both storage backends (local disk and A
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,7 +283,10 @@ def test_python_client_follows_tokens(base_url: str, simulator: ExchangeSimulato
 
 
 def test_storage_down_is_503_and_health_says_so(
-    simulator: ExchangeSimulator, start_azurite: AzuriteInstanceFactory, azurite_container: str
+    simulator: ExchangeSimulator,
+    start_azurite: AzuriteInstanceFactory,
+    azurite_container: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     private = start_azurite()
     settings = service_settings(
@@ -296,14 +300,27 @@ def test_storage_down_is_503_and_health_says_so(
         private.stop()
         health = httpx.get(f"{url}/api/health", timeout=30)
         assert health.status_code == 503
-        response = httpx.get(
-            f"{url}/api/v1/ohlcv",
-            params={"exchange": "cryptocom", "symbol": "BTC/USD", "start": LISTED},
-            headers={"Authorization": f"Bearer {KEY}"},
-            timeout=60,
-        )
-        assert response.status_code == 503
-        assert response.json()["error"]["code"].startswith("storage")
+        assert int(health.headers["retry-after"]) > 0
+        assert httpx.head(f"{url}/api/health", timeout=30).status_code == 503
+        with caplog.at_level(logging.WARNING, logger="cbtrade"):
+            response = httpx.get(
+                f"{url}/api/v1/ohlcv",
+                params={"exchange": "cryptocom", "symbol": "BTC/USD", "start": LISTED},
+                headers={"Authorization": f"Bearer {KEY}", "x-request-id": "storage-down-1"},
+                timeout=60,
+            )
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers["x-request-id"] == "storage-down-1"
+    error = response.json()["error"]
+    assert error["code"].startswith("storage")
+    assert error["request_id"] == "storage-down-1"
+    # The store's host and port and the object's key go to the log, not to the caller.
+    for internal in ("127.0.0.1", str(private.port), "raw_data", "cryptocom/", azurite_container):
+        assert internal not in response.text, internal
+    logged = [r.getMessage() for r in caplog.records if "storage-down-1" in r.getMessage()]
+    assert len(logged) == 1
+    assert f"127.0.0.1:{private.port}" in logged[0] or "raw_data" in logged[0], logged[0]
 
 
 @pytest.mark.parametrize("page_format", ["csv", "arrow"])

@@ -192,6 +192,30 @@ async def test_permanent_errors_are_mapped_without_retry(
     assert len(fake.calls) == 1
 
 
+@pytest.mark.parametrize(
+    ("raised", "mapped"),
+    [
+        (
+            ccxt_async.BadSymbol("binance GET https://10.0.0.7:8443/api/v3/klines?x=1 400"),
+            UnknownSymbolError,
+        ),
+        (
+            ccxt_async.BadRequest("binance GET http://127.0.0.1:9000/api/v3/klines 400 {}"),
+            InvalidInputError,
+        ),
+    ],
+)
+async def test_errors_the_caller_reads_name_no_exchange_url(
+    raised: Exception, mapped: type[Exception]
+) -> None:
+    fake = FakeCcxtExchange()
+    fake.failures = [raised]
+    with pytest.raises(mapped) as caught:
+        await client_for("binance", fake).fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
+    assert "://" not in str(caught.value)
+    assert "<exchange API>" in str(caught.value)
+
+
 async def test_timeframe_errors_list_only_what_the_service_serves_for_the_exchange() -> None:
     fake = FakeCcxtExchange()
     fake.timeframes = {"1m": "1", "3d": "3D", "5m": "5", "1w": "1W", "2w": "2W", "1M": "1M"}
