@@ -174,7 +174,11 @@ class WorkQueueUnavailableError(CbTradeError):
 
     code = "work_queue_unavailable"
     status_code = 503
-    public_message = "backfill jobs cannot be accepted: the service's work queue is unavailable"
+    # Raised only when no queue is configured: the fix is public (the README's), not internal.
+    public_message = (
+        "backfill jobs cannot be accepted: this deployment has no work queue (its operator "
+        "sets AzureWebJobsStorage; locally, scripts/serve.sh --azurite)"
+    )
     retry_after_seconds = 60
 
 
