@@ -13,6 +13,7 @@ from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from cbtrade.errors import ConfigurationError
@@ -227,22 +228,42 @@ class Settings(BaseSettings):
         return self
 
 
+_SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+)
+_SHOWN_VALUE_CHARS = 80
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read the settings, turning a validation failure into a ConfigurationError."""
+    """Read the settings, turning a validation failure into a ConfigurationError whose
+    message is one line naming each bad variable (and its value, unless it is a secret)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
-            problems.append(f"{name}: {error['msg']}")
+        problems = [_problem(error) for error in exc.errors()]
         raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None
     except SettingsError as exc:
         # Raised for values that must be JSON and are not; the message names the field.
         match = re.search(r'field "([a-z_]+)"', str(exc))
         name = f"{ENV_PREFIX}{match.group(1).upper()}" if match else "settings"
-        raise ConfigurationError(f"invalid settings: {name}: not valid JSON") from None
+        raise ConfigurationError(
+            f"invalid settings: {name}: not valid JSON (a JSON object is expected)"
+        ) from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """``CBTRADE_NAME='value': what is wrong`` for one validation error, on one line."""
+    what = " ".join(error["msg"].removeprefix("Value error, ").split())
+    if not error["loc"]:
+        return what  # a rule across settings: its message names them
+    field, *inner = (str(part) for part in error["loc"])
+    name = f"{ENV_PREFIX}{field.upper()}" + "".join(f"[{part!r}]" for part in inner)
+    value = error.get("input")
+    if field not in _SECRET_FIELDS and isinstance(value, str | int | float):
+        shown = repr(value)
+        if len(shown) <= _SHOWN_VALUE_CHARS:
+            name = f"{name}={shown}"
+    return f"{name}: {what}"
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,10 @@
 
 Every error carries a stable machine-readable ``code`` and the HTTP ``status_code`` that the
 API answers with, so the API layer maps them in one place and no traceback reaches a client.
+A server-side error (5xx) also carries the ``public_message`` the API answers instead of its
+own message, which may name the service's internals (storage hosts and ports, object keys,
+exchange URLs) and goes to the logs only; and, when a retry may succeed, the
+``retry_after_seconds`` the API sends in ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ class CbTradeError(Exception):
 
     code = "internal_error"
     status_code = 500
+    public_message = "the service failed; retry later, or report the request id if it persists"
+    retry_after_seconds: int | None = None
 
 
 class ConfigurationError(CbTradeError):
@@ -70,6 +76,10 @@ class AuthenticationUnavailableError(CbTradeError):
 
     code = "auth_unavailable"
     status_code = 503
+    public_message = (
+        "tokens cannot be checked now (the identity provider's keys are unavailable); retry later"
+    )
+    retry_after_seconds = 10
 
 
 class NotFoundError(CbTradeError):
@@ -96,6 +106,8 @@ class StorageError(CbTradeError):
 
     code = "storage_error"
     status_code = 503
+    public_message = "the candle store is unavailable; retry later"
+    retry_after_seconds = 5
 
 
 class StorageUnavailableError(StorageError):
@@ -108,24 +120,38 @@ class StoragePermissionError(StorageError):
     """The store refused access (file permissions, RBAC, bad key)."""
 
     code = "storage_permission_denied"
+    public_message = (
+        "the candle store refused the service's access; retry later, and report the request "
+        "id if it persists"
+    )
+    retry_after_seconds = 30
 
 
 class StorageFullError(StorageError):
     """The store has no space left."""
 
     code = "storage_full"
+    public_message = "the candle store is full; retry later, and report the request id"
+    retry_after_seconds = 60
 
 
 class StorageConflictError(StorageError):
     """A conditional write kept losing to concurrent writers until the retry budget ran out."""
 
     code = "storage_conflict"
+    public_message = "the candle store is busy with concurrent writes to this series; retry"
+    retry_after_seconds = 1
 
 
 class StorageCorruptError(StorageError):
     """A stored object cannot be decoded."""
 
     code = "storage_corrupt"
+    public_message = (
+        "stored candles of this series cannot be read; report the request id (an operator "
+        "can repair the range)"
+    )
+    retry_after_seconds = 60
 
 
 class InvalidWorkItemError(InvalidInputError):
@@ -140,6 +166,7 @@ class WorkItemFailedError(CbTradeError):
 
     code = "work_item_failed"
     status_code = 503
+    retry_after_seconds = 30
 
 
 class WorkQueueUnavailableError(CbTradeError):
@@ -147,6 +174,12 @@ class WorkQueueUnavailableError(CbTradeError):
 
     code = "work_queue_unavailable"
     status_code = 503
+    # Raised only when no queue is configured: the fix is public (the README's), not internal.
+    public_message = (
+        "backfill jobs cannot be accepted: this deployment has no work queue (its operator "
+        "sets AzureWebJobsStorage; locally, scripts/serve.sh --azurite)"
+    )
+    retry_after_seconds = 60
 
 
 class ExchangeError(CbTradeError):
@@ -154,6 +187,9 @@ class ExchangeError(CbTradeError):
 
     code = "exchange_error"
     status_code = 502
+    public_message = (
+        "the exchange answered with an error; retry later, or report the request id if it persists"
+    )
 
 
 class ExchangeUnavailableError(ExchangeError):
@@ -161,6 +197,8 @@ class ExchangeUnavailableError(ExchangeError):
 
     code = "exchange_unavailable"
     status_code = 503
+    public_message = "the exchange is down, slow or rate-limiting the service; retry later"
+    retry_after_seconds = 10
 
 
 class ExchangeHistoryUnavailableError(ExchangeError):

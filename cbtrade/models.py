@@ -167,6 +167,13 @@ class ErrorDetail(BaseModel):
 
     code: str
     message: str
+    request_id: str | None = Field(
+        default=None,
+        description=(
+            "on a server-side error (5xx), the request's id, under which the service logged "
+            "the details (every response has it in x-request-id): quote it in a report"
+        ),
+    )
 
 
 class ErrorOut(BaseModel):

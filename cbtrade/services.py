@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from cbtrade.work.local_host import Handler
     from cbtrade.work.queue import WorkQueueClient
 
+    QueueHandlers = tuple[WorkQueueClient, Handler, Handler]
+    """A queue, what its trigger calls, and what its poison queue's trigger calls."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -104,7 +107,7 @@ class ServiceContainer:
             auth=AuthenticationModuleImpl.from_settings(settings),
         )
 
-    def queue_handlers(self) -> list[tuple[WorkQueueClient, Handler, Handler]]:
+    def queue_handlers(self) -> list[QueueHandlers]:
         """Each queue (top-up, work) with what its trigger and its poison queue's trigger
         call, for a local queue host; ConfigurationError without a queue account."""
         if self.topup_queue is None or self.work_queue is None:

@@ -6,6 +6,8 @@ timeframe's length in epoch milliseconds (UTC), as exchanges align them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from cbtrade.errors import InvalidTimeframeError
 
 TIMEFRAME_MS: dict[str, int] = {
@@ -30,10 +32,31 @@ def timeframe_to_ms(timeframe: str) -> int:
     try:
         return TIMEFRAME_MS[timeframe]
     except (KeyError, TypeError):
-        supported = ", ".join(TIMEFRAME_MS)
-        raise InvalidTimeframeError(
-            f"unsupported timeframe {timeframe!r}; supported: {supported}"
-        ) from None
+        raise unsupported_timeframe(timeframe) from None
+
+
+def supported_timeframes(offered: Iterable[str] | None = None) -> list[str]:
+    """The timeframes the service supports, shortest first; with ``offered`` (what an
+    exchange offers), only those among them: what the service serves for that exchange."""
+    if offered is None:
+        return list(TIMEFRAME_MS)
+    offered = set(offered)
+    return [timeframe for timeframe in TIMEFRAME_MS if timeframe in offered]
+
+
+def unsupported_timeframe(
+    timeframe: str, *, exchange: str | None = None, offered: Iterable[str] | None = None
+) -> InvalidTimeframeError:
+    """The error for a timeframe that is not served, listing those that are: for
+    ``exchange``, those of the service it ``offered`` (an exchange's own, such as ``1w``, are
+    left out: the service would refuse them)."""
+    if exchange is None or offered is None:
+        supported = ", ".join(supported_timeframes())
+        return InvalidTimeframeError(f"unsupported timeframe {timeframe!r}; supported: {supported}")
+    served = ", ".join(supported_timeframes(offered)) or "none that this service supports"
+    return InvalidTimeframeError(
+        f"{exchange} does not offer {timeframe!r} candles through this service; it offers {served}"
+    )
 
 
 def align_down(timestamp: int, timeframe_ms: int) -> int:

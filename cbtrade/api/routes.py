@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from cbtrade.api.caching import SealedPageCache, encoded_page, page_response
 from cbtrade.api.encoding import PageFormat, RowTextCache, encode_page
+from cbtrade.api.errors import DEFAULT_RETRY_AFTER_SECONDS
 from cbtrade.api.params import normalize_symbol, parse_timestamp
 from cbtrade.auth.interfaces import Principal, require_admin
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
@@ -78,13 +79,15 @@ async def _require_admin(
     return principal
 
 
-def _json(payload: object, status_code: int = 200) -> Response:
+def _json(
+    payload: object, status_code: int = 200, *, headers: dict[str, str] | None = None
+) -> Response:
     """A JSON answer that no cache keeps (they change: the newest candle, a job's progress)."""
     return Response(
         orjson.dumps(payload),
         status_code=status_code,
         media_type="application/json",
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 
@@ -115,12 +118,17 @@ _TIME_FORMATS = (
 
 @health_router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
 async def health(services: Services) -> Response:
-    """Liveness and storage reachability; needs no auth."""
+    """Liveness and storage reachability; needs no auth. HEAD answers the same status."""
     try:
         await asyncio.wait_for(services.storage.check_health(), _HEALTH_TIMEOUT_SECONDS)
     except (StorageError, TimeoutError) as exc:
         reason = exc.code if isinstance(exc, StorageError) else "storage_timeout"
-        return _json({"status": "unhealthy", "storage": reason}, status_code=503)
+        retry_after = exc.retry_after_seconds if isinstance(exc, StorageError) else None
+        return _json(
+            {"status": "unhealthy", "storage": reason},
+            status_code=503,
+            headers={"Retry-After": str(retry_after or DEFAULT_RETRY_AFTER_SECONDS)},
+        )
     return _json({"status": "ok", "storage": "ok"})
 
 
@@ -198,15 +206,15 @@ async def get_ohlcv(
         timeframe=timeframe,
         start_time=parse_timestamp("start", start),
         end_time=parse_timestamp("end", end),
-        # Columns cost little to encode and decode: their pages are as large as allowed.
-        limit=limit if limit is not None or format == "json" else services.settings.page_max_limit,
+        limit=limit,
         continuation_token=continuation_token,
+        # Columns cost little to encode and decode: their pages are as large as allowed.
+        default_limit=None if format == "json" else services.settings.page_max_limit,
     )
     next_link = None
     if page.continuation_token is not None:
-        query: dict[str, str | int] = {"continuation_token": page.continuation_token}
-        if limit is not None:
-            query["limit"] = limit
+        # The token carries the query and its limit; the format is the request's own.
+        query = {"continuation_token": page.continuation_token}
         if format != "json":
             query["format"] = format
         next_link = f"{request.url.path}?{urlencode(query)}"
@@ -227,7 +235,9 @@ async def get_latest(
     symbol: Annotated[str, Query(max_length=64, description="ccxt unified symbol")],
     timeframe: TimeframeParam = None,
 ) -> Response:
-    """Open time of the newest stored candle of a series (null when nothing is stored)."""
+    """Open time of the newest stored candle of a series: null when nothing is stored for a
+    series the exchange serves; 404 for a symbol it does not list, 400 for a timeframe it
+    does not offer."""
     coin_symbol = normalize_symbol(symbol) or symbol
     series_timeframe = timeframe or DEFAULT_TIMEFRAME
     timestamp = await services.history.get_most_recent_timestamp(

@@ -45,11 +45,15 @@ class AuthenticationModuleImpl(IAuthenticationModule):
     ) -> None:
         if hs256_secret and len(hs256_secret.encode()) < _MIN_HS256_SECRET_BYTES:
             raise ConfigurationError(
-                f"the HS256 secret must be at least {_MIN_HS256_SECRET_BYTES} bytes long"
+                f"the HS256 secret (CBTRADE_JWT_HS256_SECRET) must be at least "
+                f"{_MIN_HS256_SECRET_BYTES} bytes long"
             )
         if jwks_url and not (issuer and audience):
             # Identity providers sign every tenant's and every API's tokens with the same keys.
-            raise ConfigurationError("a JWKS URL needs the JWT issuer and audience set too")
+            raise ConfigurationError(
+                "a JWKS URL (CBTRADE_JWT_JWKS_URL) needs the JWT issuer and audience "
+                "(CBTRADE_JWT_ISSUER, CBTRADE_JWT_AUDIENCE) set too"
+            )
         self._api_keys = [(key.encode(), False) for key in api_keys if key]
         self._api_keys += [(key.encode(), True) for key in admin_api_keys if key]
         self._hs256_secret = hs256_secret or None

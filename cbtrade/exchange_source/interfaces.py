@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from cbtrade.errors import UnknownSymbolError
 from cbtrade.exchange_source.history_edges import CoarseSeries, EdgeWindow, HistoryEdgeFinder
 from cbtrade.models import Candle, TimeRange
-from cbtrade.timeframes import timeframe_to_ms
+from cbtrade.timeframes import TIMEFRAME_MS, timeframe_to_ms, unsupported_timeframe
 
 
 class IExchangeAPIClient(ABC):
@@ -34,11 +34,26 @@ class IExchangeAPIClient(ABC):
         but marks inactive has no new candles). By default: whether it is listed."""
         return await self.check_coin_availability(symbol)
 
+    def offered_timeframes(self) -> list[str] | None:
+        """The timeframes the exchange offers candles of (its own names, the service's or
+        not), known without a request; None when the plugin cannot tell."""
+        return None
+
+    def check_timeframe(self, timeframe: str) -> int:
+        """The length of ``timeframe`` in ms if the service supports it; otherwise
+        InvalidTimeframeError naming those it serves for this exchange. No I/O for a
+        supported timeframe (whether the exchange offers it is checked with its markets)."""
+        if isinstance(timeframe, str) and timeframe in TIMEFRAME_MS:
+            return TIMEFRAME_MS[timeframe]
+        raise unsupported_timeframe(
+            timeframe, exchange=self.get_exchange_name(), offered=self.offered_timeframes()
+        )
+
     async def check_series(self, symbol: str, timeframe: str, *, start: int | None = None) -> None:
         """Return if the exchange can serve the series (from ``start``, if given); raise
         UnknownSymbolError, InvalidTimeframeError or ExchangeHistoryUnavailableError saying
         why not. By default: whether the symbol is listed."""
-        timeframe_to_ms(timeframe)
+        self.check_timeframe(timeframe)
         if not await self.check_coin_availability(symbol):
             raise UnknownSymbolError(f"{self.get_exchange_name()} does not list {symbol!r}")
 

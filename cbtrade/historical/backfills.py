@@ -381,10 +381,9 @@ class BackfillJobs:
     ) -> int:
         """Exchange calls the series' range needs at most, once its exchange has said it can
         serve the series (from ``start``, if given)."""
-        timeframe_ms = timeframe_to_ms(series.timeframe)
-        await self._connector.get_client(series.exchange).check_series(
-            series.symbol, series.timeframe, start=start
-        )
+        client = self._connector.get_client(series.exchange)
+        timeframe_ms = client.check_timeframe(series.timeframe)
+        await client.check_series(series.symbol, series.timeframe, start=start)
         span = self._call_span(series)
         return max(1, -(-(align_up(end, timeframe_ms) - align_down(first, timeframe_ms)) // span))
 

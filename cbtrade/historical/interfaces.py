@@ -35,11 +35,15 @@ class IHistoricalDataManager(ABC):
         end_time: int | None = None,
         limit: int | None = None,
         continuation_token: str | None = None,
+        default_limit: int | None = None,
     ) -> OhlcvPage:
-        """The first page of a query, or the next one for ``continuation_token``."""
+        """The first page of a query, or the next one for ``continuation_token``, which
+        keeps the query's ``limit``; ``default_limit`` when the query asked for none."""
 
     @abstractmethod
     async def get_most_recent_timestamp(
         self, exchange_name: str, coin_symbol: str, timeframe: str
     ) -> int | None:
-        """Epoch ms of the newest stored candle of the series, or None."""
+        """Epoch ms of the newest stored candle of the series; None when nothing is stored
+        for a series the exchange serves (a symbol it does not list, or a timeframe it does
+        not offer, raises)."""

@@ -56,9 +56,16 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         end_time: int | None = None,
         limit: int | None = None,
         continuation_token: str | None = None,
+        default_limit: int | None = None,
     ) -> OhlcvPage:
-        """The first page of a query, or the next one for ``continuation_token``."""
-        page_limit = self._resolve_limit(limit)
+        """The first page of a query, or the next one for ``continuation_token``.
+
+        ``limit`` is the page size the client asked for; the token keeps it, so the pages
+        that follow have it without being asked again (a limit repeated beside a token must
+        match the token's). With none asked, each page has ``default_limit`` candles at most
+        (the manager's default when None).
+        """
+        self._check_limit(limit)
         if continuation_token is not None:
             query = self._token_codec.decode(continuation_token)
             _check_token_matches(
@@ -68,11 +75,19 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 timeframe=timeframe,
                 start_time=start_time,
                 end_time=end_time,
+                limit=limit,
             )
+            if query.limit is None and limit is not None:
+                # A token without a page size (a query that asked for none, or one issued
+                # before tokens carried it) takes the size asked beside it, from now on.
+                query = query.model_copy(update={"limit": limit})
         else:
-            query = self._new_query(exchange_name, coin_symbol, timeframe, start_time, end_time)
+            query = self._new_query(
+                exchange_name, coin_symbol, timeframe, start_time, end_time, limit
+            )
         # Unknown exchanges fail here, before any storage or exchange I/O.
         self._connector.get_client(query.exchange)
+        page_limit = self._page_limit(query.limit, default_limit)
         candles, next_cursor, sealed = await self._read_page(query, page_limit)
         token = None
         if next_cursor is not None:
@@ -90,12 +105,22 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
     async def get_most_recent_timestamp(
         self, exchange_name: str, coin_symbol: str, timeframe: str
     ) -> int | None:
-        """Epoch ms of the newest stored candle of the series, or None."""
-        timeframe_to_ms(timeframe)
-        self._connector.get_client(exchange_name)
-        return await self._current_fetcher.get_latest_timestamp(
+        """Epoch ms of the newest stored candle of the series, or None when nothing is
+        stored for a series the exchange serves. UnknownExchangeError, UnknownSymbolError
+        (a symbol the exchange does not list) or InvalidTimeframeError (one it does not
+        offer) otherwise, so that a typo is not mistaken for an empty series.
+
+        A stored series is answered from storage alone (a symbol since delisted included);
+        only an empty one is checked with the exchange's markets, loaded once per process.
+        """
+        client = self._connector.get_client(exchange_name)
+        client.check_timeframe(timeframe)
+        latest = await self._current_fetcher.get_latest_timestamp(
             exchange_name, coin_symbol, timeframe
         )
+        if latest is None:
+            await client.check_series(coin_symbol, timeframe)
+        return latest
 
     async def sealed_epoch(
         self,
@@ -120,12 +145,16 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         except CbTradeError:
             return None
 
-    def _resolve_limit(self, limit: int | None) -> int:
-        if limit is None:
-            return self._default_limit
-        if not 1 <= limit <= self._max_limit:
+    def _check_limit(self, limit: int | None) -> None:
+        if limit is not None and not 1 <= limit <= self._max_limit:
             raise InvalidInputError(f"limit must be between 1 and {self._max_limit}, got {limit}")
-        return limit
+
+    def _page_limit(self, limit: int | None, default_limit: int | None) -> int:
+        """The page's size: the one asked (the maximum may have been lowered since a token
+        kept it), or the default."""
+        if limit is None:
+            return min(default_limit or self._default_limit, self._max_limit)
+        return min(limit, self._max_limit)
 
     def _new_query(
         self,
@@ -134,6 +163,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         timeframe: str | None,
         start_time: int | None,
         end_time: int | None,
+        limit: int | None,
     ) -> PageCursor:
         if exchange_name is None or coin_symbol is None or start_time is None:
             missing = [
@@ -149,7 +179,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 f"missing {', '.join(missing)} (or a continuation_token from a previous page)"
             )
         timeframe = timeframe or DEFAULT_TIMEFRAME
-        timeframe_to_ms(timeframe)
+        self._connector.get_client(exchange_name).check_timeframe(timeframe)
         end = self._fetcher.now() if end_time is None else end_time
         if start_time < 0:
             raise InvalidInputError(f"start must not be before 1970, got {start_time}")
@@ -162,6 +192,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
             start=start_time,
             end=end,
             cursor=start_time,
+            limit=limit,
         )
 
     async def _read_page(
@@ -206,16 +237,19 @@ def _check_token_matches(
     timeframe: str | None,
     start_time: int | None,
     end_time: int | None,
+    limit: int | None,
 ) -> None:
-    """Parameters repeated beside a token must be the ones the token was issued for."""
+    """Parameters repeated beside a token must be the ones the token was issued for (a
+    token without a page size accepts any)."""
     for name, given, expected in (
         ("exchange", exchange_name, query.exchange),
         ("symbol", coin_symbol, query.symbol),
         ("timeframe", timeframe, query.timeframe),
         ("start", start_time, query.start),
         ("end", end_time, query.end),
+        ("limit", limit, query.limit),
     ):
-        if given is not None and given != expected:
+        if given is not None and expected is not None and given != expected:
             raise InvalidContinuationTokenError(
                 f"{name}={given!r} does not match the continuation_token's {name}={expected!r}"
             )

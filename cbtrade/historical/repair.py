@@ -12,7 +12,7 @@ from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
 from cbtrade.models import TimeRange
 from cbtrade.storage.interfaces import IStorageManager
 from cbtrade.telemetry import log_event
-from cbtrade.timeframes import align_up, timeframe_to_ms
+from cbtrade.timeframes import align_up
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +70,11 @@ class RangeRepairer:
         asked) is logged.
         """
         began = time.monotonic()
-        timeframe_ms = timeframe_to_ms(timeframe)
+        timeframe_ms = self._connector.get_client(exchange_name).check_timeframe(timeframe)
         if start_time < 0:
             raise InvalidInputError(f"start must not be before 1970, got {start_time}")
         if end_time <= start_time:
             raise InvalidInputError(f"end ({end_time}) must be after start ({start_time})")
-        self._connector.get_client(exchange_name)
         now = self._fetcher.now()
         window = TimeRange(
             align_up(start_time, timeframe_ms),

@@ -1,9 +1,10 @@
 """Continuation tokens: opaque, URL-safe, integrity-protected page cursors.
 
 A token is ``base64url(json payload) + "." + base64url(HMAC-SHA256(payload)[:16])``. The
-payload carries the query (exchange, symbol, timeframe, end) and the cursor, so a client
-may omit the other parameters on later pages. The HMAC key comes from settings, so every
-instance of the service accepts the tokens of every other.
+payload carries the query (exchange, symbol, timeframe, end, and the page size when the
+client chose one) and the cursor, so a client may omit the other parameters on later
+pages. The HMAC key comes from settings, so every instance of the service accepts the tokens
+of every other.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class PageCursor(BaseModel):
     """The query's end (now, when the client gave none)."""
     cursor: int = Field(alias="c", ge=0)
     """Where the next page starts."""
+    limit: int | None = Field(default=None, alias="l", ge=1)
+    """The page size the client asked for; None when it asked for none (the format's default
+    then applies to each page). Left out of the payload when None, so such tokens read the
+    same as those issued before tokens carried it."""
 
 
 class ContinuationTokenCodec:
@@ -48,7 +53,7 @@ class ContinuationTokenCodec:
 
     def encode(self, cursor: PageCursor) -> str:
         """An opaque URL-safe token for ``cursor``."""
-        payload = orjson.dumps(cursor.model_dump(by_alias=True))
+        payload = orjson.dumps(cursor.model_dump(by_alias=True, exclude_none=True))
         return f"{_b64encode(payload)}.{_b64encode(self._mac(payload))}"
 
     def decode(self, token: str) -> PageCursor:

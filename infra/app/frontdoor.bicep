@@ -51,8 +51,9 @@ resource endpoint 'Microsoft.Cdn/profiles/afdEndpoints@2024-02-01' = {
   }
 }
 
-// One origin. The probe asks GET /api/health (Front Door probes with HEAD or GET; the app
-// answers GET) over HTTPS; every Front Door POP probes on its own, hence the long interval.
+// One origin. The probe asks HEAD /api/health (Front Door recommends HEAD; the app answers it
+// with GET's status and no body) over HTTPS; every Front Door POP probes on its own, hence the
+// long interval.
 resource originGroup 'Microsoft.Cdn/profiles/originGroups@2024-02-01' = {
   parent: profile
   name: 'api'
@@ -64,7 +65,7 @@ resource originGroup 'Microsoft.Cdn/profiles/originGroups@2024-02-01' = {
     }
     healthProbeSettings: {
       probePath: '/api/health'
-      probeRequestType: 'GET'
+      probeRequestType: 'HEAD'
       probeProtocol: 'Https'
       probeIntervalInSeconds: 240
     }

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,6 @@ from cbtrade.errors import (
     ExchangeHistoryUnavailableError,
     ExchangeUnavailableError,
     InvalidInputError,
-    InvalidTimeframeError,
     UnknownSymbolError,
 )
 from cbtrade.exchange_source.ccxt_import import import_ccxt_async
@@ -45,7 +45,7 @@ from cbtrade.exchange_source.interfaces import IExchangeAPIClient
 from cbtrade.exchange_source.rate_budget import RateBudget
 from cbtrade.models import Candle, TimeRange
 from cbtrade.telemetry import log_event
-from cbtrade.timeframes import align_down, timeframe_to_ms
+from cbtrade.timeframes import TIMEFRAME_MS, align_down, timeframe_to_ms, unsupported_timeframe
 
 logger = logging.getLogger(__name__)
 
@@ -319,21 +319,25 @@ class CCXTExchangeClient(IExchangeAPIClient):
         self, symbol: str, timeframe: str, start: int, end: int
     ) -> tuple[Any, int]:
         """The loaded exchange and the timeframe's length, once the request is checked."""
-        timeframe_ms = timeframe_to_ms(timeframe)
+        timeframe_ms = self.check_timeframe(timeframe)
         if start % timeframe_ms or end % timeframe_ms or not 0 <= start < end:
             raise InvalidInputError(
                 f"window [{start}, {end}) is not aligned to {timeframe} or is empty"
             )
         return await self._offered(symbol, timeframe), timeframe_ms
 
+    def offered_timeframes(self) -> list[str]:
+        """ccxt's timeframes of the exchange (imports ccxt, but needs no request)."""
+        exchange = self._exchange or self._create_exchange()
+        return list(exchange.timeframes or {})
+
     async def _offered(self, symbol: str, timeframe: str) -> Any:
-        """The loaded exchange, if it offers ``timeframe`` candles and lists ``symbol``."""
+        """The loaded exchange, if it offers ``timeframe`` candles, the service supports
+        them, and it lists ``symbol``."""
         exchange = await self._loaded_exchange()
-        if timeframe not in (exchange.timeframes or {}):
-            raise InvalidTimeframeError(
-                f"{self._exchange_id} does not offer {timeframe!r} candles; it offers "
-                + ", ".join(exchange.timeframes or {})
-            )
+        offered = exchange.timeframes or {}
+        if timeframe not in offered or timeframe not in TIMEFRAME_MS:
+            raise unsupported_timeframe(timeframe, exchange=self._exchange_id, offered=offered)
         if symbol not in exchange.markets:
             raise UnknownSymbolError(f"{self._exchange_id} does not list {symbol!r}")
         return exchange
@@ -436,9 +440,11 @@ class CCXTExchangeClient(IExchangeAPIClient):
                 f"{type(last).__name__}: {_short(last)}"
             ) from last
         except ccxt_async.BadSymbol as exc:
-            raise UnknownSymbolError(f"{self._exchange_id}: {_short(exc)}") from exc
+            raise UnknownSymbolError(f"{self._exchange_id}: {_without_urls(exc)}") from exc
         except ccxt_async.BadRequest as exc:
-            raise InvalidInputError(f"{self._exchange_id} rejected {what}: {_short(exc)}") from exc
+            raise InvalidInputError(
+                f"{self._exchange_id} rejected {what}: {_without_urls(exc)}"
+            ) from exc
         except ccxt_async.BaseError as exc:
             raise ExchangeError(
                 f"{self._exchange_id} {what} failed: {type(exc).__name__}: {_short(exc)}"
@@ -515,6 +521,15 @@ def _freeze_long_lived_objects() -> None:
 def _short(exc: BaseException | None, limit: int = 300) -> str:
     text = str(exc)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
+def _without_urls(exc: BaseException) -> str:
+    """``_short(exc)`` with the URLs ccxt puts in its messages left out: for an error the
+    caller reads (a 4xx), which must not show where the service reaches the exchange."""
+    return _URL.sub("<exchange API>", _short(exc))
 
 
 def _to_candle(row: list[Any]) -> Candle | None:

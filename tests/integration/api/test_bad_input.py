@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +49,9 @@ def _error(response: httpx.Response) -> dict[str, str]:
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert set(body) == {"error"}
+    # A server-side error's body names its request id: the details are logged under it.
+    if response.status_code >= 500:
+        assert body["error"].pop("request_id") == response.headers["x-request-id"]
     assert set(body["error"]) == {"code", "message"}
     assert "Traceback" not in response.text
     return body["error"]  # type: ignore[no-any-return]
@@ -186,10 +191,53 @@ def test_health_needs_no_auth(base_url: str) -> None:
     assert response.json() == {"status": "ok", "storage": "ok"}
 
 
-def test_exchange_down_is_a_clear_503(client: httpx.Client) -> None:
-    response = client.get("/api/v1/ohlcv", params=GOOD | {"end": "2024-01-01T01:00:00Z"})
+def test_head_answers_on_health_and_every_get_route(base_url: str, client: httpx.Client) -> None:
+    # Uptime probes send HEAD: the status and headers of the GET, without its body.
+    health = httpx.head(f"{base_url}/api/health")
+    assert health.status_code == 200
+    assert health.content == b""
+    assert int(health.headers["content-length"]) > 0
+    assert client.head("/api/v1/exchanges").status_code == 200
+    assert httpx.head(f"{base_url}/api/v1/exchanges").status_code == 401
+    assert client.head("/api/v1/ohlcv/latest", params={"symbol": "A/B"}).status_code == 400
+    assert client.request("HEAD", "/api/v1/backfills").status_code == 405  # POST only
+
+
+def test_every_response_carries_a_request_id(base_url: str, client: httpx.Client) -> None:
+    responses = [
+        httpx.get(f"{base_url}/api/health"),
+        httpx.get(f"{base_url}/api/v1/exchanges"),  # 401
+        client.get("/api/v1/ohlcv", params={"start": "yesterday"}),  # 400
+        client.get("/api/v1/nothing-here"),  # 404
+        client.post("/api/v1/ohlcv"),  # 405
+    ]
+    ids = [response.headers["x-request-id"] for response in responses]
+    assert len(set(ids)) == len(ids)
+    echoed = client.get("/api/v1/exchanges", headers={"x-request-id": "probe-42"})
+    assert echoed.headers["x-request-id"] == "probe-42"
+    odd = client.get("/api/v1/exchanges", headers={"x-request-id": "a b; Set-Cookie: x=1"})
+    uuid.UUID(odd.headers["x-request-id"])  # replaced, not echoed
+
+
+def test_exchange_down_is_a_clear_503(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cbtrade"):
+        response = client.get("/api/v1/ohlcv", params=GOOD | {"end": "2024-01-01T01:00:00Z"})
     assert response.status_code == 503, response.text
-    assert _error(response)["code"] == "exchange_unavailable"
+    request_id = response.headers["x-request-id"]
+    assert _error(response) == {
+        "code": "exchange_unavailable",
+        "message": "the exchange is down, slow or rate-limiting the service; retry later",
+    }
+    assert int(response.headers["retry-after"]) > 0
+    # Where the service reaches the exchange is in the log, under the request id, not in
+    # the answer.
+    assert "127.0.0.1" not in response.text
+    logged = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert len(logged) == 1
+    assert "exchange_unavailable" in logged[0]
+    assert "127.0.0.1:9" in logged[0]
 
 
 def test_openapi_and_docs_are_served(base_url: str) -> None:

@@ -3,6 +3,7 @@ simulator behind the real ccxt code, and both storage backends (local disk and A
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,6 +109,65 @@ def test_latest_coins_and_exchanges(http: httpx.Client) -> None:
     assert {"cryptocom", "binance", "kraken", "coinbase"} <= set(exchanges)
 
 
+def test_latest_refuses_an_unlisted_symbol_and_an_unoffered_timeframe(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    def latest(**params: str) -> httpx.Response:
+        return http.get("/api/v1/ohlcv/latest", params={"exchange": "cryptocom"} | params)
+
+    unlisted = latest(symbol="NOPE/USD")
+    assert unlisted.status_code == 404, unlisted.text
+    assert unlisted.json()["error"]["code"] == "unknown_symbol"
+    assert "NOPE/USD" in unlisted.json()["error"]["message"]
+    for timeframe in ("3m", "1w"):  # cryptocom offers no 3m; the service no 1w
+        unoffered = latest(symbol="BTC/USD", timeframe=timeframe)
+        assert unoffered.status_code == 400, unoffered.text
+        assert unoffered.json()["error"]["code"] == "invalid_timeframe"
+    nowhere = http.get("/api/v1/ohlcv/latest", params={"exchange": "nowhere", "symbol": "A/B"})
+    assert nowhere.status_code == 404
+    assert nowhere.json()["error"]["code"] == "unknown_exchange"
+    # Listed, nothing stored: null, as before; the markets were loaded once for all of it.
+    assert latest(symbol="BTC/USD").json()["timestamp"] is None
+    assert simulator.market_requests("cryptocom") == 1
+    assert simulator.candle_requests("cryptocom") == 0
+
+
+def test_a_timeframe_error_lists_only_timeframes_that_are_then_served(
+    simulator: ExchangeSimulator, tmp_path: Path
+) -> None:
+    symbols = {
+        "cryptocom": "BTC/USD", "binance": "BTC/USDT", "kraken": "BTC/USD", "coinbase": "BTC/USD"
+    }  # fmt: skip
+    now = time.time_ns() // 1_000_000
+    end = now - now % 3_600_000
+    recent = {"start": end - 2 * 3_600_000, "end": end}  # within Kraken's 720 candles
+    settings = service_settings(simulator, local_storage_root=tmp_path / "data")
+    with (
+        serve_app(create_app(settings)) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as client,
+    ):
+        for exchange, symbol in symbols.items():
+            listed: list[list[str]] = []
+            # 1w: the exchange may offer it, the service does not; 3m: the service supports
+            # it, not every exchange offers it (the markets tell).
+            for timeframe in ("1w", "3m"):
+                params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+                response = client.get("/api/v1/ohlcv", params=params | recent)
+                if response.status_code == 200:
+                    continue
+                assert response.status_code == 400, response.text
+                error = response.json()["error"]
+                assert error["code"] == "invalid_timeframe"
+                listed.append(error["message"].split("; it offers ")[1].split(", "))
+            assert listed, exchange
+            assert all(offered == listed[0] for offered in listed)
+            assert not {"1w", "2w", "1M", "3d", "8h", "1s"} & set(listed[0])
+            for timeframe in listed[0]:
+                params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+                served = client.get("/api/v1/ohlcv", params=params | recent)
+                assert served.status_code == 200, (exchange, timeframe, served.text)
+
+
 def test_unknown_coin_is_404_without_a_candle_call(
     http: httpx.Client, simulator: ExchangeSimulator
 ) -> None:
@@ -156,6 +216,28 @@ def test_client_gone_mid_pagination_resumes_exactly_from_its_token(
     assert candles == simulator.truth("cryptocom", "BTC/USD", "5m", START, END)
 
 
+def test_following_the_token_alone_keeps_the_first_requests_limit(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    params = {"exchange": "cryptocom", "symbol": "BTC/USD", "start": START, "end": END}
+    page = http.get("/api/v1/ohlcv", params=params | {"limit": 200}).raise_for_status().json()
+    candles, sizes = [Candle(**c) for c in page["candles"]], [len(page["candles"])]
+    while page["continuation_token"] is not None:
+        assert "limit" not in page["next_link"]  # the token carries it
+        page = (
+            http.get("/api/v1/ohlcv", params={"continuation_token": page["continuation_token"]})
+            .raise_for_status()
+            .json()
+        )
+        candles.extend(Candle(**c) for c in page["candles"])
+        sizes.append(len(page["candles"]))
+    assert candles == simulator.truth("cryptocom", "BTC/USD", "5m", START, END)
+    # Without the limit each page could hold the default 20,000: all of them at once. (A
+    # page cut short by its time budget holds fewer, so more pages, never larger ones.)
+    assert max(sizes) <= 200
+    assert len(sizes) >= max(3, -(-len(candles) // 200))
+
+
 def test_recent_range_up_to_now_excludes_the_forming_candle(
     http: httpx.Client, simulator: ExchangeSimulator
 ) -> None:
@@ -171,7 +253,10 @@ def test_recent_range_up_to_now_excludes_the_forming_candle(
 
 
 def test_storage_down_is_503_and_health_says_so(
-    simulator: ExchangeSimulator, start_azurite: AzuriteInstanceFactory, azurite_container: str
+    simulator: ExchangeSimulator,
+    start_azurite: AzuriteInstanceFactory,
+    azurite_container: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     private = start_azurite()
     settings = service_settings(
@@ -185,14 +270,27 @@ def test_storage_down_is_503_and_health_says_so(
         private.stop()
         health = httpx.get(f"{url}/api/health", timeout=30)
         assert health.status_code == 503
-        response = httpx.get(
-            f"{url}/api/v1/ohlcv",
-            params={"exchange": "cryptocom", "symbol": "BTC/USD", "start": LISTED},
-            headers={"Authorization": f"Bearer {KEY}"},
-            timeout=60,
-        )
-        assert response.status_code == 503
-        assert response.json()["error"]["code"].startswith("storage")
+        assert int(health.headers["retry-after"]) > 0
+        assert httpx.head(f"{url}/api/health", timeout=30).status_code == 503
+        with caplog.at_level(logging.WARNING, logger="cbtrade"):
+            response = httpx.get(
+                f"{url}/api/v1/ohlcv",
+                params={"exchange": "cryptocom", "symbol": "BTC/USD", "start": LISTED},
+                headers={"Authorization": f"Bearer {KEY}", "x-request-id": "storage-down-1"},
+                timeout=60,
+            )
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    assert response.headers["x-request-id"] == "storage-down-1"
+    error = response.json()["error"]
+    assert error["code"].startswith("storage")
+    assert error["request_id"] == "storage-down-1"
+    # The store's host and port and the object's key go to the log, not to the caller.
+    for internal in ("127.0.0.1", str(private.port), "raw_data", "cryptocom/", azurite_container):
+        assert internal not in response.text, internal
+    logged = [r.getMessage() for r in caplog.records if "storage-down-1" in r.getMessage()]
+    assert len(logged) == 1
+    assert f"127.0.0.1:{private.port}" in logged[0] or "raw_data" in logged[0], logged[0]
 
 
 @pytest.mark.parametrize("page_format", ["csv", "arrow"])

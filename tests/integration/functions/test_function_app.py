@@ -64,10 +64,12 @@ def test_host_json_routes_everything_to_the_app() -> None:
     assert queues["batchSize"] + queues["newBatchThreshold"] <= 64
 
 
-async def call_http(module: ModuleType, path: str, **headers: str) -> func.HttpResponse:
+async def call_http(
+    module: ModuleType, path: str, method: str = "GET", **headers: str
+) -> func.HttpResponse:
     function = functions_by_name(module)["http_app_func"].get_user_function()
     request = func.HttpRequest(
-        method="GET",
+        method=method,
         url=f"http://localhost:7071{path}",
         headers=headers,
         params={},
@@ -93,6 +95,20 @@ async def test_http_function_serves_the_api_with_app_level_auth(
     assert {"cryptocom", "binance", "kraken", "coinbase"} <= set(
         json.loads(listed.get_body())["exchanges"]
     )
+
+
+async def test_http_function_carries_request_ids_and_answers_head(
+    function_app: ModuleType,
+) -> None:
+    generated = await call_http(function_app, "/api/v1/exchanges")
+    assert generated.status_code == 401
+    assert generated.headers["x-request-id"]
+    echoed = await call_http(function_app, "/api/health", **{"x-request-id": "probe-7"})
+    assert echoed.headers["x-request-id"] == "probe-7"
+    head = await call_http(function_app, "/api/health", method="HEAD")
+    assert head.status_code == 200
+    assert head.get_body() == b""
+    assert head.headers["x-request-id"] not in (generated.headers["x-request-id"], "probe-7")
 
 
 def test_importing_function_app_does_not_import_ccxt(

@@ -140,6 +140,55 @@ async def test_token_carries_the_query_and_repeated_parameters_must_match(
         await manager.get_page(continuation_token=token[:-2])
 
 
+async def test_the_token_alone_keeps_the_first_requests_limit(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    start, end = LISTED_AT + DAY, LISTED_AT + 2 * DAY
+    page = await manager.get_page(
+        exchange_name="fake", coin_symbol="BTC/USD", start_time=start, end_time=end, limit=70
+    )
+    candles, sizes = page.candles.to_candles(), [len(page.candles)]
+    while page.continuation_token is not None:
+        page = await manager.get_page(continuation_token=page.continuation_token)
+        candles.extend(page.candles.to_candles())
+        sizes.append(len(page.candles))
+    assert candles == truth(start, end)
+    assert len(sizes) >= 3
+    assert set(sizes[:-1]) == {70}  # not the default of 1,000
+    assert sizes[-1] <= 70
+
+
+async def test_a_limit_beside_a_token_must_match_unless_the_token_has_none(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    query = {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": LISTED_AT}
+    sized = await manager.get_page(**query, limit=10)  # type: ignore[arg-type]
+    assert sized.continuation_token is not None
+    same = await manager.get_page(continuation_token=sized.continuation_token, limit=10)
+    assert len(same.candles) == 10
+    with pytest.raises(InvalidContinuationTokenError, match="limit=20 does not match"):
+        await manager.get_page(continuation_token=sized.continuation_token, limit=20)
+    with pytest.raises(InvalidInputError, match="limit"):
+        await manager.get_page(continuation_token=sized.continuation_token, limit=0)
+
+    # A token issued for a query without a limit (or before tokens carried one) takes the
+    # default, or a limit given beside it, which its successors then keep.
+    unsized = await manager.get_page(**query)  # type: ignore[arg-type]
+    assert len(unsized.candles) == 1_000
+    assert unsized.continuation_token is not None
+    default = await manager.get_page(continuation_token=unsized.continuation_token)
+    assert len(default.candles) == 1_000
+    chosen = await manager.get_page(continuation_token=unsized.continuation_token, limit=25)
+    assert len(chosen.candles) == 25
+    assert chosen.continuation_token is not None
+    kept = await manager.get_page(continuation_token=chosen.continuation_token)
+    assert len(kept.candles) == 25
+    columns = await manager.get_page(
+        continuation_token=unsized.continuation_token, default_limit=3_000
+    )
+    assert len(columns.candles) == 3_000
+
+
 @pytest.mark.parametrize(
     ("query", "error", "message"),
     [
@@ -274,3 +323,19 @@ async def test_a_failed_read_ahead_is_left_to_the_page_it_was_for(
     second = await reader.get_page(continuation_token=first.continuation_token, limit=100)
     assert not recording.fail_from  # the read-ahead, which the page waited for, met the fault
     assert first.candles.to_candles() + second.candles.to_candles() == truth(start, end)
+
+
+async def test_most_recent_timestamp_refuses_what_the_exchange_does_not_serve(
+    manager: HistoricalDataManagerImpl, exchange: FakeExchangeClient
+) -> None:
+    with pytest.raises(UnknownSymbolError, match="NOPE/USD"):
+        await manager.get_most_recent_timestamp("fake", "NOPE/USD", "5m")
+    with pytest.raises(InvalidTimeframeError, match="1w"):
+        await manager.get_most_recent_timestamp("fake", "BTC/USD", "1w")
+    # A stored series is answered from storage, without asking the exchange (here: a symbol
+    # delisted since it was stored).
+    await follow(manager, exchange_name="fake", coin_symbol="ETH/USD", start_time=NOW - DAY)
+    exchange.listed = frozenset({"BTC/USD"})
+    checks = exchange.availability_checks
+    assert await manager.get_most_recent_timestamp("fake", "ETH/USD", "5m") is not None
+    assert exchange.availability_checks == checks

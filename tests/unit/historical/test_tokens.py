@@ -28,6 +28,26 @@ def test_round_trip_is_url_safe(codec: ContinuationTokenCodec) -> None:
     assert all(c.isalnum() or c in "-_." for c in token)
 
 
+def test_the_page_size_rides_in_the_token_and_older_tokens_have_none(
+    codec: ContinuationTokenCodec,
+) -> None:
+    import base64
+
+    import orjson
+
+    sized = CURSOR.model_copy(update={"limit": 500})
+    assert codec.decode(codec.encode(sized)).limit == 500
+
+    def payload(token: str) -> dict[str, object]:
+        part = token.split(".")[0]
+        return orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))  # type: ignore[no-any-return]
+
+    # A query without a limit gives the payload tokens had before they carried one, so
+    # either version reads the other's.
+    assert set(payload(codec.encode(CURSOR))) == {"x", "s", "t", "b", "e", "c"}
+    assert payload(codec.encode(sized))["l"] == 500
+
+
 def test_another_deployments_token_is_rejected(codec: ContinuationTokenCodec) -> None:
     other = ContinuationTokenCodec(b"another-secret-of-16-bytes")
     with pytest.raises(InvalidContinuationTokenError, match="another deployment"):

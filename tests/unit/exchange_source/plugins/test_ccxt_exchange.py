@@ -192,6 +192,48 @@ async def test_permanent_errors_are_mapped_without_retry(
     assert len(fake.calls) == 1
 
 
+@pytest.mark.parametrize(
+    ("raised", "mapped"),
+    [
+        (
+            ccxt_async.BadSymbol("binance GET https://10.0.0.7:8443/api/v3/klines?x=1 400"),
+            UnknownSymbolError,
+        ),
+        (
+            ccxt_async.BadRequest("binance GET http://127.0.0.1:9000/api/v3/klines 400 {}"),
+            InvalidInputError,
+        ),
+    ],
+)
+async def test_errors_the_caller_reads_name_no_exchange_url(
+    raised: Exception, mapped: type[Exception]
+) -> None:
+    fake = FakeCcxtExchange()
+    fake.failures = [raised]
+    with pytest.raises(mapped) as caught:
+        await client_for("binance", fake).fetch_historical_data("BTC/USD", "5m", T0, T0 + M5)
+    assert "://" not in str(caught.value)
+    assert "<exchange API>" in str(caught.value)
+
+
+async def test_timeframe_errors_list_only_what_the_service_serves_for_the_exchange() -> None:
+    fake = FakeCcxtExchange()
+    fake.timeframes = {"1m": "1", "3d": "3D", "5m": "5", "1w": "1W", "2w": "2W", "1M": "1M"}
+    client = client_for("binance", fake)
+    for timeframe in ("1w", "3d", "15m", "2w"):
+        with pytest.raises(InvalidTimeframeError) as caught:
+            await client.fetch_historical_data("BTC/USD", timeframe, T0, T0 + 86_400_000 * 14)
+        assert str(caught.value) == (
+            f"binance does not offer {timeframe!r} candles through this service; it offers 1m, 5m"
+        )
+        with pytest.raises(InvalidTimeframeError, match=r"it offers 1m, 5m$"):
+            await client.check_series("BTC/USD", timeframe)
+    with pytest.raises(InvalidTimeframeError, match=r"it offers 1m, 5m$"):
+        client.check_timeframe("1M")
+    assert client.check_timeframe("15m") == 15 * 60_000  # the markets will say it is not offered
+    assert fake.calls == []
+
+
 async def test_availability_and_close() -> None:
     fake = FakeCcxtExchange()
     client = client_for("binance", fake)
