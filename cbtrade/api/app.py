@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from cbtrade.api.caching import SealedPageCache
+from cbtrade.api.docs import install_docs
 from cbtrade.api.errors import install_error_handlers
 from cbtrade.api.routes import health_router, v1_router
 from cbtrade.config import Settings, get_settings
@@ -69,13 +70,15 @@ def create_app(
         summary="Gap-filled historical OHLCV candles from ccxt exchanges",
         version="1.0.0",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # install_docs serves them, without a CDN
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         lifespan=lifespan,
     )
     app.state.services = container
     app.state.sealed_pages = SealedPageCache()
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(health_router)
     app.include_router(v1_router)
     return app

@@ -192,12 +192,6 @@ def test_exchange_down_is_a_clear_503(client: httpx.Client) -> None:
     assert _error(response)["code"] == "exchange_unavailable"
 
 
-def test_openapi_and_docs_are_served(base_url: str) -> None:
-    spec = httpx.get(f"{base_url}/api/openapi.json").json()
-    assert "/api/v1/ohlcv" in spec["paths"]
-    assert httpx.get(f"{base_url}/api/docs").status_code == 200
-
-
 def test_settings_file_example_is_valid(tmp_path: Path) -> None:
     import json
 
