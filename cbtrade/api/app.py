@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from cbtrade.api.caching import SealedPageCache
 from cbtrade.api.docs import install_docs
 from cbtrade.api.errors import install_error_handlers
+from cbtrade.api.openapi import declare_page_limits
 from cbtrade.api.routes import health_router, v1_router
 from cbtrade.config import Settings, get_settings
 from cbtrade.services import ServiceContainer
@@ -79,6 +80,7 @@ def create_app(
     app.state.sealed_pages = SealedPageCache()
     install_error_handlers(app)
     install_docs(app)
+    declare_page_limits(app, container.settings)
     app.include_router(health_router)
     app.include_router(v1_router)
     return app

@@ -1,5 +1,5 @@
-"""The API docs over real HTTP: served whole by the service (no CDN), and public like the
-spec."""
+"""The API docs over real HTTP: served whole by the service (no CDN), public like the spec,
+and the spec declares the parameters' real constraints."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pytest
 
 from cbtrade.api import create_app
 from cbtrade.config import load_settings
+from cbtrade.timeframes import TIMEFRAME_MS
 from tests.fixtures.http_server import serve_app
 
 KEY = "docs-test-key"
+PAGE_MAX_LIMIT = 50_000  # not the default, so the spec is seen to say this deployment's
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +26,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         local_storage_root=tmp_path_factory.mktemp("data"),
         api_keys=KEY,
         continuation_token_secret="docs-test-token-secret",
+        page_default_limit=1_000,
+        page_max_limit=PAGE_MAX_LIMIT,
     )
     with serve_app(create_app(settings)) as url:
         yield url
@@ -74,3 +78,39 @@ def test_only_health_docs_and_spec_are_public(base_url: str) -> None:
         if not operation.get("security")
     }
     assert public == {"GET /api/health"}  # every /api/v1 operation says it needs the bearer
+
+
+def _parameters(spec: dict[str, Any], path: str, method: str = "get") -> dict[str, Any]:
+    operation = spec["paths"][path][method]
+    return {parameter["name"]: parameter for parameter in operation["parameters"]}
+
+
+def test_spec_declares_the_real_constraints(base_url: str) -> None:
+    spec = _spec(base_url)
+    ohlcv = _parameters(spec, "/api/v1/ohlcv")
+    assert ohlcv["timeframe"]["schema"]["enum"] == list(TIMEFRAME_MS)
+    limit = ohlcv["limit"]["schema"]
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, PAGE_MAX_LIMIT)
+    assert f"1 to {PAGE_MAX_LIMIT}" in ohlcv["limit"]["description"]
+    assert ohlcv["format"]["schema"]["enum"] == ["json", "csv", "arrow"]
+    assert ohlcv["exchange"]["schema"]["pattern"] == "^[a-z0-9]{1,32}$"
+    assert "required unless continuation_token" in ohlcv["start"]["description"]
+    time_forms = ohlcv["start"]["schema"]["anyOf"]
+    assert {"type": "integer", "minimum": 10**11, "maximum": 10**15 - 1}.items() <= (
+        time_forms[2].items()
+    )
+    assert any(form.get("format") == "date-time" for form in time_forms)
+    responses = spec["paths"]["/api/v1/ohlcv"]["get"]["responses"]
+    assert set(responses["200"]["content"]) == {
+        "application/json",
+        "text/csv",
+        "application/vnd.apache.arrow.stream",
+    }
+    assert {"200", "304", "400", "401", "404", "503"} <= set(responses)
+    error = responses["400"]["content"]["application/json"]["schema"]["$ref"]
+    assert error == "#/components/schemas/ErrorOut"
+    coins = _parameters(spec, "/api/v1/exchanges/{exchange}/coins")
+    assert coins["exchange"]["schema"]["pattern"] == "^[a-z0-9]{1,32}$"
+    # Each route declares the errors it can give, not one list for all.
+    listed = spec["paths"]["/api/v1/exchanges"]["get"]["responses"]
+    assert set(listed) == {"200", "401", "503"}
