@@ -8,9 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cbtrade.api import create_app
-from cbtrade.config import Settings, load_settings
-from tests.fixtures.http_server import serve_app
+from cbtrade.config import Settings
+from tests.fixtures.http_server import serve_service
 
 KEY = "bad-input-test-key"
 # Nothing listens on port 9 of loopback: an exchange that is down.
@@ -19,7 +18,7 @@ DOWN = "http://127.0.0.1:9"
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = load_settings(
+    with serve_service(
         local_storage_root=tmp_path_factory.mktemp("data"),
         api_keys=KEY,
         continuation_token_secret="bad-input-test-token-secret",
@@ -27,8 +26,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         exchange_retry_attempts=2,
         exchange_retry_max_wait_seconds=0.1,
         exchange_timeout_ms=2_000,
-    )
-    with serve_app(create_app(settings)) as url:
+    ) as url:
         yield url
 
 

@@ -11,10 +11,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
-from cbtrade.api import create_app
-from cbtrade.config import load_settings
 from cbtrade.timeframes import TIMEFRAME_MS
-from tests.fixtures.http_server import serve_app
+from tests.fixtures.http_server import serve_service
 
 KEY = "docs-test-key"
 PAGE_MAX_LIMIT = 50_000  # not the default, so the spec is seen to say this deployment's
@@ -22,14 +20,12 @@ PAGE_MAX_LIMIT = 50_000  # not the default, so the spec is seen to say this depl
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = load_settings(
+    with serve_service(
         local_storage_root=tmp_path_factory.mktemp("data"),
         api_keys=KEY,
-        continuation_token_secret="docs-test-token-secret",
         page_default_limit=1_000,
         page_max_limit=PAGE_MAX_LIMIT,
-    )
-    with serve_app(create_app(settings)) as url:
+    ) as url:
         yield url
 
 
