@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+import re
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from cbtrade.timeframes import DEFAULT_TIMEFRAME, TIMEFRAME_MS
 
 
 class Candle(NamedTuple):
@@ -27,6 +30,76 @@ class TimeRange(NamedTuple):
 
     start: int
     end: int
+
+
+# The values the API takes, as JSON Schemas for its OpenAPI spec. The service checks each of
+# these constraints itself (its errors name the parameter and what to send), so they describe
+# the values rather than validate them: routes and models attach them with WithJsonSchema.
+
+EXCHANGE_ID = re.compile(r"^[a-z0-9]{1,32}$")
+"""A ccxt exchange id, as the exchange plugins, settings and storage paths take it."""
+SMALLEST_EPOCH_MS = 10**11
+"""Integers from 1 up to this are refused as times: as epoch ms they are March 1973 or earlier,
+and as epoch seconds (the usual mistake) they are any time up to the year 5138."""
+_LARGEST_EPOCH_MS = 10**15 - 1  # 15 digits: longer numbers are not read as times
+
+EXCHANGE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": EXCHANGE_ID.pattern,
+    "description": (
+        "ccxt exchange id: one of GET /api/v1/exchanges, or any other exchange ccxt knows"
+    ),
+    "examples": ["cryptocom", "binance", "kraken", "coinbase"],
+}
+SYMBOL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "maxLength": 64,
+    # BASE/QUOTE, with ccxt's :SETTLE(-EXPIRY...) suffix for derivatives; or BASE-QUOTE, BASE_QUOTE.
+    "pattern": r"^([^\s/]+/[^\s/]+|[A-Za-z0-9.]+[-_][A-Za-z0-9.]+)$",
+    "description": (
+        "ccxt unified symbol (BTC/USD, BTC/USDT:USDT); BTC-USD and BTC_USD mean BTC/USD. "
+        "One the exchange lists: another is a 404"
+    ),
+    "examples": ["BTC/USD", "BTC/USDT", "ETH/USD"],
+}
+TIMEFRAME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "enum": list(TIMEFRAME_MS),
+    "default": DEFAULT_TIMEFRAME,
+    "description": (
+        "candle length: the service's timeframes; one the exchange does not offer is a 400 "
+        "naming those it does"
+    ),
+}
+TIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-",
+            "maxLength": 40,
+            "description": "ISO-8601, from 1970 on; UTC when it has no offset",
+        },
+        {"type": "string", "format": "date", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-"},
+        {
+            "type": "integer",
+            "minimum": SMALLEST_EPOCH_MS,
+            "maximum": _LARGEST_EPOCH_MS,
+            "description": "epoch milliseconds",
+        },
+        {"type": "integer", "enum": [0], "description": "1970-01-01T00:00:00Z"},
+    ],
+    "description": (
+        "ISO-8601 (UTC when no offset is given) or integer epoch milliseconds: 0, or at least "
+        "10^11. Integers from 1 to 10^11 - 1 are refused with a 400 that says what to send "
+        "(1704067200 reads as epoch seconds, 20240101 as a compact date)"
+    ),
+}
+
+
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or JSON null (a body field that may be null)."""
+    return {**schema, "anyOf": [*schema["anyOf"], {"type": "null"}]}
 
 
 # The API's response models. Routes encode responses with orjson straight to bytes; these
@@ -82,22 +155,39 @@ class BackfillSeriesIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    exchange: str = Field(max_length=32, examples=["cryptocom"])
-    symbol: str = Field(max_length=64, examples=["BTC/USD"])
-    timeframe: str = Field(default="5m", max_length=8, examples=["5m"])
+    exchange: Annotated[str, WithJsonSchema(EXCHANGE_SCHEMA)] = Field(max_length=32)
+    symbol: Annotated[str, WithJsonSchema(SYMBOL_SCHEMA)] = Field(max_length=64)
+    timeframe: Annotated[str, WithJsonSchema(TIMEFRAME_SCHEMA)] = Field(
+        default=DEFAULT_TIMEFRAME, max_length=8
+    )
 
 
 class BackfillIn(BaseModel):
     """A bulk backfill: series and a range (``start``, optional ``end``) or ``since_listing``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "series": [{"exchange": "cryptocom", "symbol": "BTC/USD", "timeframe": "5m"}],
+                    "start": "2024-01-01T00:00:00Z",
+                    "end": "2024-01-02T00:00:00Z",
+                }
+            ]
+        },
+    )
 
     series: list[BackfillSeriesIn] = Field(min_length=1, max_length=10_000)
-    start: str | int | None = Field(
-        default=None, description="inclusive; ISO-8601 UTC or epoch milliseconds"
+    start: Annotated[str | int | None, WithJsonSchema(_or_null(TIME_SCHEMA))] = Field(
+        default=None,
+        description=(
+            "inclusive; required unless since_listing is true (then it must be absent). "
+            + TIME_SCHEMA["description"]
+        ),
     )
-    end: str | int | None = Field(
-        default=None, description="exclusive; ISO-8601 UTC or epoch milliseconds; default now"
+    end: Annotated[str | int | None, WithJsonSchema(_or_null(TIME_SCHEMA))] = Field(
+        default=None, description="exclusive, after start; default now. The same formats"
     )
     since_listing: bool = Field(
         default=False, description="from each series' first candle instead of from start"
@@ -165,8 +255,15 @@ class HealthOut(BaseModel):
 class ErrorDetail(BaseModel):
     """What went wrong."""
 
-    code: str
-    message: str
+    code: str = Field(
+        description="stable, for programs: bad_request, invalid_timeframe, unknown_symbol, "
+        "exchange_unavailable, ...",
+        examples=["invalid_timeframe"],
+    )
+    message: str = Field(
+        description="for people: what was wrong and what to send instead",
+        examples=["unsupported timeframe '7m'; supported: 1m, 3m, 5m, ..."],
+    )
     request_id: str | None = Field(
         default=None,
         description=(

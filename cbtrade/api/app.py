@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from cbtrade.api.caching import SealedPageCache
+from cbtrade.api.docs import install_docs
 from cbtrade.api.encoding import RowTextCache
 from cbtrade.api.errors import install_error_handlers
 from cbtrade.api.middleware import HeadAsGetMiddleware, RequestIdMiddleware
+from cbtrade.api.openapi import declare_page_limits
 from cbtrade.api.routes import health_router, v1_router
 from cbtrade.config import Settings, get_settings
 from cbtrade.errors import ConfigurationError
@@ -99,8 +101,9 @@ def create_app(
         summary="Gap-filled historical OHLCV candles from ccxt exchanges",
         version="1.0.0",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # install_docs serves them, without a CDN
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         lifespan=lifespan,
     )
     app.state.services = container
@@ -110,6 +113,8 @@ def create_app(
     # Added last, so outermost of the two: the id is set before a HEAD is served as a GET.
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    install_docs(app)
+    declare_page_limits(app, container.settings)
     app.include_router(health_router)
     app.include_router(v1_router)
     return app

@@ -1,17 +1,63 @@
-"""Parsing of the API's query parameters into the service's types."""
+"""The API's query and path parameters: their declarations in the OpenAPI spec, and their
+parsing into the service's types."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Query
+from pydantic import WithJsonSchema
 
 from cbtrade.errors import InvalidInputError
+from cbtrade.models import (
+    EXCHANGE_SCHEMA,
+    SMALLEST_EPOCH_MS,
+    SYMBOL_SCHEMA,
+    TIME_SCHEMA,
+    TIMEFRAME_SCHEMA,
+)
+from cbtrade.timeframes import DEFAULT_TIMEFRAME
 
 _EPOCH_MS = re.compile(r"^[0-9]{1,15}$")
 _SYMBOL_ALIAS = re.compile(r"^([A-Za-z0-9.]+)[-_]([A-Za-z0-9.]+)$")
-SMALLEST_EPOCH_MS = 10**11
-"""Integers from 1 up to this are refused: as epoch ms they are March 1973 or earlier, and
-as epoch seconds (the usual mistake) they are any time up to the year 5138."""
+
+# The parameters' schemas in the spec, for routes to attach (``Annotated[str, EXCHANGE,
+# Query(...)]``): the values' schemas (cbtrade.models) rather than FastAPI's "string or null",
+# as a query parameter is absent, never null. The service checks the values itself.
+
+EXCHANGE = WithJsonSchema(EXCHANGE_SCHEMA)
+SYMBOL = WithJsonSchema(SYMBOL_SCHEMA)
+TIMEFRAME = WithJsonSchema(TIMEFRAME_SCHEMA)
+START = WithJsonSchema({**TIME_SCHEMA, "examples": ["2024-01-01T00:00:00Z"]})
+END = WithJsonSchema(
+    {
+        **TIME_SCHEMA,
+        "description": "after start; the same formats",
+        "examples": [1_704_153_600_000],  # 2024-01-02T00:00:00Z
+    }
+)
+PAGE_LIMIT_SCHEMA: dict[str, Any] = {
+    "type": "integer",
+    "minimum": 1,
+    # The deployment's CBTRADE_PAGE_MAX_LIMIT replaces this in its spec (cbtrade.api.app).
+    "maximum": 100_000,
+}
+PAGE_LIMIT = WithJsonSchema(PAGE_LIMIT_SCHEMA)
+
+# The query parameters that several routes take, optional (``ExchangeParam[str | None] =
+# None``) or required (``ExchangeParam[str]``).
+_T = TypeVar("_T")
+ExchangeParam = Annotated[_T, EXCHANGE, Query(max_length=32, description="ccxt exchange id")]
+SymbolParam = Annotated[
+    _T, SYMBOL, Query(max_length=64, description="ccxt unified symbol; BTC-USD and BTC_USD too")
+]
+TimeframeParam = Annotated[
+    str | None,
+    TIMEFRAME,
+    Query(max_length=8, description=f"candle length, default {DEFAULT_TIMEFRAME}"),
+]
 
 
 def parse_timestamp(name: str, value: str | None) -> int | None:

@@ -3,27 +3,43 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import WithJsonSchema
 from starlette.responses import Response
 
 from cbtrade.api.caching import SealedPageCache, encoded_page, page_response
 from cbtrade.api.encoding import PageFormat, RowTextCache, encode_page
 from cbtrade.api.errors import DEFAULT_RETRY_AFTER_SECONDS
-from cbtrade.api.params import normalize_symbol, parse_timestamp
+from cbtrade.api.openapi import (
+    BACKFILL_CREATED,
+    BACKFILL_PROGRESS_OPERATION,
+    PAGE_PARAMETERS,
+    PAGE_RESPONSES,
+    errors,
+)
+from cbtrade.api.params import (
+    END,
+    EXCHANGE,
+    PAGE_LIMIT,
+    START,
+    ExchangeParam,
+    SymbolParam,
+    TimeframeParam,
+    normalize_symbol,
+    parse_timestamp,
+)
 from cbtrade.auth.interfaces import Principal, require_admin
-from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
 from cbtrade.errors import AuthenticationError, StorageError
 from cbtrade.historical.backfills import BackfillSeries
 from cbtrade.models import (
     BackfillIn,
     BackfillOut,
     CoinsOut,
-    ErrorOut,
     ExchangesOut,
     HealthOut,
     LatestOut,
@@ -35,18 +51,6 @@ from cbtrade.timeframes import DEFAULT_TIMEFRAME
 
 _HEALTH_TIMEOUT_SECONDS = 10.0
 _bearer = HTTPBearer(auto_error=False, description="an API key or a JWT")
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": description}
-    for status, description in (
-        (400, "bad input: the message names the parameter"),
-        (401, "missing or invalid bearer token"),
-        (404, "unknown exchange or symbol"),
-        (422, "the exchange cannot serve that far back"),
-        (503, "the exchange, the storage or the work queue is unavailable"),
-        (502, "the exchange answered with an error"),
-    )
-}
 
 
 async def _services(request: Request) -> ServiceContainer:
@@ -92,28 +96,7 @@ def _json(
 
 
 health_router = APIRouter(prefix="/api", tags=["health"])
-v1_router = APIRouter(
-    prefix="/api/v1", tags=["candles"], dependencies=[Depends(_require_auth)], responses=_ERRORS
-)
-
-ExchangeParam = Annotated[
-    str | None, Query(max_length=32, description="ccxt exchange id", examples=["cryptocom"])
-]
-SymbolParam = Annotated[
-    str | None,
-    Query(
-        max_length=64,
-        description="ccxt unified symbol; BTC-USD and BTC_USD are accepted too",
-        examples=["BTC/USD"],
-    ),
-]
-TimeframeParam = Annotated[
-    str | None, Query(max_length=8, description=f"candle length, default {DEFAULT_TIMEFRAME}")
-]
-_TIME_FORMATS = (
-    "ISO-8601 UTC or epoch milliseconds (0, or at least 10^11: epoch seconds and YYYYMMDD "
-    "are refused)"
-)
+v1_router = APIRouter(prefix="/api/v1", tags=["candles"], dependencies=[Depends(_require_auth)])
 
 
 @health_router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
@@ -135,46 +118,36 @@ async def health(services: Services) -> Response:
 @v1_router.get(
     "/ohlcv",
     response_model=OhlcvPageOut,
-    responses={
-        200: {
-            "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                ARROW_STREAM_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
-            }
-        }
-    },
+    responses=PAGE_RESPONSES,
+    openapi_extra=PAGE_PARAMETERS,
 )
 async def get_ohlcv(
     request: Request,
     services: Services,
-    exchange: ExchangeParam = None,
-    symbol: SymbolParam = None,
+    exchange: ExchangeParam[str | None] = None,
+    symbol: SymbolParam[str | None] = None,
     timeframe: TimeframeParam = None,
     start: Annotated[
         str | None,
-        Query(
-            max_length=40,
-            description=f"inclusive; {_TIME_FORMATS}",
-        ),
+        START,
+        Query(max_length=40, description="inclusive; required unless continuation_token is given"),
     ] = None,
     end: Annotated[
-        str | None,
-        Query(
-            max_length=40,
-            description=f"exclusive; {_TIME_FORMATS}; default now",
-        ),
+        str | None, END, Query(max_length=40, description="exclusive, after start; default now")
     ] = None,
     limit: Annotated[
-        int | None,
-        Query(
-            description=(
-                "candles per page; default CBTRADE_PAGE_DEFAULT_LIMIT (20000) for json and "
-                "the maximum for csv and arrow; maximum CBTRADE_PAGE_MAX_LIMIT (100000)"
-            )
-        ),
+        int | None, PAGE_LIMIT, Query(description="candles per page (see the settings)")
     ] = None,
     continuation_token: Annotated[
-        str | None, Query(max_length=2048, description="from the previous page")
+        str | None,
+        WithJsonSchema({"type": "string", "maxLength": 2048}),
+        Query(
+            max_length=2048,
+            description=(
+                "from the previous page; then the other parameters may be left out (if given, "
+                "they must match the first request's)"
+            ),
+        ),
     ] = None,
     format: Annotated[
         PageFormat,
@@ -228,11 +201,11 @@ async def get_ohlcv(
     return page_response(request, encoded)
 
 
-@v1_router.get("/ohlcv/latest", response_model=LatestOut)
+@v1_router.get("/ohlcv/latest", response_model=LatestOut, responses=errors(400, 404, 502))
 async def get_latest(
     services: Services,
-    exchange: Annotated[str, Query(max_length=32, description="ccxt exchange id")],
-    symbol: Annotated[str, Query(max_length=64, description="ccxt unified symbol")],
+    exchange: ExchangeParam[str],
+    symbol: SymbolParam[str],
     timeframe: TimeframeParam = None,
 ) -> Response:
     """Open time of the newest stored candle of a series: null when nothing is stored for a
@@ -253,14 +226,16 @@ async def get_latest(
     )
 
 
-@v1_router.get("/exchanges", response_model=ExchangesOut)
+@v1_router.get("/exchanges", response_model=ExchangesOut, responses=errors())
 async def list_exchanges(services: Services) -> Response:
     """Exchange ids that have a plugin."""
     return _json({"exchanges": services.connector.list_exchanges()})
 
 
-@v1_router.get("/exchanges/{exchange}/coins", response_model=CoinsOut)
-async def list_coins(services: Services, exchange: Annotated[str, Path(max_length=32)]) -> Response:
+@v1_router.get("/exchanges/{exchange}/coins", response_model=CoinsOut, responses=errors(400, 404))
+async def list_coins(
+    services: Services, exchange: Annotated[str, EXCHANGE, Path(max_length=32)]
+) -> Response:
     """Symbols with candles stored for an exchange."""
     services.connector.get_client(exchange)
     return _json({"exchange": exchange, "coins": await services.storage.list_coins(exchange)})
@@ -270,17 +245,15 @@ async def list_coins(services: Services, exchange: Annotated[str, Path(max_lengt
     "/admin/refresh",
     response_model=RepairOut,
     tags=["admin"],
-    responses={403: {"model": ErrorOut, "description": "the token is not an admin's"}},
+    responses=errors(400, 403, 404, 422, 502),
 )
 async def refresh_range(
     services: Services,
     principal: Annotated[Principal | None, Depends(_require_admin)],
-    exchange: Annotated[str, Query(max_length=32, description="ccxt exchange id")],
-    symbol: Annotated[
-        str, Query(max_length=64, description="ccxt unified symbol; BTC-USD and BTC_USD too")
-    ],
-    start: Annotated[str, Query(max_length=40, description=f"inclusive; {_TIME_FORMATS}")],
-    end: Annotated[str, Query(max_length=40, description=f"exclusive; {_TIME_FORMATS}")],
+    exchange: ExchangeParam[str],
+    symbol: SymbolParam[str],
+    start: Annotated[str, START, Query(max_length=40, description="inclusive")],
+    end: Annotated[str, END, Query(max_length=40, description="exclusive, after start")],
     timeframe: TimeframeParam = None,
 ) -> Response:
     """Admin only: re-fetch ``[start, end)`` from the exchange and replace what is stored."""
@@ -298,7 +271,13 @@ async def refresh_range(
     return _json(result._asdict())
 
 
-@v1_router.post("/backfills", response_model=BackfillOut, status_code=202, tags=["backfills"])
+@v1_router.post(
+    "/backfills",
+    response_model=BackfillOut,
+    status_code=202,
+    tags=["backfills"],
+    responses=BACKFILL_CREATED,
+)
 async def create_backfill(
     services: Services,
     principal: Annotated[Principal | None, Depends(_require_auth)],
@@ -321,7 +300,13 @@ async def create_backfill(
     return response
 
 
-@v1_router.get("/backfills/{job_id}", response_model=BackfillOut, tags=["backfills"])
+@v1_router.get(
+    "/backfills/{job_id}",
+    response_model=BackfillOut,
+    tags=["backfills"],
+    operation_id=BACKFILL_PROGRESS_OPERATION,
+    responses=errors(400, 404),
+)
 async def get_backfill(
     services: Services, job_id: Annotated[str, Path(pattern="^[0-9a-f]{16}$")]
 ) -> Response:

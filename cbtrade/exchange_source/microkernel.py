@@ -11,7 +11,6 @@ per process, or shared through the storage by every instance.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
@@ -21,12 +20,11 @@ from cbtrade.exchange_source.ccxt_import import import_ccxt_async
 from cbtrade.exchange_source.interfaces import IDataSourceConnector, IExchangeAPIClient
 from cbtrade.exchange_source.plugins.ccxt_exchange import PROFILES, CCXTExchangeClient
 from cbtrade.exchange_source.rate_budget import DocumentStore, RateBudget, create_rate_budget
-from cbtrade.models import Candle, TimeRange
+from cbtrade.models import EXCHANGE_ID, Candle, TimeRange
 
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "cbtrade.exchanges"
-_EXCHANGE_ID = re.compile(r"^[a-z0-9]{1,32}$")
 
 PluginFactory = Callable[[Settings], IExchangeAPIClient]
 
@@ -89,7 +87,7 @@ def discover_plugin_factories(*, storage: DocumentStore | None = None) -> dict[s
         exchange_id: ccxt_plugin_factory(exchange_id, storage=storage) for exchange_id in PROFILES
     }
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        if not _EXCHANGE_ID.match(entry_point.name):
+        if not EXCHANGE_ID.match(entry_point.name):
             logger.warning("ignoring exchange plugin with a bad id: %r", entry_point.name)
             continue
         factories[entry_point.name] = entry_point.load()
@@ -126,7 +124,7 @@ class DataSourceConnectorImpl(IDataSourceConnector):
         """The plugin for ``exchange_name``, created on first use."""
         if exchange_name in self._registry:
             return self._registry.get(exchange_name)
-        if not isinstance(exchange_name, str) or not _EXCHANGE_ID.match(exchange_name):
+        if not isinstance(exchange_name, str) or not EXCHANGE_ID.match(exchange_name):
             raise InvalidPathComponentError(
                 f"exchange {exchange_name!r} is not an exchange id ([a-z0-9], 1-32 characters)"
             )

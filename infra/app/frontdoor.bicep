@@ -24,10 +24,12 @@ param rateLimitPerMinute int = 1000
 @description('Log Analytics workspace for the access, health probe and WAF logs; empty for none.')
 param logAnalyticsWorkspaceId string = ''
 
-// Paths a caller may use without a token (the app's own unauthenticated routes). Everything else
-// without an `Authorization: Bearer ...` header is refused by the WAF, so with caching on only
-// token holders ever reach the cache. No backslashes: [.] and [?] keep the regex escape-free.
-var anonymousPathsRegex = '^(https?://[^/]+)?/api/(health|docs|openapi[.]json)([?].*)?$'
+// Paths a caller may use without a token (the app's own unauthenticated routes: health, the docs
+// page and its assets, the spec). Everything else without an `Authorization: Bearer ...` header
+// is refused by the WAF, so with caching on only token holders ever reach the cache. An asset's
+// name has no slash, so no path climbs out of /api/docs/assets/. No backslashes: [.] and [?]
+// keep the regex escape-free.
+var anonymousPathsRegex = '^(https?://[^/]+)?/api/(health|docs(/assets/[a-z0-9.-]+)?|openapi[.]json)([?].*)?$'
 
 resource profile 'Microsoft.Cdn/profiles@2024-02-01' = {
   name: profileName

@@ -10,9 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cbtrade.api import create_app
-from cbtrade.config import Settings, load_settings
-from tests.fixtures.http_server import serve_app
+from cbtrade.config import Settings
+from tests.fixtures.http_server import serve_service
 
 KEY = "bad-input-test-key"
 # Nothing listens on port 9 of loopback: an exchange that is down.
@@ -21,7 +20,7 @@ DOWN = "http://127.0.0.1:9"
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = load_settings(
+    with serve_service(
         local_storage_root=tmp_path_factory.mktemp("data"),
         api_keys=KEY,
         continuation_token_secret="bad-input-test-token-secret",
@@ -29,8 +28,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         exchange_retry_attempts=2,
         exchange_retry_max_wait_seconds=0.1,
         exchange_timeout_ms=2_000,
-    )
-    with serve_app(create_app(settings)) as url:
+    ) as url:
         yield url
 
 
@@ -238,12 +236,6 @@ def test_exchange_down_is_a_clear_503(
     assert len(logged) == 1
     assert "exchange_unavailable" in logged[0]
     assert "127.0.0.1:9" in logged[0]
-
-
-def test_openapi_and_docs_are_served(base_url: str) -> None:
-    spec = httpx.get(f"{base_url}/api/openapi.json").json()
-    assert "/api/v1/ohlcv" in spec["paths"]
-    assert httpx.get(f"{base_url}/api/docs").status_code == 200
 
 
 def test_settings_file_example_is_valid(tmp_path: Path) -> None:

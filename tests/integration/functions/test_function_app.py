@@ -111,6 +111,26 @@ async def test_http_function_carries_request_ids_and_answers_head(
     assert head.headers["x-request-id"] not in (generated.headers["x-request-id"], "probe-7")
 
 
+async def test_http_function_serves_the_docs_and_their_assets_without_a_token(
+    function_app: ModuleType,
+) -> None:
+    page = await call_http(function_app, "/api/docs")
+    assert page.status_code == 200
+    assert "/api/docs/assets/swagger-ui-bundle.js" in page.get_body().decode()
+    for asset, kind in (
+        ("swagger-ui-bundle.js", "javascript"),
+        ("swagger-ui.css", "text/css"),
+        ("favicon.png", "image/png"),
+    ):
+        served = await call_http(function_app, f"/api/docs/assets/{asset}")
+        assert served.status_code == 200, asset
+        assert kind in served.headers["content-type"], asset
+        assert len(served.get_body()) > 1_000, asset
+    spec = await call_http(function_app, "/api/openapi.json")
+    assert spec.status_code == 200
+    assert "/api/v1/ohlcv" in json.loads(spec.get_body())["paths"]
+
+
 def test_importing_function_app_does_not_import_ccxt(
     function_app_env: dict[str, str],
 ) -> None:

@@ -168,6 +168,8 @@ def test_waf_requires_a_bearer_header_except_on_the_anonymous_paths() -> None:
         "/api/health",
         "https://fde-x.z01.azurefd.net/api/health",
         "/api/docs",
+        "/api/docs/assets/swagger-ui-bundle.js",
+        "/api/docs/assets/favicon.png",
         "/api/openapi.json",
     ):
         assert pattern.search(anonymous), anonymous
@@ -176,6 +178,9 @@ def test_waf_requires_a_bearer_header_except_on_the_anonymous_paths() -> None:
         "/api/v1/ohlcv?x=/api/health",
         "/api/healthz",
         "/api/openapixjson",
+        "/api/docs/assets/../../v1/ohlcv",
+        "/api/docs/assets/",
+        "/api/docsx",
     ):
         assert not pattern.search(guarded), guarded
 
