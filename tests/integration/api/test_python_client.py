@@ -106,7 +106,8 @@ def test_the_services_errors_are_typed(base_url: str) -> None:
     with CandleClient(base_url) as client, pytest.raises(AuthenticationError) as no_key:
         client.latest_timestamp("cryptocom", "BTC/USD")
     assert (bad.value.status_code, unknown_symbol.value.status_code) == (400, 404)
-    assert "timeframe" in bad.value.message
+    assert bad.value.code == "invalid_timeframe"
+    assert "7x" in bad.value.message
     assert no_key.value.status_code == 401
 
 
