@@ -16,7 +16,7 @@ from cbtrade.api.encoding import RowTextCache
 from cbtrade.api.errors import install_error_handlers
 from cbtrade.api.middleware import HeadAsGetMiddleware, RequestIdMiddleware
 from cbtrade.api.openapi import declare_page_limits
-from cbtrade.api.routes import health_router, v1_router
+from cbtrade.api.routes import health_router, page_router, v1_router
 from cbtrade.config import Settings, get_settings
 from cbtrade.errors import ConfigurationError
 from cbtrade.services import ServiceContainer
@@ -116,5 +116,6 @@ def create_app(
     install_docs(app)
     declare_page_limits(app, container.settings)
     app.include_router(health_router)
+    app.include_router(page_router)
     app.include_router(v1_router)
     return app

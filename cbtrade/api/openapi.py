@@ -8,11 +8,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from cbtrade.api.params import PageQuery, query_parameters
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
 from cbtrade.config import Settings
 from cbtrade.models import ErrorOut
 
 Responses = dict[int | str, dict[str, Any]]
+BEARER_SCHEME = "HTTPBearer"
+"""The security scheme's name in the spec: FastAPI names it after the HTTPBearer class."""
 
 _ERROR_DESCRIPTIONS = {
     400: "bad input: the message names the parameter and what to send",
@@ -75,18 +78,22 @@ PAGE_RESPONSES: Responses = {
     },
     **errors(400, 404, 422, 502),
 }
-PAGE_PARAMETERS = {
+PAGE_OPERATION: dict[str, Any] = {
     "parameters": [
+        *query_parameters(PageQuery),
         {
             "name": "If-None-Match",
             "in": "header",
             "required": False,
             "description": "the ETag of a page kept from before: 304 if it is still the same",
             "schema": {"type": "string"},
-        }
-    ]
+        },
+    ],
+    "security": [{BEARER_SCHEME: []}],
 }
-"""Read from the request by the page's caching (cbtrade.api.caching), not by a parameter."""
+"""What ``GET /api/v1/ohlcv`` reads from the request itself rather than through FastAPI's
+parameters and dependencies: its query (cbtrade.api.params.PageQuery), If-None-Match (read
+by the page's caching, cbtrade.api.caching) and the bearer token."""
 
 BACKFILL_PROGRESS_OPERATION = "get_backfill"
 BACKFILL_CREATED: Responses = {

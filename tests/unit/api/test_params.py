@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.exceptions import RequestValidationError
 
-from cbtrade.api.params import normalize_symbol, parse_timestamp
+from cbtrade.api.params import (
+    PageQuery,
+    normalize_symbol,
+    page_query,
+    parse_timestamp,
+    query_parameters,
+)
 from cbtrade.errors import InvalidInputError
 
 
@@ -124,3 +131,43 @@ def test_missing_time_is_none() -> None:
 )
 def test_symbol_aliases(given: str | None, expected: str | None) -> None:
     assert normalize_symbol(given) == expected
+
+
+def test_a_page_query_is_read_in_one_pass() -> None:
+    query = page_query(
+        {"exchange": "binance", "symbol": "BTC/USDT", "limit": "500", "format": "csv", "x": "1"}
+    )
+    assert (query.exchange, query.symbol, query.limit, query.format) == (
+        "binance", "BTC/USDT", 500, "csv",
+    )  # fmt: skip
+    assert (query.start, query.end, query.timeframe, query.continuation_token) == (None,) * 4
+    assert page_query({}).format == "json"
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"limit": "many"}, "limit"),
+        ({"format": "xml"}, "format"),
+        ({"exchange": "x" * 33}, "exchange"),
+        ({"continuation_token": "t" * 2049}, "continuation_token"),
+    ],
+)
+def test_a_bad_page_query_is_a_validation_error_naming_the_parameter(
+    params: dict[str, str], named: str
+) -> None:
+    with pytest.raises(RequestValidationError) as refused:
+        page_query(params)
+    assert [error["loc"] for error in refused.value.errors()] == [(named,)]
+
+
+def test_the_page_querys_spec_parameters_come_from_its_fields() -> None:
+    parameters = {p["name"]: p for p in query_parameters(PageQuery)}
+    assert list(parameters) == list(PageQuery.model_fields)
+    assert all(p["in"] == "query" and p["required"] is False for p in parameters.values())
+    assert parameters["timeframe"]["schema"]["enum"][:3] == ["1m", "3m", "5m"]
+    assert parameters["limit"]["schema"]["minimum"] == 1
+    assert parameters["format"]["schema"] == {
+        "enum": ["json", "csv", "arrow"], "type": "string", "default": "json",
+    }  # fmt: skip
+    assert parameters["symbol"]["description"] == PageQuery.model_fields["symbol"].description
