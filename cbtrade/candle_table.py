@@ -51,9 +51,10 @@ class CandleTable:
     once per object (the JSON text of its rows) for every page cut from it.
     """
 
-    __slots__ = ("_sources", "_table")
+    __slots__ = ("_sources", "_table", "_timestamp_array")
     _table: Any
     _sources: tuple[RowSource, ...] | None
+    _timestamp_array: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("use CandleTable.from_candles, from_arrow, concat or empty")
@@ -66,6 +67,7 @@ class CandleTable:
         candles = object.__new__(cls)
         candles._table = table
         candles._sources = sources
+        candles._timestamp_array = None
         return candles
 
     def with_source(self, identity: Hashable) -> CandleTable:
@@ -193,8 +195,11 @@ class CandleTable:
         return list(map(Candle._make, zip(*columns, strict=True)))
 
     def _timestamps(self) -> Any:
-        """The timestamp column as a numpy array (no copy when the table is one chunk)."""
-        return self._table.column("timestamp").to_numpy()
+        """The timestamp column as a numpy array (no copy when the table is one chunk),
+        made once: a cached object's table is sliced by every request that reads it."""
+        if self._timestamp_array is None:
+            self._timestamp_array = self._table.column("timestamp").to_numpy()
+        return self._timestamp_array
 
     def _timestamp_at(self, index: int) -> int:
         return int(self._table.column("timestamp")[index].as_py())
