@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from abc import abstractmethod
@@ -254,7 +255,7 @@ class ObjectRawDataStorage(IRawDataStorage):
         if self._seal_after_ms is not None:
             await self._check_generation(series_prefix)
         sealed = {key: entry for key in keys if (entry := self._sealed_entry(key)) is not None}
-        to_load = await self._keys_to_load(series_prefix, [k for k in keys if k not in sealed])
+        to_load = await self._keys_to_load([k for k in keys if k not in sealed])
         loaded = await self._gather_bounded(
             self._load_table(key, listed_etag=etag) for key, etag in to_load
         )
@@ -419,35 +420,37 @@ class ObjectRawDataStorage(IRawDataStorage):
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _keys_to_load(
-        self, series_prefix: str, keys: list[str]
-    ) -> list[tuple[str, str | None]]:
+    async def _keys_to_load(self, keys: list[str]) -> list[tuple[str, str | None]]:
         """Which of a read's ``keys`` to load, in order, each with its ETag if a listing gave it.
 
-        A folder that holds at least LIST_FOLDER_AT of the keys is listed once: keys missing
-        from the listing are skipped, and cached objects whose listed ETag still matches need
-        no request. If more than ``concurrency`` folders qualify, the series is listed once.
+        A folder that holds at least LIST_FOLDER_AT of the keys is listed once, under the
+        longest prefix its keys share (a listing answers every object under its prefix, and
+        costs by what it answers): keys missing from the listing are skipped, and cached
+        objects whose listed ETag still matches need no request. If more than
+        ``concurrency`` folders qualify, all the keys are listed at once, under their shared
+        prefix.
         """
         by_folder: dict[str, list[str]] = {}
         for key in keys:
             by_folder.setdefault(key.rpartition("/")[0] + "/", []).append(key)
-        listed_prefixes = [
-            f for f, in_folder in by_folder.items() if len(in_folder) >= LIST_FOLDER_AT
-        ]
-        if len(listed_prefixes) > self._concurrency:
-            listed_prefixes = [series_prefix]
-        listings = await self._gather_bounded(self._list_etags(p) for p in listed_prefixes)
+        groups = [in_folder for in_folder in by_folder.values() if len(in_folder) >= LIST_FOLDER_AT]
+        if len(groups) > self._concurrency:
+            groups = [keys]
+        listings = await self._gather_bounded(
+            # By characters, not path parts: a listing takes any prefix of a name.
+            self._list_etags(os.path.commonprefix(group))  # noqa: RUF071
+            for group in groups
+        )
         listed = {key: etag for listing in listings for key, etag in listing.items()}
+        in_listings = {key for group in groups for key in group}
         to_load: list[tuple[str, str | None]] = []
-        for folder, in_folder in by_folder.items():
-            if not folder.startswith(tuple(listed_prefixes)):
-                to_load.extend((key, None) for key in in_folder)
+        for key in keys:
+            if key not in in_listings:
+                to_load.append((key, None))
+            elif key in listed:
+                to_load.append((key, listed[key]))
             else:
-                for key in in_folder:
-                    if key in listed:
-                        to_load.append((key, listed[key]))
-                    else:
-                        self._forget(key)  # deleted since it was cached
+                self._forget(key)  # deleted since it was cached
         return to_load
 
     async def _load_table(

@@ -98,14 +98,21 @@ class LocalFileStorage(ObjectRawDataStorage):
     async def _list_keys(
         self, prefix: str, *, limit: int | None = None, suffix: str = OBJECT_SUFFIX
     ) -> list[str]:
-        folder = self._path(prefix.rstrip("/"))
+        # Any prefix of a key, as a blob listing takes it: the folder it names or lies in,
+        # then the names under that which start with it.
+        folder = self._path(
+            prefix.rstrip("/") if prefix.endswith("/") else prefix.rpartition("/")[0]
+        )
 
         def walk() -> list[str]:
             keys: list[str] = []
             for dirpath, _dirnames, filenames in os.walk(folder, onerror=_raise):
                 relative = Path(dirpath).relative_to(self._root).as_posix()
                 keys.extend(
-                    f"{relative}/{name}" for name in filenames if _is_data_file(name, suffix)
+                    key
+                    for name in filenames
+                    if _is_data_file(name, suffix)
+                    and (key := f"{relative}/{name}").startswith(prefix)
                 )
                 if limit is not None and len(keys) >= limit:
                     return keys[:limit]

@@ -361,6 +361,21 @@ async def test_azure_validates_a_wide_read_with_one_listing_instead_of_a_request
         await backend.close()
 
 
+async def test_listings_take_any_prefix_of_a_key(backend: ObjectRawDataStorage) -> None:
+    """A read lists under the longest prefix its keys share, which may end inside a name."""
+    await backend.save_bulk_entries(EX, SYM, "1m", series(ms(2024, 2, 1), 29 * 1440, step=60_000))
+    folder = "raw_data/cryptocom/BTC-USD/1m/2024/02/"
+    tens = await backend._list_keys(folder + "1")
+    assert sorted(tens) == [f"{folder}{day}.arrow" for day in range(10, 20)]
+    assert sorted(await backend._list_etags(folder + "2")) == [
+        f"{folder}{day}.arrow" for day in range(20, 30)
+    ]
+    assert len(await backend._list_keys("raw_data/cryptocom/BTC-USD/1m/202")) == 29
+    assert await backend._list_keys(folder + "3") == []
+    week = await stored_slice(backend, EX, SYM, "1m", ms(2024, 2, 10), ms(2024, 2, 17))
+    assert len(week.candles) == 7 * 1440
+
+
 def _recorded(primitive: Any, requests: list[str]) -> Any:
     async def recorded(key: str, *args: Any, **kwargs: Any) -> Any:
         requests.append(f"{primitive.__name__} {key}")

@@ -72,11 +72,13 @@ async def test_the_cache_holds_a_bounded_number_of_bytes(
         ("5m", 0, 59 * DAY, []),
         # day objects: only the folder holding three or more of them is listed
         ("1m", 29 * DAY, 61 * DAY, ["raw_data/binance/BTC-USDT/1m/1970/02/"]),
-        # more folders than reads run at once: one listing of the whole series
-        ("1m", 0, 40 * 31 * DAY, ["raw_data/binance/BTC-USDT/1m/"]),
+        # under the longest prefix its keys share: February 10 to 19
+        ("1m", 40 * DAY, 50 * DAY, ["raw_data/binance/BTC-USDT/1m/1970/02/1"]),
+        # more folders than reads run at once: one listing of all (1970 to 1973)
+        ("1m", 0, 40 * 31 * DAY, ["raw_data/binance/BTC-USDT/1m/197"]),
     ],
 )
-async def test_a_read_lists_the_folders_that_hold_several_of_its_objects(
+async def test_a_read_lists_the_folders_that_hold_several_of_its_objects_narrowly(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     timeframe: str,
