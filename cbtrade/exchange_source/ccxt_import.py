@@ -62,7 +62,15 @@ class _LazyPackage(types.ModuleType):
             raise AttributeError(name)
         value = self._resolve(name)
         setattr(self, name, value)
+        self._classes_for_modules()
         return value
+
+    def _classes_for_modules(self) -> None:
+        """Importing an exchange's module sets its name here to the module (binanceus's
+        imports binance's): put the class there instead, as ccxt's own package file does."""
+        for name, value in list(vars(self).items()):
+            if isinstance(value, types.ModuleType) and name in self.exchanges:
+                setattr(self, name, getattr(value, name))
 
     def _resolve(self, name: str) -> Any:
         if name in self.exchanges:

@@ -84,3 +84,14 @@ def test_a_full_import_made_before_is_used_as_it_is() -> None:
         "print(json.dumps({'same': lazy is real, 'type': type(lazy).__name__}))\n"
     )
     assert found == {"same": True, "type": "module"}
+
+
+def test_an_exchange_imported_by_another_is_still_its_class() -> None:
+    """binanceus's module imports binance's, which sets ``binance`` on the package to the
+    module; the name must still give the class."""
+    found = _run(
+        "ccxt = import_ccxt_async()\n"
+        "ccxt.binanceus\n"
+        "print(json.dumps({'type': type(ccxt.binance).__name__, 'id': ccxt.binance({}).id}))\n"
+    )
+    assert found == {"type": "type", "id": "binance"}
