@@ -97,6 +97,7 @@ def test_latest_coins_and_exchanges(http: httpx.Client) -> None:
     assert latest.json() == {
         "exchange": "cryptocom",
         "symbol": "BTC/USD",
+        "price": "trade",
         "timeframe": "5m",
         "timestamp": None,
     }

@@ -89,6 +89,7 @@ def test_refresh_replaces_wrong_stored_candles_with_the_exchanges(
     assert response.status_code == 200, response.text
     assert response.json() == {
         **SERIES,
+        "price": "trade",
         "timeframe": "5m",
         "start": START,
         "end": END,
