@@ -168,7 +168,7 @@ class BackfillSeriesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     exchange: Annotated[str, WithJsonSchema(EXCHANGE_SCHEMA)] = Field(max_length=32)
-    symbol: Annotated[str, WithJsonSchema(SYMBOL_SCHEMA)] = Field(max_length=64)
+    symbol: Annotated[str, WithJsonSchema(SYMBOL_SCHEMA)] = Field(min_length=1, max_length=64)
     price: Annotated[PriceType, WithJsonSchema(PRICE_SCHEMA)] = DEFAULT_PRICE
     timeframe: Annotated[str, WithJsonSchema(TIMEFRAME_SCHEMA)] = Field(
         default=DEFAULT_TIMEFRAME, max_length=8

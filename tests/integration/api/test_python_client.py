@@ -75,6 +75,24 @@ def test_every_form_of_time_reads_the_same_exact_range(
     assert len(expected) > 2 * 300  # three pages at least
 
 
+async def test_a_contracts_mark_price_is_read_with_price_in_both_clients(
+    base_url: str, simulator: ExchangeSimulator
+) -> None:
+    symbol = "BTC/USDT:USDT"
+    mark = [Candle(*c) for c in simulator.truth("binance", symbol, "5m", START, END, price="mark")]
+    with CandleClient(base_url, api_key=KEY) as client:
+        assert client.get_candles("binance", symbol, start=START, end=END, price="mark") == mark
+        latest = client.latest_timestamp("binance", symbol, price="mark")
+        assert latest is not None
+        assert latest >= mark[-1].timestamp
+        assert client.latest_timestamp("binance", symbol) is None  # trades: another series
+    async with AsyncCandleClient(base_url, api_key=KEY) as aclient:
+        table = await aclient.get_table("binance", symbol, start=START, end=END, price="mark")
+        assert table.column("close").to_pylist() == [c.close for c in mark]
+        with pytest.raises(BadRequestError, match="spot market"):
+            await aclient.get_candles("binance", "BTC/USDT", start=START, price="mark")
+
+
 async def test_async_client_reads_json_and_arrow_pages_alike(
     base_url: str, simulator: ExchangeSimulator
 ) -> None:
