@@ -64,16 +64,26 @@ from cbtrade.errors import (
     StorageError,
 )
 from cbtrade.models import Candle, TimeRange
-from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds, SeriesSlice
+from cbtrade.price_types import split_series_symbol
+from cbtrade.storage.catalog import (
+    ObjectSummary,
+    decode_summary,
+    encode_summary,
+    summarize_object,
+    summarize_series,
+)
+from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds, SeriesSlice, SeriesSummary
 from cbtrade.storage.path_utility import (
     DOCUMENT_SUFFIX,
     GENERATION_NAME,
     MAX_TIMESTAMP,
     OBJECT_SUFFIX,
+    SUMMARY_NAME,
     RawDataObject,
     StoragePathUtility,
 )
 from cbtrade.time_ranges import clip_ranges, merge_ranges
+from cbtrade.timeframes import timeframe_to_ms
 
 logger = logging.getLogger(__name__)
 
@@ -373,6 +383,65 @@ class ObjectRawDataStorage(IRawDataStorage):
                 logger.warning("ignoring unexpected folder %r in the raw data store", name)
         return sorted(symbols)
 
+    async def list_series(
+        self, exchange_name: str, coin_symbol: str | None = None
+    ) -> list[SeriesSummary]:
+        """The catalog: one listing under the exchange's (or the symbol's) prefix, each
+        series' summary, and a read of only the objects it does not vouch for; a changed
+        summary is written back best-effort (see :mod:`cbtrade.storage.catalog`)."""
+        if coin_symbol is None:
+            prefix = self._paths.get_exchange_prefix(exchange_name)
+        else:
+            # No "/" at the end: the symbol's price types' series ({symbol}@mark) share it.
+            prefix = self._paths.get_coin_base_path(exchange_name, coin_symbol)
+        by_series: dict[tuple[str, str], dict[str, str | None]] = {}
+        for key, etag in (await self._list_etags(prefix)).items():
+            try:
+                parsed = self._paths.parse_path(key)
+                symbol, _price = split_series_symbol(parsed.coin_symbol)
+            except ValueError:  # InvalidPathComponentError too
+                logger.warning("ignoring unexpected object %s in the raw data store", key)
+                continue
+            if coin_symbol is None or symbol == coin_symbol:
+                by_series.setdefault((parsed.coin_symbol, parsed.timeframe), {})[key] = etag
+        series = sorted(by_series, key=lambda s: (s[0], timeframe_to_ms(s[1])))
+        summary_keys = [
+            self._paths.get_series_summary_key(exchange_name, symbol, timeframe)
+            for symbol, timeframe in series
+        ]
+        stored = await self._gather_bounded(self._read_object(key) for key in summary_keys)
+        known = [
+            decode_summary(key, None if found is None else found[0])
+            for key, found in zip(summary_keys, stored, strict=True)
+        ]
+        checks = [
+            (index, key[len(summary_key) - len(SUMMARY_NAME) :], key, etag)
+            for index, summary_key in enumerate(summary_keys)
+            for key, etag in by_series[series[index]].items()
+        ]
+        checked = await self._gather_bounded(
+            self._summarize_object(
+                key, known[index].get(name), etag, timeframe_to_ms(series[index][1])
+            )
+            for index, name, key, etag in checks
+        )
+        entries: list[dict[str, ObjectSummary]] = [{} for _ in series]
+        for (index, name, _key, _etag), summary in zip(checks, checked, strict=True):
+            if summary is not None:  # None: deleted since listed
+                entries[index][name] = summary
+        await self._gather_bounded(
+            self._save_summary(key, now, None if found is None else found[1])
+            for key, found, before, now in zip(summary_keys, stored, known, entries, strict=True)
+            if now != before
+        )
+        return [
+            summarize_series(
+                exchange_name, symbol, timeframe, timeframe_to_ms(timeframe), now.values()
+            )
+            for (symbol, timeframe), now in zip(series, entries, strict=True)
+            if now
+        ]
+
     async def check_coin_exists(
         self, exchange_name: str, coin_symbol: str, timeframe: str | None = None
     ) -> bool:
@@ -486,6 +555,40 @@ class ObjectRawDataStorage(IRawDataStorage):
         while self._decoded_bytes > DECODED_CACHE_BYTES and len(self._decoded) > 1:
             self._forget(next(iter(self._decoded)))
         return table, covered
+
+    async def _summarize_object(
+        self, key: str, known: ObjectSummary | None, listed_etag: str | None, timeframe_ms: int
+    ) -> ObjectSummary | None:
+        """The summary of the object ``key``: ``known`` while the object has its ETag, else
+        made afresh (from the decoded cache if it holds the listed version); None if the
+        object is gone. Without a listed ETag the object is read to learn its ETag."""
+        if known is not None and listed_etag is not None and known.etag == listed_etag:
+            return known
+        cached = self._decoded.get(key)
+        if cached is not None and listed_etag is not None and cached.etag == listed_etag:
+            return summarize_object(cached.etag, cached.table, cached.covered, timeframe_ms)
+        found = await self._read_object_if_changed(key, None if known is None else known.etag)
+        if found is None:
+            return None
+        data, etag = found
+        if known is not None and known.etag == etag:
+            return known
+        if data is None:  # only a backend's bug could say "unchanged" for another ETag
+            raise StorageError(f"{key}: reported unchanged but not summarised")
+        table, covered = _decode(key, data)
+        return summarize_object(etag, table, covered, timeframe_ms)
+
+    async def _save_summary(
+        self, key: str, entries: dict[str, ObjectSummary], etag: str | None
+    ) -> None:
+        """Write a series' summary if it is as read (``etag``); a lost race or a failed
+        write only leaves the work to the next catalog request."""
+        try:
+            await self._write_object(key, encode_summary(entries), etag=etag)
+        except PreconditionFailedError:
+            logger.debug("series summary %s changed since read; not overwritten", key)
+        except StorageError as exc:
+            logger.warning("series summary %s not saved (%s)", key, exc)
 
     def _forget(self, key: str) -> None:
         """Drop ``key`` from the decoded cache, if it is there."""
