@@ -45,6 +45,12 @@ class InvalidTimeframeError(InvalidInputError):
     code = "invalid_timeframe"
 
 
+class UnsupportedPriceTypeError(InvalidInputError):
+    """The exchange or the market has no candles of the price type asked for."""
+
+    code = "unsupported_price"
+
+
 class InvalidCandleError(InvalidInputError):
     """A candle is malformed: wrong types, not finite, or not aligned to its timeframe."""
 

@@ -64,7 +64,7 @@ from cbtrade.errors import (
     StorageError,
 )
 from cbtrade.models import Candle, TimeRange
-from cbtrade.price_types import split_series_symbol
+from cbtrade.price_types import PRICE_TYPES, split_series_symbol
 from cbtrade.storage.catalog import (
     ObjectSummary,
     decode_summary,
@@ -374,11 +374,11 @@ class ObjectRawDataStorage(IRawDataStorage):
         return None
 
     async def list_coins(self, exchange_name: str) -> list[str]:
-        """Symbols with anything stored for the exchange, sorted."""
-        symbols = []
+        """Symbols with anything stored for the exchange (of any price type), sorted."""
+        symbols = set()
         for name in await self._list_child_names(self._paths.get_exchange_prefix(exchange_name)):
             try:
-                symbols.append(self._paths.decode_symbol(name))
+                symbols.add(split_series_symbol(self._paths.decode_symbol(name))[0])
             except InvalidPathComponentError:
                 logger.warning("ignoring unexpected folder %r in the raw data store", name)
         return sorted(symbols)
@@ -404,7 +404,7 @@ class ObjectRawDataStorage(IRawDataStorage):
                 continue
             if coin_symbol is None or symbol == coin_symbol:
                 by_series.setdefault((parsed.coin_symbol, parsed.timeframe), {})[key] = etag
-        series = sorted(by_series, key=lambda s: (s[0], timeframe_to_ms(s[1])))
+        series = sorted(by_series, key=_catalog_order)
         summary_keys = [
             self._paths.get_series_summary_key(exchange_name, symbol, timeframe)
             for symbol, timeframe in series
@@ -747,6 +747,12 @@ class ObjectRawDataStorage(IRawDataStorage):
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         return [task.result() for task in tasks]
+
+
+def _catalog_order(series: tuple[str, str]) -> tuple[str, int, int]:
+    """Series ``(series symbol, timeframe)`` by symbol, price type and timeframe."""
+    symbol, price = split_series_symbol(series[0])
+    return symbol, PRICE_TYPES.index(price), timeframe_to_ms(series[1])
 
 
 def _encode(table: CandleTable, covered: list[TimeRange]) -> bytes:
