@@ -239,7 +239,7 @@ def _catalog_entry(summary: SeriesSummary) -> dict[str, object]:
         "last": summary.last,
         "last_time": _iso(summary.last),
         "candles": summary.candles,
-        "not_covered": summary.not_covered,
+        "not_covered": [list(gap) for gap in summary.not_covered],
         "missing_candles": summary.missing_candles,
     }
 
