@@ -100,6 +100,10 @@ DECODED_CACHE_BYTES = 64 * 1024 * 1024
 # ETags validate its cached objects: on Azurite one listing of 12 objects costs about what 3
 # conditional GETs do (each a pass through the azure-core pipeline).
 LIST_FOLDER_AT = 3
+SUMMARIES_KEPT = 4096
+"""Series summaries kept per storage instance, validated by the catalog's listing: on
+backends whose listings carry ETags a warm catalog request is then that one listing."""
+_SUMMARY_SUFFIX = "/" + SUMMARY_NAME
 _BACKOFF_BASE_SECONDS = 0.005
 _BACKOFF_CAP_SECONDS = 0.25
 _T = TypeVar("_T")
@@ -159,6 +163,8 @@ class ObjectRawDataStorage(IRawDataStorage):
         self._decoded_bytes = 0
         self._generations: dict[str, tuple[str | None, float]] = {}
         """Series prefix: the ETag of its repair marker when last read, and when (monotonic)."""
+        self._summaries: OrderedDict[str, tuple[str, dict[str, ObjectSummary]]] = OrderedDict()
+        """Series summary key: its ETag and entries when last read (see list_series)."""
         self._epochs: dict[str, int] = {}
         """Series prefix: how often this instance has dropped the series' sealed objects."""
 
@@ -191,13 +197,20 @@ class ObjectRawDataStorage(IRawDataStorage):
         """Keys under ``prefix`` ending in ``suffix`` (data objects by default), at most
         ``limit``, in any order."""
 
-    async def _list_etags(self, prefix: str) -> dict[str, str | None]:
-        """The data objects under ``prefix``, each with its ETag if the listing tells it.
+    async def _list_etags(
+        self, prefix: str, *, suffixes: tuple[str, ...] = (OBJECT_SUFFIX,)
+    ) -> dict[str, str | None]:
+        """The objects under ``prefix`` ending in one of ``suffixes`` (data objects by
+        default), each with its ETag if the listing tells it.
 
         Backends whose listings carry no ETags keep this default: their objects are then
         validated by reading them.
         """
-        return dict.fromkeys(await self._list_keys(prefix))
+        if suffixes == (OBJECT_SUFFIX,):
+            return dict.fromkeys(await self._list_keys(prefix))
+        return dict.fromkeys(
+            k for k in await self._list_keys(prefix, suffix="") if k.endswith(suffixes)
+        )
 
     @abstractmethod
     async def _list_child_names(self, prefix: str) -> list[str]:
@@ -395,7 +408,12 @@ class ObjectRawDataStorage(IRawDataStorage):
             # No "/" at the end: the symbol's price types' series ({symbol}@mark) share it.
             prefix = self._paths.get_coin_base_path(exchange_name, coin_symbol)
         by_series: dict[tuple[str, str], dict[str, str | None]] = {}
-        for key, etag in (await self._list_etags(prefix)).items():
+        summary_etags: dict[str, str | None] = {}
+        listed = await self._list_etags(prefix, suffixes=(OBJECT_SUFFIX, _SUMMARY_SUFFIX))
+        for key, etag in listed.items():
+            if key.endswith(_SUMMARY_SUFFIX):
+                summary_etags[key] = etag
+                continue
             try:
                 parsed = self._paths.parse_path(key)
                 symbol, _price = split_series_symbol(parsed.coin_symbol)
@@ -409,11 +427,10 @@ class ObjectRawDataStorage(IRawDataStorage):
             self._paths.get_series_summary_key(exchange_name, symbol, timeframe)
             for symbol, timeframe in series
         ]
-        stored = await self._gather_bounded(self._read_object(key) for key in summary_keys)
-        known = [
-            decode_summary(key, None if found is None else found[0])
-            for key, found in zip(summary_keys, stored, strict=True)
-        ]
+        stored = await self._gather_bounded(
+            self._read_summary(key, summary_etags.get(key)) for key in summary_keys
+        )
+        known = [entries for _etag, entries in stored]
         checks = [
             (index, key[len(summary_key) - len(SUMMARY_NAME) :], key, etag)
             for index, summary_key in enumerate(summary_keys)
@@ -430,8 +447,8 @@ class ObjectRawDataStorage(IRawDataStorage):
             if summary is not None:  # None: deleted since listed
                 entries[index][name] = summary
         await self._gather_bounded(
-            self._save_summary(key, now, None if found is None else found[1])
-            for key, found, before, now in zip(summary_keys, stored, known, entries, strict=True)
+            self._save_summary(key, now, etag)
+            for key, (etag, before), now in zip(summary_keys, stored, entries, strict=True)
             if now != before
         )
         return [
@@ -578,11 +595,31 @@ class ObjectRawDataStorage(IRawDataStorage):
         table, covered = _decode(key, data)
         return summarize_object(etag, table, covered, timeframe_ms)
 
+    async def _read_summary(
+        self, key: str, listed_etag: str | None
+    ) -> tuple[str | None, dict[str, ObjectSummary]]:
+        """A series' summary entries and the document's ETag (None if there is none): kept
+        from an earlier read while the listing shows its ETag, else read."""
+        kept = self._summaries.get(key)
+        if kept is not None and listed_etag is not None and kept[0] == listed_etag:
+            self._summaries.move_to_end(key)
+            return kept
+        self._summaries.pop(key, None)
+        found = await self._read_object(key)
+        if found is None:
+            return None, {}
+        read = found[1], decode_summary(key, found[0])
+        self._summaries[key] = read
+        while len(self._summaries) > SUMMARIES_KEPT:
+            self._summaries.popitem(last=False)
+        return read
+
     async def _save_summary(
         self, key: str, entries: dict[str, ObjectSummary], etag: str | None
     ) -> None:
         """Write a series' summary if it is as read (``etag``); a lost race or a failed
         write only leaves the work to the next catalog request."""
+        self._summaries.pop(key, None)  # its new ETag is learnt by reading it
         try:
             await self._write_object(key, encode_summary(entries), etag=etag)
         except PreconditionFailedError:

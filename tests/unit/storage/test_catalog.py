@@ -4,6 +4,7 @@ entries made from them (cbtrade.storage.catalog, ObjectRawDataStorage.list_serie
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,7 @@ class MemoryStorage(ObjectRawDataStorage):
         self.objects: dict[str, tuple[bytes, str]] = {}
         self.listing_etags = listing_etags
         self.data_reads: list[str] = []
+        self.other_reads: list[str] = []
         self.before_write: list[str] = []
         """Keys whose next write another writer beats (it changes the object first)."""
         self._etags = itertools.count(1)
@@ -45,8 +47,7 @@ class MemoryStorage(ObjectRawDataStorage):
         self.objects[key] = (data, f'"{next(self._etags)}"')
 
     async def _read_object(self, key: str) -> tuple[bytes, str] | None:
-        if key.endswith(OBJECT_SUFFIX):
-            self.data_reads.append(key)
+        (self.data_reads if key.endswith(OBJECT_SUFFIX) else self.other_reads).append(key)
         return self.objects.get(key)
 
     async def _write_object(self, key: str, data: bytes, *, etag: str | None) -> None:
@@ -64,10 +65,16 @@ class MemoryStorage(ObjectRawDataStorage):
         keys = [k for k in self.objects if k.startswith(prefix) and k.endswith(suffix)]
         return keys[:limit]
 
-    async def _list_etags(self, prefix: str) -> dict[str, str | None]:
+    async def _list_etags(
+        self, prefix: str, *, suffixes: tuple[str, ...] = (OBJECT_SUFFIX,)
+    ) -> dict[str, str | None]:
         if not self.listing_etags:
-            return await super()._list_etags(prefix)
-        return {key: self.objects[key][1] for key in await self._list_keys(prefix)}
+            return await super()._list_etags(prefix, suffixes=suffixes)
+        return {
+            k: etag
+            for k, (_, etag) in self.objects.items()
+            if k.startswith(prefix) and k.endswith(suffixes)
+        }
 
     async def _list_child_names(self, prefix: str) -> list[str]:
         raise NotImplementedError
@@ -156,6 +163,20 @@ async def test_a_second_catalog_reads_no_data_object_and_writes_nothing() -> Non
     ]
 
 
+async def test_a_kept_summary_is_not_read_while_the_listing_shows_its_etag() -> None:
+    storage = MemoryStorage()
+    await fill(storage, JAN, 10)
+    first = await storage.list_series(EX)  # writes the summary
+    assert await storage.list_series(EX) == first  # reads it, once, and keeps it
+    storage.other_reads.clear()
+    storage.data_reads.clear()
+    assert await storage.list_series(EX) == first
+    assert (storage.other_reads, storage.data_reads) == ([], [])
+    storage.put(SUMMARY, encode_summary({}))  # another instance's, say
+    assert await storage.list_series(EX) == first
+    assert (storage.other_reads, storage.data_reads) == ([SUMMARY], [PREFIX + "1970/01.arrow"])
+
+
 async def test_a_changed_object_is_read_again_and_only_it() -> None:
     storage = MemoryStorage()
     await fill(storage, JAN, 10)
@@ -196,8 +217,8 @@ async def test_an_object_deleted_between_listing_and_read_drops_out() -> None:
     await fill(storage, MAR, 10)
     list_etags = storage._list_etags
 
-    async def listed_then_deleted(prefix: str) -> dict[str, str | None]:
-        listed = await list_etags(prefix)
+    async def listed_then_deleted(prefix: str, **options: Any) -> dict[str, str | None]:
+        listed = await list_etags(prefix, **options)
         del storage.objects[PREFIX + "1970/03.arrow"]
         return listed
 
@@ -225,8 +246,8 @@ async def test_an_object_written_after_the_listing_is_summarised_as_read() -> No
     await fill(storage, JAN, 10)
     list_etags = storage._list_etags
 
-    async def listed_then_written(prefix: str) -> dict[str, str | None]:
-        listed = await list_etags(prefix)
+    async def listed_then_written(prefix: str, **options: Any) -> dict[str, str | None]:
+        listed = await list_etags(prefix, **options)
         await fill(storage, JAN + 10 * M5, 5)
         return listed
 
