@@ -106,6 +106,11 @@ class UnknownSymbolError(NotFoundError):
 
     code = "unknown_symbol"
 
+    @classmethod
+    def not_listed(cls, exchange: str, series: str) -> UnknownSymbolError:
+        """The error for a series whose market ``exchange`` does not list."""
+        return cls(f"{exchange} does not list {series.partition('@')[0]!r}")
+
 
 class StorageError(CbTradeError):
     """The raw-data store failed."""

@@ -169,6 +169,7 @@ class BackfillSeriesIn(BaseModel):
 
     exchange: Annotated[str, WithJsonSchema(EXCHANGE_SCHEMA)] = Field(max_length=32)
     symbol: Annotated[str, WithJsonSchema(SYMBOL_SCHEMA)] = Field(max_length=64)
+    price: Annotated[PriceType, WithJsonSchema(PRICE_SCHEMA)] = DEFAULT_PRICE
     timeframe: Annotated[str, WithJsonSchema(TIMEFRAME_SCHEMA)] = Field(
         default=DEFAULT_TIMEFRAME, max_length=8
     )

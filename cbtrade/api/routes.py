@@ -30,7 +30,6 @@ from cbtrade.api.params import (
     PriceParam,
     SymbolParam,
     TimeframeParam,
-    normalize_symbol,
     page_query,
     parse_timestamp,
     series_of,
@@ -298,7 +297,7 @@ async def create_backfill(
     ``GET /api/v1/backfills/{id}`` shows."""
     progress = await services.backfills.create(
         [
-            BackfillSeries(one.exchange, normalize_symbol(one.symbol) or one.symbol, one.timeframe)
+            BackfillSeries(one.exchange, series_of(one.symbol, one.price), one.timeframe)
             for one in job.series
         ],
         start=_job_time("start", job.start),

@@ -378,7 +378,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
             raise unsupported_timeframe(timeframe, exchange=self._exchange_id, offered=offered)
         market = exchange.markets.get(market_symbol)
         if market is None:
-            raise UnknownSymbolError(f"{self._exchange_id} does not list {market_symbol!r}")
+            raise UnknownSymbolError.not_listed(self._exchange_id, market_symbol)
         if price != "trade":
             self._check_price(exchange, market, price)
         return exchange
