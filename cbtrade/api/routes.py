@@ -30,6 +30,7 @@ from cbtrade.api.params import (
     PriceParam,
     SymbolParam,
     TimeframeParam,
+    normalize_symbol,
     page_query,
     parse_timestamp,
     series_of,
