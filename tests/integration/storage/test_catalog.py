@@ -33,36 +33,38 @@ def candles(start: int, end: int, step: int = M5, *, skip: int | None = None) ->
 QUIET = ms(2024, 1, 25, 12)  # a covered 5m slot without a candle: no trades
 
 
+async def fetched(
+    storage: ObjectRawDataStorage,
+    symbol: str,
+    timeframe: str,
+    start: int,
+    end: int,
+    *,
+    covered_from: int | None = None,
+    skip: int | None = None,
+) -> None:
+    """Save what a fetch of ``[covered_from or start, end)`` stores: candles from ``start``
+    (but at ``skip``), the range covered."""
+    step = H1 if timeframe == "1h" else M5
+    await storage.save_bulk_entries(
+        EX,
+        symbol,
+        timeframe,
+        candles(start, end, step, skip=skip),
+        covered=[TimeRange(start if covered_from is None else covered_from, end)],
+    )
+
+
 async def fill(storage: ObjectRawDataStorage) -> None:
     """BTC/USD 5m: fetched from 31 Dec (listed 1 Jan) to 10 Jan, and 20 Jan to 5 Feb with
     one quiet slot; 10 to 20 Jan never fetched. BTC/USD 1h: two days. ETH/USD 5m: a day.
     BTC/USD mark 5m: a day."""
-    await storage.save_bulk_entries(
-        EX,
-        "BTC/USD",
-        "5m",
-        candles(ms(2024, 1, 1), ms(2024, 1, 10)),
-        covered=[TimeRange(ms(2023, 12, 31), ms(2024, 1, 10))],
-    )
-    await storage.save_bulk_entries(
-        EX,
-        "BTC/USD",
-        "5m",
-        candles(ms(2024, 1, 20), ms(2024, 2, 5), skip=QUIET),
-        covered=[TimeRange(ms(2024, 1, 20), ms(2024, 2, 5))],
-    )
-    for symbol, timeframe, step, end in [
-        ("BTC/USD", "1h", H1, ms(2024, 1, 3)),
-        ("ETH/USD", "5m", M5, ms(2024, 1, 2)),
-        ("BTC/USD@mark", "5m", M5, ms(2024, 1, 2)),
-    ]:
-        await storage.save_bulk_entries(
-            EX,
-            symbol,
-            timeframe,
-            candles(ms(2024, 1, 1), end, step),
-            covered=[TimeRange(ms(2024, 1, 1), end)],
-        )
+    jan_1 = ms(2024, 1, 1)
+    await fetched(storage, "BTC/USD", "5m", jan_1, ms(2024, 1, 10), covered_from=ms(2023, 12, 31))
+    await fetched(storage, "BTC/USD", "5m", ms(2024, 1, 20), ms(2024, 2, 5), skip=QUIET)
+    await fetched(storage, "BTC/USD", "1h", jan_1, ms(2024, 1, 3))
+    await fetched(storage, "ETH/USD", "5m", jan_1, ms(2024, 1, 2))
+    await fetched(storage, "BTC/USD@mark", "5m", jan_1, ms(2024, 1, 2))
 
 
 EXPECTED = [
@@ -146,13 +148,7 @@ async def test_another_instance_s_writes_are_seen_at_once(
     await fill(backend)
     assert await backend.list_series(EX, "ETH/USD") == EXPECTED[3:]
     # The newest object grows; an older one is repaired to hold fewer candles.
-    await other_writer.save_bulk_entries(
-        EX,
-        "ETH/USD",
-        "5m",
-        candles(ms(2024, 1, 2), ms(2024, 1, 3)),
-        covered=[TimeRange(ms(2024, 1, 2), ms(2024, 1, 3))],
-    )
+    await fetched(other_writer, "ETH/USD", "5m", ms(2024, 1, 2), ms(2024, 1, 3))
     spy = DataReads(backend, monkeypatch)
     [grown] = await backend.list_series(EX, "ETH/USD")
     assert (grown.last, grown.candles) == (ms(2024, 1, 3) - M5, 576)
