@@ -342,9 +342,8 @@ async def test_with_a_real_local_backend(tmp_path: Path) -> None:
     ]
     assert await manager.get_latest_timestamp("cryptocom", "BTC/USD", "5m") == T0 + STEP
     assert await manager.list_coins("cryptocom") == ["BTC/USD"]
-    backend.list_series.return_value = []
-    assert await manager.list_series("cryptocom", "BTC/USD") == []
-    backend.list_series.assert_awaited_once_with("cryptocom", "BTC/USD")
+    [series] = await manager.list_series("cryptocom", "BTC/USD")
+    assert (series.first, series.last, series.candles) == (T0, T0 + STEP, 2)
 
 
 def test_settings_choose_the_local_backend(tmp_path: Path) -> None:
