@@ -205,8 +205,9 @@ class IRawDataStorage(ABC):
     async def list_series(
         self, exchange_name: str, coin_symbol: str | None = None
     ) -> list[SeriesSummary]:
-        """What is stored of each series of the exchange (of ``coin_symbol`` and its price
-        types' series only, if given), sorted by symbol and timeframe.
+        """What is stored of each series of the exchange, sorted by symbol, price type and
+        timeframe; if ``coin_symbol`` is given, only its series (all the price types of a
+        ccxt symbol, or the one series a series symbol such as ``BTC/USDT:USDT@mark`` names).
 
         Reads coverage, not candles, in the steady state (see :mod:`cbtrade.storage.catalog`).
         """

@@ -420,7 +420,7 @@ class ObjectRawDataStorage(IRawDataStorage):
             except ValueError:  # InvalidPathComponentError too
                 logger.warning("ignoring unexpected object %s in the raw data store", key)
                 continue
-            if coin_symbol is None or symbol == coin_symbol:
+            if coin_symbol in (None, symbol, parsed.coin_symbol):
                 by_series.setdefault((parsed.coin_symbol, parsed.timeframe), {})[key] = etag
         series = sorted(by_series, key=_catalog_order)
         summary_keys = [

@@ -291,6 +291,8 @@ async def test_the_catalog_filters_by_symbol_and_ignores_other_keys() -> None:
     await storage.save_series_bounds(EX, SYM, "5m", SeriesBounds(empty_before=0))
     names = [(s.coin_symbol, s.timeframe, s.candles) for s in await storage.list_series(EX, SYM)]
     assert names == [("BTC/USDT", "5m", 10), ("BTC/USDT", "1h", 4), ("BTC/USDT@mark", "5m", 2)]
+    [mark] = await storage.list_series(EX, "BTC/USDT@mark")
+    assert (mark.coin_symbol, mark.candles) == ("BTC/USDT@mark", 2)
     everything = await storage.list_series(EX)
     assert [s.coin_symbol for s in everything] == ["BTC/USDC", *(name for name, _, _ in names)]
     assert await storage.list_series("kraken") == []
