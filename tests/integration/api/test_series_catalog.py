@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 
 from cbtrade.api import create_app
 from cbtrade.models import TimeRange
+from cbtrade.price_types import PriceType, series_symbol
 from cbtrade.storage import object_storage
 from cbtrade.storage.implementations.azure_blob_storage import AzureBlobStorage
 from cbtrade.storage.manager import create_raw_data_storage
 from cbtrade.storage.object_storage import ObjectRawDataStorage
-from cbtrade.storage.path_utility import OBJECT_SUFFIX
+from cbtrade.storage.path_utility import OBJECT_SUFFIX, StoragePathUtility
 from cbtrade.time_ranges import clip_ranges, merge_ranges, subtract_ranges
 from tests.exchange_simulator import ExchangeSimulator
 from tests.exchange_simulator.core import LISTED_2024, LISTED_FEB_2024
@@ -27,13 +28,26 @@ from tests.fixtures.stored_objects import read_stored_object
 
 DAY = 86_400_000
 TIMEFRAME_MS = {"5m": 300_000, "1h": 3_600_000}
-# (symbol, timeframe, [start, end) read): BTC/USD 5m from before its listing, and again two
-# days later, leaving a hole never fetched; BTC/USD 1h; ETH/USD 5m.
+SIMULATOR_PRICE = {"trade": "trade", "mark": "mark", "index": "index"}
+
+
+class Series(NamedTuple):
+    exchange: str
+    symbol: str
+    timeframe: str
+    price: PriceType = "trade"
+
+
+BTC_5M = Series("cryptocom", "BTC/USD", "5m")
+BTC_1H = Series("cryptocom", "BTC/USD", "1h")
+ETH_5M = Series("cryptocom", "ETH/USD", "5m")
+# (series, [start, end) read): BTC/USD 5m from before its listing, and again two days later,
+# leaving a hole never fetched; BTC/USD 1h; ETH/USD 5m.
 READS = [
-    ("BTC/USD", "5m", LISTED_2024 - 2 * DAY, LISTED_2024 + 2 * DAY),
-    ("BTC/USD", "5m", LISTED_2024 + 4 * DAY, LISTED_2024 + 5 * DAY),
-    ("BTC/USD", "1h", LISTED_2024, LISTED_2024 + 20 * DAY),
-    ("ETH/USD", "5m", LISTED_FEB_2024, LISTED_FEB_2024 + DAY),
+    (BTC_5M, LISTED_2024 - 2 * DAY, LISTED_2024 + 2 * DAY),
+    (BTC_5M, LISTED_2024 + 4 * DAY, LISTED_2024 + 5 * DAY),
+    (BTC_1H, LISTED_2024, LISTED_2024 + 20 * DAY),
+    (ETH_5M, LISTED_FEB_2024, LISTED_FEB_2024 + DAY),
 ]
 
 
@@ -51,15 +65,8 @@ def http(app: Any) -> Iterator[httpx.Client]:
         yield c
 
 
-def read_all(http: httpx.Client, symbol: str, timeframe: str, start: int, end: int) -> None:
-    params: dict[str, Any] = {
-        "exchange": "cryptocom",
-        "symbol": symbol,
-        "timeframe": timeframe,
-        "start": start,
-        "end": end,
-        "format": "csv",
-    }
+def read_all(http: httpx.Client, series: Series, start: int, end: int) -> None:
+    params: dict[str, Any] = {**series._asdict(), "start": start, "end": end, "format": "csv"}
     while params:
         response = http.get("/api/v1/ohlcv", params=params)
         assert response.status_code == 200, response.text
@@ -68,7 +75,7 @@ def read_all(http: httpx.Client, symbol: str, timeframe: str, start: int, end: i
 
 
 def stored_coverage(
-    simulator: ExchangeSimulator, storage_settings: dict[str, Any], symbol: str, timeframe: str
+    simulator: ExchangeSimulator, storage_settings: dict[str, Any], series: Series
 ) -> list[TimeRange]:
     """The ranges a series' stored objects record as fetched, read with plain pyarrow by a
     storage instance of the test's own (the fills choose how far past a read they fetch)."""
@@ -76,8 +83,9 @@ def stored_coverage(
     async def read() -> list[TimeRange]:
         storage = create_raw_data_storage(service_settings(simulator, **storage_settings))
         assert isinstance(storage, ObjectRawDataStorage)
+        stored = series_symbol(series.symbol, series.price)
+        prefix = StoragePathUtility().get_series_prefix(series.exchange, stored, series.timeframe)
         try:
-            prefix = f"raw_data/cryptocom/{symbol.replace('/', '-')}/{timeframe}/"
             covered: list[TimeRange] = []
             for key in await storage._list_keys(prefix):
                 found = await storage._read_object(key)
@@ -91,22 +99,26 @@ def stored_coverage(
 
 
 def expected_entry(
-    simulator: ExchangeSimulator, covered: list[TimeRange], symbol: str, timeframe: str
+    simulator: ExchangeSimulator, storage_settings: dict[str, Any], series: Series
 ) -> dict[str, Any]:
-    """The catalog entry the exchange's truth implies for a series fetched over ``covered``."""
-    step = TIMEFRAME_MS[timeframe]
+    """The catalog entry the exchange's truth implies for the ranges the series' objects
+    record as fetched."""
+    covered = stored_coverage(simulator, storage_settings, series)
+    step = TIMEFRAME_MS[series.timeframe]
+    price = SIMULATOR_PRICE[series.price]
     candles = [
-        c for r in covered for c in simulator.truth("cryptocom", symbol, timeframe, r.start, r.end)
+        candle
+        for r in covered
+        for candle in simulator.truth(
+            series.exchange, series.symbol, series.timeframe, r.start, r.end, price=price
+        )
     ]
     first, last = candles[0].timestamp, candles[-1].timestamp
     life = TimeRange(first, last + step)
     # Covered slots from the first candle to the last without a candle are quiet (no trades).
     slots = sum((r.end - r.start) // step for r in clip_ranges(covered, life))
     return {
-        "exchange": "cryptocom",
-        "symbol": symbol,
-        "price": "trade",
-        "timeframe": timeframe,
+        **series._asdict(),
         "first": first,
         "last": last,
         "candles": len(candles),
@@ -122,8 +134,8 @@ def test_the_catalog_lists_what_was_read_with_its_holes_and_a_second_call_decode
     storage_settings: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for read in READS:
-        read_all(http, *read)
+    for series, start, end in READS:
+        read_all(http, series, start, end)
     response = http.get("/api/v1/series", params={"exchange": "cryptocom"})
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
@@ -131,8 +143,7 @@ def test_the_catalog_lists_what_was_read_with_its_holes_and_a_second_call_decode
     assert body["exchange"] == "cryptocom"
     entries = body["series"]
     expected = [
-        expected_entry(simulator, stored_coverage(simulator, storage_settings, *series), *series)
-        for series in [("BTC/USD", "5m"), ("BTC/USD", "1h"), ("ETH/USD", "5m")]
+        expected_entry(simulator, storage_settings, series) for series in (BTC_5M, BTC_1H, ETH_5M)
     ]
     times = [(e.pop("first_time"), e.pop("last_time")) for e in entries]
     assert entries == expected
@@ -182,3 +193,20 @@ def test_an_exchange_with_nothing_stored_has_an_empty_catalog(http: httpx.Client
     response = http.get("/api/v1/series", params={"exchange": "binance", "symbol": "BTC/USDT"})
     assert response.status_code == 200, response.text
     assert response.json() == {"exchange": "binance", "series": []}
+
+
+def test_each_price_type_of_a_perpetual_is_listed_under_its_symbol(
+    http: httpx.Client, simulator: ExchangeSimulator, storage_settings: dict[str, Any]
+) -> None:
+    start = LISTED_2024 + 10 * DAY
+    perpetual = [Series("binance", "BTC/USDT:USDT", "5m", price) for price in ("trade", "mark")]
+    for series in perpetual:
+        read_all(http, series, start, start + DAY)
+    read_all(http, Series("binance", "BTC/USDT", "5m"), start, start + DAY)  # spot: not listed
+    response = http.get("/api/v1/series", params={"exchange": "binance", "symbol": "BTC/USDT:USDT"})
+    assert response.status_code == 200, response.text
+    entries = response.json()["series"]
+    for entry in entries:
+        del entry["first_time"], entry["last_time"]
+    assert entries == [expected_entry(simulator, storage_settings, s) for s in perpetual]
+    assert [e["price"] for e in entries] == ["trade", "mark"]
