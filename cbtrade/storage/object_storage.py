@@ -39,6 +39,11 @@ repair marker (``generation.json`` beside its objects) after the objects. Each i
 a series' marker at most every ``recheck_seconds`` when it reads the series, and
 drops the series' cached objects when the marker has changed, so a repair on one instance is
 served by every other within that bound.
+
+The series catalog (:meth:`~ObjectRawDataStorage.list_series`) reads coverage, not candles:
+one listing of the objects with their ETags, and each series' ``summary.json``, a cache of
+what each object held at an ETag (:mod:`cbtrade.storage.catalog`); only objects the summary
+does not vouch for are read. Saves never write it; the catalog does, best-effort.
 """
 
 from __future__ import annotations
