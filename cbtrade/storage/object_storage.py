@@ -105,9 +105,11 @@ DECODED_CACHE_BYTES = 64 * 1024 * 1024
 # ETags validate its cached objects: on Azurite one listing of 12 objects costs about what 3
 # conditional GETs do (each a pass through the azure-core pipeline).
 LIST_FOLDER_AT = 3
-SUMMARIES_KEPT = 4096
-"""Series summaries kept per storage instance, validated by the catalog's listing: on
-backends whose listings carry ETags a warm catalog request is then that one listing."""
+SUMMARY_ENTRIES_KEPT = 100_000
+"""Entries (one an object, ~0.3 kB) of the series summaries kept per storage instance,
+validated by the catalog's listing: on backends whose listings carry ETags a warm catalog
+request is then that one listing. 100,000 is 270 years of 1m series' day objects, or 8,000
+years of 5m series' months; least recently used summaries go first."""
 _SUMMARY_SUFFIX = "/" + SUMMARY_NAME
 _BACKOFF_BASE_SECONDS = 0.005
 _BACKOFF_CAP_SECONDS = 0.25
@@ -170,6 +172,7 @@ class ObjectRawDataStorage(IRawDataStorage):
         """Series prefix: the ETag of its repair marker when last read, and when (monotonic)."""
         self._summaries: OrderedDict[str, tuple[str, dict[str, ObjectSummary]]] = OrderedDict()
         """Series summary key: its ETag and entries when last read (see list_series)."""
+        self._summary_entries = 0
         self._epochs: dict[str, int] = {}
         """Series prefix: how often this instance has dropped the series' sealed objects."""
 
@@ -609,22 +612,31 @@ class ObjectRawDataStorage(IRawDataStorage):
         if kept is not None and listed_etag is not None and kept[0] == listed_etag:
             self._summaries.move_to_end(key)
             return kept
-        self._summaries.pop(key, None)
+        self._forget_summary(key)
         found = await self._read_object(key)
         if found is None:
             return None, {}
         read = found[1], decode_summary(key, found[0])
-        self._summaries[key] = read
-        while len(self._summaries) > SUMMARIES_KEPT:
-            self._summaries.popitem(last=False)
+        if listed_etag is not None:  # else no listing could vouch for it: not kept
+            self._forget_summary(key)  # concurrent requests may have kept it meanwhile
+            self._summaries[key] = read
+            self._summary_entries += len(read[1])
+            while self._summary_entries > SUMMARY_ENTRIES_KEPT and len(self._summaries) > 1:
+                self._forget_summary(next(iter(self._summaries)))
         return read
+
+    def _forget_summary(self, key: str) -> None:
+        """Drop a kept series summary, if it is kept."""
+        kept = self._summaries.pop(key, None)
+        if kept is not None:
+            self._summary_entries -= len(kept[1])
 
     async def _save_summary(
         self, key: str, entries: dict[str, ObjectSummary], etag: str | None
     ) -> None:
         """Write a series' summary if it is as read (``etag``); a lost race or a failed
         write only leaves the work to the next catalog request."""
-        self._summaries.pop(key, None)  # its new ETag is learnt by reading it
+        self._forget_summary(key)  # its new ETag is learnt by reading it
         try:
             await self._write_object(key, encode_summary(entries), etag=etag)
         except PreconditionFailedError:

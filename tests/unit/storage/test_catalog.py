@@ -10,6 +10,7 @@ import pytest
 
 from cbtrade.candle_table import CandleTable
 from cbtrade.models import Candle, TimeRange
+from cbtrade.storage import object_storage
 from cbtrade.storage.catalog import (
     ObjectSummary,
     decode_summary,
@@ -296,3 +297,20 @@ async def test_the_catalog_filters_by_symbol_and_ignores_other_keys() -> None:
     everything = await storage.list_series(EX)
     assert [s.coin_symbol for s in everything] == ["BTC/USDC", *(name for name, _, _ in names)]
     assert await storage.list_series("kraken") == []
+
+
+async def test_kept_summaries_are_bounded_and_only_kept_where_listings_vouch_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(object_storage, "SUMMARY_ENTRIES_KEPT", 2)
+    storage = MemoryStorage()
+    for symbol in ("BTC/USDT", "ETH/USDT", "SOL/USDT"):
+        await storage.save_bulk_entries(EX, symbol, "5m", candles(JAN, 3))
+    for _ in range(2):  # the second reads the summaries the first wrote
+        await storage.list_series(EX)
+    assert len(storage._summaries) == storage._summary_entries == 2
+    unlisted = MemoryStorage(listing_etags=False)
+    await unlisted.save_bulk_entries(EX, SYM, "5m", candles(JAN, 3))
+    for _ in range(2):
+        await unlisted.list_series(EX)
+    assert (unlisted._summaries, unlisted._summary_entries) == ({}, 0)
