@@ -21,6 +21,7 @@ from cbtrade_client import (
     Candle,
     CandleClient,
     NotFoundError,
+    SeriesInfo,
     ServiceUnavailableError,
 )
 from tests.exchange_simulator import ExchangeSimulator
@@ -109,6 +110,33 @@ async def test_async_client_reads_json_and_arrow_pages_alike(
     assert frame["close"].tolist() == [c.close for c in expected]
     with CandleClient(base_url, api_key=KEY) as sync_client:
         assert sync_client.get_table("binance", "BTC/USDT", **range_).equals(table)
+
+
+async def test_list_series_gives_typed_records_sync_and_async(
+    base_url: str, simulator: ExchangeSimulator
+) -> None:
+    expected = truth(simulator, "cryptocom", "BTC/USD")
+    with CandleClient(base_url, api_key=KEY) as client:
+        assert client.list_series("cryptocom") == []
+        client.get_candles("cryptocom", "BTC/USD", start=START, end=END)
+        [info] = client.list_series("cryptocom", "BTC-USD")
+        with pytest.raises(NotFoundError):
+            client.list_series("nosuchexchange")
+    async with AsyncCandleClient(base_url, api_key=KEY) as aclient:
+        assert await aclient.list_series("cryptocom") == [info]
+    assert isinstance(info, SeriesInfo)
+    assert (info.exchange, info.symbol, info.price, info.timeframe) == (
+        "cryptocom",
+        "BTC/USD",
+        "trade",
+        "5m",
+    )
+    # The service stores whole exchange calls, so it may hold more than was asked for.
+    assert info.first == expected[0].timestamp
+    assert info.last is not None
+    assert info.last >= expected[-1].timestamp
+    assert info.candles >= len(expected)
+    assert info.not_covered == []
 
 
 def test_the_services_errors_are_typed(base_url: str) -> None:
