@@ -92,7 +92,7 @@ async def test_url_override_is_applied_to_the_real_ccxt_object() -> None:
     exchange = client._create_exchange()
     try:
         assert exchange.urls["api"]["public"] == "http://127.0.0.1:9/api/v3"
-        assert exchange.options["fetchMarkets"]["types"] == ["spot"]
+        assert exchange.options["fetchMarkets"]["types"] == ["spot", "linear"]
     finally:
         await exchange.close()
 
