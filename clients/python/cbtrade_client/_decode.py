@@ -46,6 +46,16 @@ class Candle(NamedTuple):
 _candle_values = itemgetter(*Candle._fields)
 
 
+class FundingRate(NamedTuple):
+    """One funding event of a perpetual swap: its time (epoch milliseconds UTC) and rate."""
+
+    timestamp: int
+    rate: float
+
+
+_funding_values = itemgetter(*FundingRate._fields)
+
+
 _OPTIONAL = {
     "get_table": ("arrow", ("pyarrow",)),
     "get_dataframe": ("pandas", ("pyarrow", "pandas")),
@@ -109,6 +119,12 @@ def json_candles(response: httpx.Response) -> list[Candle]:
     with GC_PAUSE:
         body = loads(response.content)
         return list(map(Candle._make, map(_candle_values, body["candles"])))
+
+
+def json_funding(response: httpx.Response) -> list[FundingRate]:
+    """The funding events of a JSON page of ``/api/v1/funding``."""
+    body = loads(response.content)
+    return list(map(FundingRate._make, map(_funding_values, body["funding"])))
 
 
 def arrow_table(response: httpx.Response) -> pa.Table:
