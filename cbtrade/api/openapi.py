@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from cbtrade.api.params import PageQuery, query_parameters
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
 from cbtrade.config import Settings
-from cbtrade.models import ErrorOut
+from cbtrade.models import EXCHANGE_SCHEMA, SYMBOL_SCHEMA, ErrorOut
 
 Responses = dict[int | str, dict[str, Any]]
 BEARER_SCHEME = "HTTPBearer"
@@ -79,13 +79,19 @@ def _page_responses(description: str, csv_example: str, arrow_columns: str) -> R
     }
 
 
-def _page_operation(*, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+def _page_operation(
+    *, exclude: frozenset[str] = frozenset(), schemas: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """What a paged route reads from the request itself rather than through FastAPI's
-    parameters and dependencies: its query (cbtrade.api.params.PageQuery, but ``exclude``),
-    If-None-Match (read by the page's caching, cbtrade.api.caching) and the bearer token."""
+    parameters and dependencies: its query (cbtrade.api.params.PageQuery, but ``exclude``,
+    and with the parameters' schemas in ``schemas`` instead of PageQuery's), If-None-Match
+    (read by the page's caching, cbtrade.api.caching) and the bearer token."""
+    parameters = query_parameters(PageQuery, exclude=exclude)
+    for parameter in parameters:
+        parameter["schema"] = (schemas or {}).get(parameter["name"], parameter["schema"])
     return {
         "parameters": [
-            *query_parameters(PageQuery, exclude=exclude),
+            *parameters,
             {
                 "name": "If-None-Match",
                 "in": "header",
@@ -111,7 +117,18 @@ FUNDING_RESPONSES = _page_responses(
     "timestamp,rate\n1709251200000,0.0001\n",
     "timestamp (int64) and rate (float64)",
 )
-FUNDING_OPERATION = _page_operation(exclude=frozenset({"timeframe"}))
+FUNDING_OPERATION = _page_operation(
+    exclude=frozenset({"timeframe"}),
+    schemas={
+        "exchange": {**EXCHANGE_SCHEMA, "examples": ["binance", "cryptocom"]},
+        "symbol": {
+            **SYMBOL_SCHEMA,
+            "description": "ccxt unified symbol of a perpetual swap (BTC/USDT:USDT); another "
+            "market is a 400, a symbol the exchange does not list a 404",
+            "examples": ["BTC/USDT:USDT", "BTC/USD:USD", "ETH/USDT:USDT"],
+        },
+    },
+)
 """``GET /api/v1/funding``'s parameters (the page query without a timeframe) and security."""
 _LIMIT_UNITS = {"/api/v1/ohlcv": "candles", "/api/v1/funding": "funding events"}
 
