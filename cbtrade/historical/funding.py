@@ -144,9 +144,11 @@ class FundingHistory:
         deadline = time.monotonic() + self._page_time_budget_seconds
         stored = await self._store.read(query.exchange, query.symbol, position, horizon)
         events, covered = stored.events, stored.covered
+        fetched = False
         while True:
             reached = covered_from(position, covered)
-            if reached >= horizon or time.monotonic() >= deadline:
+            # The first call is made whatever the budget says, so every page makes progress.
+            if reached >= horizon or (fetched and time.monotonic() >= deadline):
                 break
             if funding_between(events, position, reached).num_rows > limit:
                 break
@@ -157,6 +159,7 @@ class FundingHistory:
             )
             events = merge_funding(events, funding_table(window.events))
             covered = merge_ranges([*covered, window.covered])
+            fetched = True
         page = funding_between(events, position, reached)
         if page.num_rows > limit:
             return page.slice(0, limit), int(page.column("timestamp")[limit].as_py())

@@ -4,7 +4,6 @@ perpetuals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
@@ -19,14 +18,6 @@ from tests.fixtures.service import KEY
 DAY = 86_400_000
 SWITCH = 1_709_251_200_000  # 2024-03-01: Binance's BTC/USDT:USDT goes from 8h to 4h
 START, END = SWITCH - 45 * DAY, SWITCH + 45 * DAY
-
-
-@pytest.fixture
-def http(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
-    ) as client:
-        yield client
 
 
 def follow(http: httpx.Client, **params: Any) -> tuple[list[FundingRate], int]:
