@@ -20,6 +20,7 @@ import pyarrow as pa
 from cbtrade.errors import InvalidContinuationTokenError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.historical.tokens import (
+    FUNDING_SERIES,
     ContinuationTokenCodec,
     PageCursor,
     PageLimits,
@@ -34,10 +35,6 @@ from cbtrade.storage.funding_store import (
     merge_funding,
 )
 from cbtrade.time_ranges import merge_ranges
-
-FUNDING_SERIES = "funding"
-"""What a funding page's continuation token carries as its series' timeframe: a candle
-token is not taken for a funding page, nor the other way round."""
 
 
 class FundingPage(NamedTuple):

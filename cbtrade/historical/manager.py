@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 
 from cbtrade.candle_table import CandleTable
-from cbtrade.errors import CbTradeError
+from cbtrade.errors import CbTradeError, InvalidContinuationTokenError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
 from cbtrade.historical.interfaces import IHistoricalDataManager, OhlcvPage
 from cbtrade.historical.tokens import (
+    FUNDING_SERIES,
     ContinuationTokenCodec,
     PageCursor,
     PageLimits,
@@ -87,6 +88,10 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 end_time=end_time,
                 limit=limit,
             )
+            if query.timeframe == FUNDING_SERIES:
+                raise InvalidContinuationTokenError(
+                    "continuation_token is one of GET /api/v1/funding, not of /api/v1/ohlcv"
+                )
         else:
             query = self._new_query(
                 exchange_name, coin_symbol, timeframe, start_time, end_time, limit

@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cbtrade.errors import InvalidContinuationTokenError, InvalidInputError
 
+FUNDING_SERIES = "funding"
+"""What a funding page's continuation token carries as its series' timeframe: a candle
+token is not taken for a funding page, nor the other way round."""
 _MAC_BYTES = 16
 _MAX_TOKEN_CHARS = 2_048
 

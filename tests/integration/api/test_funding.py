@@ -149,3 +149,14 @@ def test_a_candle_token_is_not_a_funding_token(http: httpx.Client) -> None:
     response = http.get("/api/v1/funding", params={"continuation_token": token})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_continuation_token"
+
+
+def test_a_funding_token_is_not_a_candle_token(http: httpx.Client) -> None:
+    funding = http.get(
+        "/api/v1/funding",
+        params={"exchange": "binance", "symbol": "BTC/USDT:USDT", "start": START, "limit": 1},
+    )
+    token = funding.json()["continuation_token"]
+    response = http.get("/api/v1/ohlcv", params={"continuation_token": token})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_continuation_token"
