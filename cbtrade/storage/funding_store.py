@@ -8,7 +8,10 @@ year (``funding/{exchange}/{encoded_symbol}/{yyyy}.arrow``, see
 the exchange in its ``cbtrade.covered`` metadata, as candle objects have
 (:func:`~cbtrade.storage.object_storage.encode_columns`): events and the coverage they
 belong to go in the same conditional read-merge-write, so nothing is marked fetched that was
-not stored. Decoded objects are cached and revalidated by ETag on every read.
+not stored. A year fetched wholly and found without an event (before the contract's
+listing) gets no object: it is recorded in the contract's ``empty_years.json``, so a read
+from 1970 costs that record, a listing and the years that hold events. Decoded objects are
+cached and revalidated by ETag on every read.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from cbtrade.errors import StorageCorruptError
@@ -39,6 +43,9 @@ FUNDING_SCHEMA = pa.schema(
     ]
 )
 FUNDING_FORMAT = b"funding-1"
+EMPTY_YEARS_NAME = "empty_years.json"
+"""Beside a contract's year objects: ``{"empty_years": [[start, end], ...]}``, the years
+fetched wholly and found without an event (before its listing), which get no object."""
 DEFAULT_CACHED_OBJECTS = 256
 """Decoded objects kept: a year of hourly funding is 8,784 events, 140 kB of columns."""
 
@@ -102,13 +109,21 @@ class FundingStore:
         self._paths = StoragePathUtility()
         self._cached: OrderedDict[str, _Cached] = OrderedDict()
         self._cached_objects = cached_objects
+        self._empty: dict[str, tuple[str, list[TimeRange]]] = {}
+        """Key of a contract's empty-years record: its ETag and years, when last read."""
 
     async def read(
         self, exchange_name: str, coin_symbol: str, start: int, end: int
     ) -> FundingSlice:
-        """Stored events and coverage of ``[start, end)``. The contract's objects are listed
-        once when the range spans several years (absent years then cost no request)."""
-        objects = self._paths.funding_objects_spanning(exchange_name, coin_symbol, start, end)
+        """Stored events and coverage of ``[start, end)``. Years recorded empty cost no
+        request; the contract's objects are listed once when the range spans several other
+        years (absent years then cost no request either)."""
+        empty_years = await self._empty_years(exchange_name, coin_symbol)
+        objects = [
+            obj
+            for obj in self._paths.funding_objects_spanning(exchange_name, coin_symbol, start, end)
+            if clip_ranges(empty_years, obj.period) != [obj.period]
+        ]
         listed: dict[str, str | None] | None = None
         if len(objects) >= LIST_FOLDER_AT:
             prefix = self._paths.get_funding_prefix(exchange_name, coin_symbol)
@@ -123,7 +138,9 @@ class FundingStore:
             if loaded
             else funding_table(())
         )
-        covered = clip_ranges((r for _, obj_covered in loaded for r in obj_covered), window)
+        covered = clip_ranges(
+            [*empty_years, *(r for _, obj_covered in loaded for r in obj_covered)], window
+        )
         return FundingSlice(events, covered)
 
     async def save(
@@ -135,7 +152,9 @@ class FundingStore:
         covered: Sequence[TimeRange],
     ) -> None:
         """Store ``events`` and mark ``covered`` as fetched, one conditional read-merge-write
-        per year object (events outside ``covered`` are stored too)."""
+        per year object (events outside ``covered`` are stored too). A year wholly covered
+        with no event (before a listing) gets no object: it is added to the contract's
+        record of empty years instead."""
         ranges = merge_ranges(TimeRange(*r) for r in covered)
         spans = list(ranges)
         if events:
@@ -143,15 +162,52 @@ class FundingStore:
             spans.append(TimeRange(min(stamps), max(stamps) + 1))
         table = funding_table(events)
         updates = []
+        empty_years = []
         for span in merge_ranges(spans):
             for obj in self._paths.funding_objects_spanning(
                 exchange_name, coin_symbol, span.start, span.end
             ):
                 obj_events = funding_between(table, obj.period.start, obj.period.end)
                 obj_covered = clip_ranges(ranges, obj.period)
-                if obj_events.num_rows or obj_covered:
+                if not obj_events.num_rows and obj_covered == [obj.period]:
+                    empty_years.append(obj.period)
+                elif obj_events.num_rows or obj_covered:
                     updates.append(self._update(obj, obj_events, obj_covered))
+        if empty_years:
+            updates.append(self._add_empty_years(exchange_name, coin_symbol, empty_years))
         await self._backend.gather_bounded(updates)
+
+    async def _empty_years(self, exchange_name: str, coin_symbol: str) -> list[TimeRange]:
+        """The years recorded as wholly fetched with no event, merged (revalidated by ETag)."""
+        key = self._paths.get_funding_prefix(exchange_name, coin_symbol) + EMPTY_YEARS_NAME
+        cached = self._empty.get(key)
+        found = await self._backend.read_object_if_changed(
+            key, None if cached is None else cached[0]
+        )
+        if found is None:
+            self._empty.pop(key, None)
+            return []
+        data, etag = found
+        if data is None and cached is not None and cached[0] == etag:
+            return cached[1]
+        years = _decode_years(key, data)
+        self._empty[key] = (etag, years)
+        return years
+
+    async def _add_empty_years(
+        self, exchange_name: str, coin_symbol: str, years: list[TimeRange]
+    ) -> None:
+        key = self._paths.get_funding_prefix(exchange_name, coin_symbol) + EMPTY_YEARS_NAME
+
+        def add(found: bytes | None) -> tuple[bytes | None, None]:
+            stored = [] if found is None else _decode_years(key, found)
+            merged = merge_ranges([*stored, *years])
+            if merged == stored:
+                return None, None
+            return orjson.dumps({"empty_years": merged}, default=list), None
+
+        await self._backend.rewrite_object(key, add)
+        self._empty.pop(key, None)
 
     async def _load(self, key: str, listed_etag: str | None) -> tuple[pa.Table, list[TimeRange]]:
         """An object's events and coverage, decoded once per ETag; empty if absent."""
@@ -201,3 +257,14 @@ def _decode(key: str, data: bytes | None) -> tuple[pa.Table, list[TimeRange]]:
         return columns.cast(FUNDING_SCHEMA), covered
     except (pa.ArrowException, ValueError) as exc:
         raise StorageCorruptError(f"{key}: not a funding object ({exc})") from None
+
+
+def _decode_years(key: str, data: bytes | None) -> list[TimeRange]:
+    try:
+        years = orjson.loads(data or b"")["empty_years"]
+        ranges = [TimeRange(start, end) for start, end in years]
+        if any(type(t) is not int for r in ranges for t in r):
+            raise ValueError("not epoch ms")
+        return merge_ranges(ranges)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise StorageCorruptError(f"{key}: not an empty-years record ({exc})") from None

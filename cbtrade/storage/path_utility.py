@@ -8,6 +8,7 @@ Layout (keys use ``/`` on every backend; LocalFileStorage maps them under its ro
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/bounds.json             series bounds
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/generation.json         repair marker
     funding/{exchange}/{encoded_symbol}/{yyyy}.arrow                         funding rates
+    funding/{exchange}/{encoded_symbol}/empty_years.json                     years without
 
 Data objects are Arrow IPC streams (the format is in :mod:`cbtrade.storage.object_storage`)
 and are the only keys ending in ``.arrow``: listings of data objects keep to that suffix, so

@@ -26,14 +26,20 @@ def rows(store_slice: object) -> list[FundingRate]:
     ]
 
 
+def stored_keys(root: Path) -> list[str]:
+    """The keys of the objects stored under ``root`` (not the local backend's lock files)."""
+    return sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*.*") if not p.name.startswith(".")
+    )
+
+
 async def test_events_and_coverage_round_trip_across_years(tmp_path: Path) -> None:
     store = FundingStore(LocalFileStorage(tmp_path))
     events = [FundingRate(YEAR_2025 - 8 * HOUR, 0.0001), FundingRate(YEAR_2025, -0.0002)]
     await store.save(
         "binance", "BTC/USDT:USDT", events, covered=[TimeRange(YEAR_2024, YEAR_2025 + HOUR)]
     )
-    keys = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.arrow"))
-    assert keys == [
+    assert stored_keys(tmp_path) == [
         "funding/binance/BTC-USDT%3AUSDT/2024.arrow",
         "funding/binance/BTC-USDT%3AUSDT/2025.arrow",
     ]
@@ -69,3 +75,25 @@ async def test_bad_names_and_corrupt_objects_are_typed_errors(tmp_path: Path) ->
     path.write_bytes(b"not arrow")
     with pytest.raises(StorageCorruptError):
         await store.read("binance", "BTC/USDT:USDT", YEAR_2024, YEAR_2025)
+
+
+async def test_years_wholly_empty_get_no_object_but_stay_covered(tmp_path: Path) -> None:
+    store = FundingStore(LocalFileStorage(tmp_path))
+    first = FundingRate(YEAR_2024 + 100 * HOUR, 0.0001)
+    await store.save(
+        "binance", "BTC/USDT:USDT", [first], covered=[TimeRange(0, first.timestamp + 1)]
+    )
+    assert stored_keys(tmp_path) == [
+        "funding/binance/BTC-USDT%3AUSDT/2024.arrow",
+        "funding/binance/BTC-USDT%3AUSDT/empty_years.json",
+    ]
+    fresh = FundingStore(LocalFileStorage(tmp_path))
+    stored = await fresh.read("binance", "BTC/USDT:USDT", 0, YEAR_2025)
+    assert rows(stored) == [first]
+    assert stored.covered == [TimeRange(0, first.timestamp + 1)]
+    # A later, narrower fill of empty years changes nothing.
+    await store.save("binance", "BTC/USDT:USDT", [], covered=[TimeRange(0, YEAR_2024)])
+    assert len(stored_keys(tmp_path)) == 2
+    (tmp_path / "funding/binance/BTC-USDT%3AUSDT/empty_years.json").write_bytes(b"[1]")
+    with pytest.raises(StorageCorruptError):
+        await fresh.read("binance", "BTC/USDT:USDT", 0, YEAR_2025)
