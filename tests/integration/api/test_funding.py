@@ -140,23 +140,20 @@ def test_bad_requests_are_clear_4xx(
     assert simulator.funding_requests("binance") == 0
 
 
-def test_a_candle_token_is_not_a_funding_token(http: httpx.Client) -> None:
-    candles = http.get(
-        "/api/v1/ohlcv",
-        params={"exchange": "binance", "symbol": "BTC/USDT", "start": START, "limit": 1},
+@pytest.mark.parametrize(
+    ("issued_by", "params", "used_on"),
+    [
+        ("/api/v1/ohlcv", {"symbol": "BTC/USDT"}, "/api/v1/funding"),
+        ("/api/v1/funding", {"symbol": "BTC/USDT:USDT"}, "/api/v1/ohlcv"),
+    ],
+)
+def test_a_token_serves_only_the_route_that_issued_it(
+    http: httpx.Client, issued_by: str, params: dict[str, str], used_on: str
+) -> None:
+    first = http.get(
+        issued_by, params={"exchange": "binance", "start": START, "limit": 1, **params}
     )
-    token = candles.json()["continuation_token"]
-    response = http.get("/api/v1/funding", params={"continuation_token": token})
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_continuation_token"
-
-
-def test_a_funding_token_is_not_a_candle_token(http: httpx.Client) -> None:
-    funding = http.get(
-        "/api/v1/funding",
-        params={"exchange": "binance", "symbol": "BTC/USDT:USDT", "start": START, "limit": 1},
-    )
-    token = funding.json()["continuation_token"]
-    response = http.get("/api/v1/ohlcv", params={"continuation_token": token})
+    token = first.json()["continuation_token"]
+    response = http.get(used_on, params={"continuation_token": token})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_continuation_token"
