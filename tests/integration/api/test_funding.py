@@ -157,3 +157,16 @@ def test_a_token_serves_only_the_route_that_issued_it(
     response = http.get(used_on, params={"continuation_token": token})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_continuation_token"
+
+
+def test_pages_have_an_etag_a_304_and_head(http: httpx.Client) -> None:
+    params = {"exchange": "binance", "symbol": "BTC/USDT:USDT", "start": START, "end": END}
+    page = http.get("/api/v1/funding", params=params)
+    assert page.headers["cache-control"] == "private, no-cache"
+    again = http.get(
+        "/api/v1/funding", params=params, headers={"If-None-Match": page.headers["etag"]}
+    )
+    assert (again.status_code, again.content) == (304, b"")
+    head = http.head("/api/v1/funding", params=params)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["etag"] == page.headers["etag"]
