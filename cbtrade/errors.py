@@ -57,6 +57,13 @@ class InvalidCandleError(InvalidInputError):
     code = "invalid_candle"
 
 
+class FundingHistoryUnavailableError(InvalidInputError):
+    """The symbol is not a perpetual swap or future, or the exchange has no funding-rate
+    history (in ccxt)."""
+
+    code = "no_funding_history"
+
+
 class InvalidContinuationTokenError(InvalidInputError):
     """A continuation token is garbage, truncated, tampered with or from another query."""
 

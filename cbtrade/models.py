@@ -26,6 +26,14 @@ class Candle(NamedTuple):
     volume: float
 
 
+class FundingRate(NamedTuple):
+    """One funding event of a perpetual contract: when it was charged (epoch ms UTC) and its
+    rate (a fraction of the position's value per funding interval)."""
+
+    timestamp: int
+    rate: float
+
+
 class TimeRange(NamedTuple):
     """A half-open interval ``[start, end)`` in epoch milliseconds UTC."""
 
@@ -141,6 +149,25 @@ class OhlcvPageOut(SeriesOut):
     """One page of candles and the way to the next."""
 
     candles: list[CandleOut]
+    continuation_token: str | None = Field(
+        description="pass to get the next page; null on the last page"
+    )
+    next_link: str | None = Field(description="relative URL of the next page; null on the last")
+
+
+class FundingRateOut(BaseModel):
+    """A funding event on the wire."""
+
+    timestamp: int = Field(description="funding time, epoch milliseconds UTC")
+    rate: float = Field(description="funding rate of the interval ending then (0.0001 = 0.01%)")
+
+
+class FundingPageOut(BaseModel):
+    """One page of a contract's funding-rate history and the way to the next."""
+
+    exchange: str = Field(examples=["binance"])
+    symbol: str = Field(examples=["BTC/USDT:USDT"])
+    funding: list[FundingRateOut]
     continuation_token: str | None = Field(
         description="pass to get the next page; null on the last page"
     )

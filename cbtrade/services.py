@@ -21,12 +21,15 @@ from cbtrade.exchange_source.microkernel import create_data_source_connector
 from cbtrade.historical.backfills import BackfillJobs
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher
+from cbtrade.historical.funding import FundingHistory
 from cbtrade.historical.manager import HistoricalDataManagerImpl
 from cbtrade.historical.repair import RangeRepairer
 from cbtrade.historical.tokens import ContinuationTokenCodec
 from cbtrade.historical.topup import TopUpRunner
+from cbtrade.storage.funding_store import FundingStore
 from cbtrade.storage.interfaces import IStorageManager
 from cbtrade.storage.manager import create_storage_manager
+from cbtrade.storage.object_storage import ObjectRawDataStorage
 from cbtrade.work.connection import QueueConnection, queue_connection
 from cbtrade.work.processor import WorkItemProcessor
 
@@ -48,6 +51,7 @@ class ServiceContainer:
     storage: IStorageManager
     connector: IDataSourceConnector
     history: HistoricalDataManagerImpl
+    funding: FundingHistory
     topup: TopUpRunner
     repair: RangeRepairer
     backfills: BackfillJobs
@@ -75,6 +79,16 @@ class ServiceContainer:
             max_limit=settings.page_max_limit,
             page_time_budget_seconds=settings.page_time_budget_seconds,
         )
+        if not isinstance(storage.backend, ObjectRawDataStorage):
+            raise ConfigurationError("the storage backend keeps no keyed objects")
+        funding = FundingHistory(
+            FundingStore(storage.backend),
+            connector,
+            history.token_codec,
+            default_limit=settings.page_default_limit,
+            max_limit=settings.page_max_limit,
+            page_time_budget_seconds=settings.page_time_budget_seconds,
+        )
         topup = TopUpRunner(
             fetcher,
             settings.watchlist,
@@ -98,6 +112,7 @@ class ServiceContainer:
             storage=storage,
             connector=connector,
             history=history,
+            funding=funding,
             topup=topup,
             repair=RangeRepairer(fetcher, storage, connector, max_candles=settings.page_max_limit),
             backfills=backfills,

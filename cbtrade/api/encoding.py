@@ -23,16 +23,28 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE, CANDLE_FIELDS, CandleTable, RowSource
+from cbtrade.historical.funding import FundingPage
 from cbtrade.historical.interfaces import OhlcvPage
 from cbtrade.price_types import split_series_symbol
+from cbtrade.storage.funding_store import FUNDING_FIELDS
 
 PageFormat = Literal["json", "csv", "arrow"]
-_JSON_ROW = tuple(
-    (('{"' if i == 0 else ',"') + name + '":').encode() for i, name in enumerate(CANDLE_FIELDS)
-)
-_CSV_ROW = (b"", *([b","] * (len(CANDLE_FIELDS) - 1)))
+RowFormats = dict[str, tuple[tuple[bytes, ...], bytes]]
+
+
+def _row_formats(fields: tuple[str, ...]) -> RowFormats:
+    """Per text format, what goes before each column's value and after each row."""
+    json_row = tuple(
+        (('{"' if i == 0 else ',"') + name + '":').encode() for i, name in enumerate(fields)
+    )
+    csv_row = (b"", *([b","] * (len(fields) - 1)))
+    return {"json": (json_row, b"},"), "csv": (csv_row, b"\n")}
+
+
 _CSV_HEADER = (",".join(CANDLE_FIELDS) + "\n").encode()
-_ROW_FORMATS = {"json": (_JSON_ROW, b"},"), "csv": (_CSV_ROW, b"\n")}
+_ROW_FORMATS = _row_formats(CANDLE_FIELDS)
+_FUNDING_CSV_HEADER = (",".join(FUNDING_FIELDS) + "\n").encode()
+_FUNDING_ROW_FORMATS = _row_formats(FUNDING_FIELDS)
 _RENDERING_VERSION = b"pages-1"
 """Names how pages are rendered; part of the ETag of a page named by its rows, so a change
 of rendering changes the ETag."""
@@ -140,28 +152,91 @@ def encode_page(
 ) -> EncodedBody:
     """``page`` in ``page_format``; its rows cut from ``row_text`` when the page is sealed
     and its candles know their stored objects."""
-    headers = {"x-series": f"{page.exchange}:{page.symbol}:{page.timeframe}"}
-    if page.continuation_token is not None and next_link is not None:
-        headers["x-continuation-token"] = page.continuation_token
-        headers["link"] = f'<{next_link}>; rel="next"'
+    headers = _page_headers(
+        f"{page.exchange}:{page.symbol}:{page.timeframe}", page.continuation_token, next_link
+    )
     if page_format == "arrow":
-        body = _arrow(page.candles)
+        body = _arrow(page.candles.arrow)
         return EncodedBody(
             body, ARROW_STREAM_MEDIA_TYPE, headers, _fingerprint(page, body, page_format)
         )
     if page_format == "json":
-        head, tail, media_type = (*_json_envelope(page, next_link), "application/json")
+        symbol, price = split_series_symbol(page.symbol)
+        head, tail = _json_envelope(
+            {
+                "exchange": page.exchange,
+                "symbol": symbol,
+                "price": price,
+                "timeframe": page.timeframe,
+                "candles": [],
+                "continuation_token": page.continuation_token,
+                "next_link": next_link,
+            },
+            "candles",
+        )
     else:
-        head, tail, media_type = _CSV_HEADER, b"", "text/csv"
+        head, tail = _CSV_HEADER, b""
     rows = None
     if page.sealed and row_text is not None:
         rows = row_text.page_rows(page.candles, page_format)
     if rows is None:
-        rows = _rows(page.candles, *_ROW_FORMATS[page_format])
+        rows = _rows(page.candles.arrow, *_ROW_FORMATS[page_format])
+    body = _text_body(head, rows, tail, page_format)
+    return EncodedBody(
+        body,
+        _MEDIA_TYPES[page_format],
+        headers,
+        _fingerprint(page, body, page_format, head, tail),
+    )
+
+
+def encode_funding_page(
+    page: FundingPage, *, next_link: str | None, page_format: PageFormat
+) -> EncodedBody:
+    """A page of funding events in ``page_format``: JSON ``{exchange, symbol, funding:
+    [{timestamp, rate}], continuation_token, next_link}``, CSV ``timestamp,rate`` or Arrow
+    (``timestamp`` int64, ``rate`` float64)."""
+    headers = _page_headers(
+        f"{page.exchange}:{page.symbol}:funding", page.continuation_token, next_link
+    )
+    if page_format == "arrow":
+        body = _arrow(page.events)
+        return EncodedBody(body, ARROW_STREAM_MEDIA_TYPE, headers, body)
+    if page_format == "json":
+        head, tail = _json_envelope(
+            {
+                "exchange": page.exchange,
+                "symbol": page.symbol,
+                "funding": [],
+                "continuation_token": page.continuation_token,
+                "next_link": next_link,
+            },
+            "funding",
+        )
+    else:
+        head, tail = _FUNDING_CSV_HEADER, b""
+    rows = _rows(page.events, *_FUNDING_ROW_FORMATS[page_format])
+    body = _text_body(head, rows, tail, page_format)
+    return EncodedBody(body, _MEDIA_TYPES[page_format], headers, body)
+
+
+_MEDIA_TYPES = {"json": "application/json", "csv": "text/csv"}
+
+
+def _page_headers(series: str, token: str | None, next_link: str | None) -> dict[str, str]:
+    """A page's own headers: its series, and the way to the next page."""
+    headers = {"x-series": series}
+    if token is not None and next_link is not None:
+        headers["x-continuation-token"] = token
+        headers["link"] = f'<{next_link}>; rel="next"'
+    return headers
+
+
+def _text_body(head: bytes, rows: list[memoryview], tail: bytes, page_format: str) -> bytes:
+    """A JSON or CSV body of its envelope and its rows' text."""
     if rows and page_format == "json":
-        rows[-1] = rows[-1][:-1]  # no comma after the last candle
-    body = b"".join((head, *rows, tail))
-    return EncodedBody(body, media_type, headers, _fingerprint(page, body, page_format, head, tail))
+        rows[-1] = rows[-1][:-1]  # no comma after the last row
+    return b"".join((head, *rows, tail))
 
 
 def _fingerprint(page: OhlcvPage, body: bytes, page_format: str, *envelope: bytes) -> bytes:
@@ -176,30 +251,20 @@ def _fingerprint(page: OhlcvPage, body: bytes, page_format: str, *envelope: byte
     return b"\n".join((_RENDERING_VERSION, page_format.encode(), *envelope, named.encode()))
 
 
-def _json_envelope(page: OhlcvPage, next_link: str | None) -> tuple[bytes, bytes]:
-    """The page's JSON body before and after the candles' text."""
-    symbol, price = split_series_symbol(page.symbol)
-    envelope = orjson.dumps(
-        {
-            "exchange": page.exchange,
-            "symbol": symbol,
-            "price": price,
-            "timeframe": page.timeframe,
-            "candles": [],
-            "continuation_token": page.continuation_token,
-            "next_link": next_link,
-        }
-    )
-    head, tail = envelope.split(b'"candles":[]', 1)
-    return head + b'"candles":[', b"]" + tail
+def _json_envelope(envelope: dict[str, Any], rows_key: str) -> tuple[bytes, bytes]:
+    """A page's JSON body before and after its rows' text: ``envelope`` with an empty list
+    under ``rows_key``, split there."""
+    marker = f'"{rows_key}":[]'.encode()
+    head, tail = orjson.dumps(envelope).split(marker, 1)
+    return head + marker[:-1], b"]" + tail
 
 
-def _rows(candles: CandleTable, prefixes: tuple[bytes, ...], row_end: bytes) -> list[memoryview]:
-    """The text of every candle, ``prefixes[i] + value[i]`` for each column then ``row_end``,
-    as consecutive runs of bytes to be joined."""
+def _rows(table: Any, prefixes: tuple[bytes, ...], row_end: bytes) -> list[memoryview]:
+    """The text of every row of ``table``, ``prefixes[i] + value[i]`` for each column then
+    ``row_end``, as consecutive runs of bytes to be joined."""
     return [
         _string_data(_joined_rows(batch, prefixes, row_end))
-        for batch in candles.arrow.to_batches()
+        for batch in table.to_batches()
         if batch.num_rows
     ]
 
@@ -226,8 +291,8 @@ def _string_data(chunk: Any) -> memoryview:
     return memoryview(chunk.buffers()[2])[start:end]
 
 
-def _arrow(candles: CandleTable) -> bytes:
+def _arrow(table: Any) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, candles.arrow.schema) as writer:
-        writer.write_table(candles.arrow)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
     return bytes(sink.getvalue())

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from cbtrade.api.params import PageQuery, query_parameters
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE
 from cbtrade.config import Settings
-from cbtrade.models import ErrorOut
+from cbtrade.models import EXCHANGE_SCHEMA, SYMBOL_SCHEMA, ErrorOut
 
 Responses = dict[int | str, dict[str, Any]]
 BEARER_SCHEME = "HTTPBearer"
@@ -56,48 +56,85 @@ _PAGE_HEADERS = {
     "X-Continuation-Token": _header("the next page's token; absent on the last page"),
     "Link": _header('<next page>; rel="next"; absent on the last page'),
 }
-PAGE_RESPONSES: Responses = {
-    200: {
-        "description": "a page of candles in the format asked for",
-        "headers": _PAGE_HEADERS,
-        "content": {
-            "text/csv": {
-                "schema": {"type": "string"},
-                "example": "timestamp,open,high,low,close,volume\n"
-                "1704067200000,42283.58,42554.57,42261.02,42475.23,1271.68\n",
-            },
-            ARROW_STREAM_MEDIA_TYPE: {
-                "schema": {
-                    "type": "string",
-                    "format": "binary",
-                    "description": "Arrow IPC stream; columns timestamp (int64) and "
-                    "open, high, low, close, volume (float64)",
+
+
+def _page_responses(description: str, csv_example: str, arrow_columns: str) -> Responses:
+    """A paged route's answers: its page in JSON, CSV or Arrow, a 304, and its errors."""
+    return {
+        200: {
+            "description": description,
+            "headers": _PAGE_HEADERS,
+            "content": {
+                "text/csv": {"schema": {"type": "string"}, "example": csv_example},
+                ARROW_STREAM_MEDIA_TYPE: {
+                    "schema": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": f"Arrow IPC stream; columns {arrow_columns}",
+                    },
                 },
             },
         },
-    },
-    304: {
-        "description": "not modified: If-None-Match names the page's ETag",
-        "headers": {name: _PAGE_HEADERS[name] for name in ("ETag", "Cache-Control")},
-    },
-    **errors(400, 404, 422, 502),
-}
-PAGE_OPERATION: dict[str, Any] = {
-    "parameters": [
-        *query_parameters(PageQuery),
-        {
-            "name": "If-None-Match",
-            "in": "header",
-            "required": False,
-            "description": "the ETag of a page kept from before: 304 if it is still the same",
-            "schema": {"type": "string"},
+        304: {
+            "description": "not modified: If-None-Match names the page's ETag",
+            "headers": {name: _PAGE_HEADERS[name] for name in ("ETag", "Cache-Control")},
         },
-    ],
-    "security": [{BEARER_SCHEME: []}],
-}
-"""What ``GET /api/v1/ohlcv`` reads from the request itself rather than through FastAPI's
-parameters and dependencies: its query (cbtrade.api.params.PageQuery), If-None-Match (read
-by the page's caching, cbtrade.api.caching) and the bearer token."""
+        **errors(400, 404, 422, 502),
+    }
+
+
+def _page_operation(
+    *, exclude: frozenset[str] = frozenset(), schemas: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What a paged route reads from the request itself rather than through FastAPI's
+    parameters and dependencies: its query (cbtrade.api.params.PageQuery, but ``exclude``,
+    and with the parameters' schemas in ``schemas`` instead of PageQuery's), If-None-Match
+    (read by the page's caching, cbtrade.api.caching) and the bearer token."""
+    parameters = query_parameters(PageQuery, exclude=exclude)
+    for parameter in parameters:
+        parameter["schema"] = (schemas or {}).get(parameter["name"], parameter["schema"])
+    return {
+        "parameters": [
+            *parameters,
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "description": "the ETag of a page kept from before: 304 if it is still the same",
+                "schema": {"type": "string"},
+            },
+        ],
+        "security": [{BEARER_SCHEME: []}],
+    }
+
+
+PAGE_RESPONSES = _page_responses(
+    "a page of candles in the format asked for",
+    "timestamp,open,high,low,close,volume\n"
+    "1704067200000,42283.58,42554.57,42261.02,42475.23,1271.68\n",
+    "timestamp (int64) and open, high, low, close, volume (float64)",
+)
+PAGE_OPERATION = _page_operation()
+"""``GET /api/v1/ohlcv``'s parameters and security."""
+FUNDING_RESPONSES = _page_responses(
+    "a page of funding events in the format asked for",
+    "timestamp,rate\n1709251200000,0.0001\n",
+    "timestamp (int64) and rate (float64)",
+)
+FUNDING_OPERATION = _page_operation(
+    exclude=frozenset({"timeframe"}),
+    schemas={
+        "exchange": {**EXCHANGE_SCHEMA, "examples": ["binance", "cryptocom"]},
+        "symbol": {
+            **SYMBOL_SCHEMA,
+            "description": "ccxt unified symbol of a perpetual swap (BTC/USDT:USDT); another "
+            "market is a 400, a symbol the exchange does not list a 404",
+            "examples": ["BTC/USDT:USDT", "BTC/USD:USD", "ETH/USDT:USDT"],
+        },
+    },
+)
+"""``GET /api/v1/funding``'s parameters (the page query without a timeframe) and security."""
+_LIMIT_UNITS = {"/api/v1/ohlcv": "candles", "/api/v1/funding": "funding events"}
 
 BACKFILL_PROGRESS_OPERATION = "get_backfill"
 BACKFILL_CREATED: Responses = {
@@ -116,17 +153,19 @@ BACKFILL_CREATED: Responses = {
 
 
 def declare_page_limits(app: FastAPI, settings: Settings) -> None:
-    """Make the spec's ``limit`` of ``GET /api/v1/ohlcv`` this deployment's: its maximum is
+    """Make the spec's ``limit`` of the paged routes this deployment's: its maximum is
     CBTRADE_PAGE_MAX_LIMIT, and its description says both settings' values."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         spec = generate()
-        for parameter in spec["paths"]["/api/v1/ohlcv"]["get"]["parameters"]:
-            if parameter["name"] == "limit":
+        for path, units in _LIMIT_UNITS.items():
+            for parameter in spec["paths"][path]["get"]["parameters"]:
+                if parameter["name"] != "limit":
+                    continue
                 parameter["schema"]["maximum"] = settings.page_max_limit
                 parameter["description"] = (
-                    f"candles per page, 1 to {settings.page_max_limit}; by default "
+                    f"{units} per page, 1 to {settings.page_max_limit}; by default "
                     f"{settings.page_default_limit} for json and {settings.page_max_limit} for "
                     "csv and arrow. A page may hold fewer (it stops when its time budget is "
                     "spent): follow continuation_token until it is null"

@@ -126,12 +126,16 @@ def page_query(query_params: Mapping[str, str]) -> PageQuery:
         raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
-def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """The spec's query parameters for ``model``'s fields, as FastAPI writes them for
-    parameters of a route: the field's description, and the value's schema (its
+def query_parameters(
+    model: type[BaseModel], *, exclude: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The spec's query parameters for ``model``'s fields but ``exclude``, as FastAPI writes
+    them for parameters of a route: the field's description, and the value's schema (its
     ``WithJsonSchema``, else the type's)."""
     parameters = []
     for name, field in model.model_fields.items():
+        if name in exclude:
+            continue
         declared = [item.json_schema for item in field.metadata if isinstance(item, WithJsonSchema)]
         schema = (
             dict(declared[0] or {})

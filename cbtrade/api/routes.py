@@ -13,11 +13,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
 from cbtrade.api.caching import SealedPageCache, encoded_page, page_response
-from cbtrade.api.encoding import RowTextCache, encode_page
+from cbtrade.api.encoding import PageFormat, RowTextCache, encode_funding_page, encode_page
 from cbtrade.api.errors import DEFAULT_RETRY_AFTER_SECONDS
 from cbtrade.api.openapi import (
     BACKFILL_CREATED,
     BACKFILL_PROGRESS_OPERATION,
+    FUNDING_OPERATION,
+    FUNDING_RESPONSES,
     PAGE_OPERATION,
     PAGE_RESPONSES,
     errors,
@@ -36,13 +38,14 @@ from cbtrade.api.params import (
     series_of,
 )
 from cbtrade.auth.interfaces import Principal, require_admin
-from cbtrade.errors import AuthenticationError, StorageError
+from cbtrade.errors import AuthenticationError, InvalidInputError, StorageError
 from cbtrade.historical.backfills import BackfillSeries
 from cbtrade.models import (
     BackfillIn,
     BackfillOut,
     CoinsOut,
     ExchangesOut,
+    FundingPageOut,
     HealthOut,
     LatestOut,
     OhlcvPageOut,
@@ -164,13 +167,7 @@ async def get_ohlcv(request: Request) -> Response:
         # Columns cost little to encode and decode: their pages are as large as allowed.
         default_limit=None if format == "json" else services.settings.page_max_limit,
     )
-    next_link = None
-    if page.continuation_token is not None:
-        # The token carries the query and its limit; the format is the request's own.
-        query = {"continuation_token": page.continuation_token}
-        if format != "json":
-            query["format"] = format
-        next_link = f"{request.url.path}?{urlencode(query)}"
+    next_link = _next_link(request, page.continuation_token, format)
     encoded = encoded_page(
         encode_page(page, next_link=next_link, page_format=format, row_text=row_text),
         sealed=page.sealed,
@@ -179,6 +176,52 @@ async def get_ohlcv(request: Request) -> Response:
     if key is not None and page.sealed:
         pages.put(key, encoded)
     return page_response(request, encoded)
+
+
+@page_router.get(
+    "/funding",
+    response_model=FundingPageOut,
+    responses=FUNDING_RESPONSES,
+    openapi_extra=FUNDING_OPERATION,
+    tags=["funding"],
+)
+async def get_funding(request: Request) -> Response:
+    """Funding-rate history of a perpetual swap in ``[start, end)``: its funding events,
+    ascending, gap-filled from the exchange, page by page (the query of ``/ohlcv`` without a
+    timeframe). 400 for a symbol that is not a perpetual swap or an exchange without funding
+    history, 404 for an unknown exchange or symbol."""
+    services: ServiceContainer = request.app.state.services
+    await _require_auth(services, await _bearer(request))
+    asked = page_query(request.query_params)
+    if asked.timeframe is not None:
+        raise InvalidInputError("timeframe is not a parameter of /api/v1/funding")
+    page = await services.funding.get_page(
+        exchange_name=asked.exchange,
+        coin_symbol=normalize_symbol(asked.symbol),
+        start_time=parse_timestamp("start", asked.start),
+        end_time=parse_timestamp("end", asked.end),
+        limit=asked.limit,
+        continuation_token=asked.continuation_token,
+        default_limit=None if asked.format == "json" else services.settings.page_max_limit,
+    )
+    next_link = _next_link(request, page.continuation_token, asked.format)
+    encoded = encoded_page(
+        encode_funding_page(page, next_link=next_link, page_format=asked.format),
+        sealed=False,
+        max_age=services.settings.sealed_max_age_seconds,
+    )
+    return page_response(request, encoded)
+
+
+def _next_link(request: Request, token: str | None, page_format: PageFormat) -> str | None:
+    """The next page's relative URL: the token carries the query and its limit; the format
+    is the request's own."""
+    if token is None:
+        return None
+    query = {"continuation_token": token}
+    if page_format != "json":
+        query["format"] = page_format
+    return f"{request.url.path}?{urlencode(query)}"
 
 
 @v1_router.get("/ohlcv/latest", response_model=LatestOut, responses=errors(400, 404, 502))

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
-from cbtrade.errors import UnknownSymbolError
+from cbtrade.errors import FundingHistoryUnavailableError, UnknownSymbolError
 from cbtrade.exchange_source.history_edges import CoarseSeries, EdgeWindow, HistoryEdgeFinder
-from cbtrade.models import Candle, TimeRange
+from cbtrade.models import Candle, FundingRate, TimeRange
 from cbtrade.timeframes import TIMEFRAME_MS, timeframe_to_ms, unsupported_timeframe
+
+
+class FundingWindow(NamedTuple):
+    """What one funding-history call answered for a window: its events, ascending, and the
+    part of the window they are the whole of."""
+
+    events: list[FundingRate]
+    covered: TimeRange
+    """Every funding event in this range is in ``events``: the asked window when the answer
+    was not full, else the part of it the exchange filled (from the window's start or from
+    its end)."""
 
 
 class IExchangeAPIClient(ABC):
@@ -116,6 +128,18 @@ class IExchangeAPIClient(ABC):
             deadline=deadline,
         )
         return await finder.find(start, end, first=first)
+
+    async def fetch_funding_window(self, symbol: str, start: int, end: int) -> FundingWindow:
+        """The funding events of the perpetual contract ``symbol`` in ``[start, end)`` from
+        one exchange call, and the part of the window they are complete for.
+
+        Raises UnknownSymbolError for a symbol the exchange does not list,
+        FundingHistoryUnavailableError for one that is not a contract or an exchange with no
+        funding history, and the exchange errors of :meth:`fetch_historical_data`. By
+        default: the exchange has none."""
+        raise FundingHistoryUnavailableError(
+            f"{self.get_exchange_name()} serves no funding-rate history"
+        )
 
     @abstractmethod
     async def close(self) -> None:

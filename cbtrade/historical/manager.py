@@ -5,12 +5,19 @@ from __future__ import annotations
 import time
 
 from cbtrade.candle_table import CandleTable
-from cbtrade.errors import CbTradeError, InvalidContinuationTokenError, InvalidInputError
+from cbtrade.errors import CbTradeError, InvalidContinuationTokenError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
 from cbtrade.historical.interfaces import IHistoricalDataManager, OhlcvPage
-from cbtrade.historical.tokens import ContinuationTokenCodec, PageCursor
+from cbtrade.historical.tokens import (
+    FUNDING_SERIES,
+    ContinuationTokenCodec,
+    PageCursor,
+    PageLimits,
+    new_query,
+    resume_query,
+)
 from cbtrade.timeframes import DEFAULT_TIMEFRAME, align_up, timeframe_to_ms
 
 
@@ -42,9 +49,13 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         self._current_fetcher = current_fetcher
         self._connector = connector
         self._token_codec = token_codec
-        self._default_limit = default_limit
-        self._max_limit = max_limit
+        self._limits = PageLimits(default_limit=default_limit, max_limit=max_limit)
         self._page_time_budget_seconds = page_time_budget_seconds
+
+    @property
+    def token_codec(self) -> ContinuationTokenCodec:
+        """The codec of the continuation tokens (shared with other paged routes)."""
+        return self._token_codec
 
     async def get_page(
         self,
@@ -65,11 +76,11 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         match the token's). With none asked, each page has ``default_limit`` candles at most
         (the manager's default when None).
         """
-        self._check_limit(limit)
+        self._limits.check(limit)
         if continuation_token is not None:
-            query = self._token_codec.decode(continuation_token)
-            _check_token_matches(
-                query,
+            query = resume_query(
+                self._token_codec,
+                continuation_token,
                 exchange_name=exchange_name,
                 coin_symbol=coin_symbol,
                 timeframe=timeframe,
@@ -77,17 +88,17 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 end_time=end_time,
                 limit=limit,
             )
-            if query.limit is None and limit is not None:
-                # A token without a page size (a query that asked for none, or one issued
-                # before tokens carried it) takes the size asked beside it, from now on.
-                query = query.model_copy(update={"limit": limit})
+            if query.timeframe == FUNDING_SERIES:
+                raise InvalidContinuationTokenError(
+                    "continuation_token is one of GET /api/v1/funding, not of /api/v1/ohlcv"
+                )
         else:
             query = self._new_query(
                 exchange_name, coin_symbol, timeframe, start_time, end_time, limit
             )
         # Unknown exchanges fail here, before any storage or exchange I/O.
         self._connector.get_client(query.exchange)
-        page_limit = self._page_limit(query.limit, default_limit)
+        page_limit = self._limits.of(query.limit, default_limit)
         candles, next_cursor, sealed = await self._read_page(query, page_limit)
         token = None
         if next_cursor is not None:
@@ -145,17 +156,6 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         except CbTradeError:
             return None
 
-    def _check_limit(self, limit: int | None) -> None:
-        if limit is not None and not 1 <= limit <= self._max_limit:
-            raise InvalidInputError(f"limit must be between 1 and {self._max_limit}, got {limit}")
-
-    def _page_limit(self, limit: int | None, default_limit: int | None) -> int:
-        """The page's size: the one asked (the maximum may have been lowered since a token
-        kept it), or the default."""
-        if limit is None:
-            return min(default_limit or self._default_limit, self._max_limit)
-        return min(limit, self._max_limit)
-
     def _new_query(
         self,
         exchange_name: str | None,
@@ -165,33 +165,16 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         end_time: int | None,
         limit: int | None,
     ) -> PageCursor:
-        if exchange_name is None or coin_symbol is None or start_time is None:
-            missing = [
-                name
-                for name, value in (
-                    ("exchange", exchange_name),
-                    ("symbol", coin_symbol),
-                    ("start", start_time),
-                )
-                if value is None
-            ]
-            raise InvalidInputError(
-                f"missing {', '.join(missing)} (or a continuation_token from a previous page)"
-            )
         timeframe = timeframe or DEFAULT_TIMEFRAME
-        self._connector.get_client(exchange_name).check_timeframe(timeframe)
+        if exchange_name is not None and coin_symbol is not None and start_time is not None:
+            self._connector.get_client(exchange_name).check_timeframe(timeframe)
         end = self._fetcher.now() if end_time is None else end_time
-        if start_time < 0:
-            raise InvalidInputError(f"start must not be before 1970, got {start_time}")
-        if end <= start_time:
-            raise InvalidInputError(f"end ({end}) must be after start ({start_time})")
-        return PageCursor(
-            exchange=exchange_name,
-            symbol=coin_symbol,
+        return new_query(
+            exchange_name=exchange_name,
+            coin_symbol=coin_symbol,
             timeframe=timeframe,
-            start=start_time,
+            start_time=start_time,
             end=end,
-            cursor=start_time,
             limit=limit,
         )
 
@@ -227,29 +210,3 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 break
         next_cursor = position if position < horizon else None
         return CandleTable.concat(stretches), next_cursor, sealed and bool(stretches)
-
-
-def _check_token_matches(
-    query: PageCursor,
-    *,
-    exchange_name: str | None,
-    coin_symbol: str | None,
-    timeframe: str | None,
-    start_time: int | None,
-    end_time: int | None,
-    limit: int | None,
-) -> None:
-    """Parameters repeated beside a token must be the ones the token was issued for (a
-    token without a page size accepts any)."""
-    for name, given, expected in (
-        ("exchange", exchange_name, query.exchange),
-        ("symbol", coin_symbol, query.symbol),
-        ("timeframe", timeframe, query.timeframe),
-        ("start", start_time, query.start),
-        ("end", end_time, query.end),
-        ("limit", limit, query.limit),
-    ):
-        if given is not None and expected is not None and given != expected:
-            raise InvalidContinuationTokenError(
-                f"{name}={given!r} does not match the continuation_token's {name}={expected!r}"
-            )

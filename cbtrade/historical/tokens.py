@@ -17,8 +17,11 @@ import hmac
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cbtrade.errors import InvalidContinuationTokenError
+from cbtrade.errors import InvalidContinuationTokenError, InvalidInputError
 
+FUNDING_SERIES = "funding"
+"""What a funding page's continuation token carries as its series' timeframe: a candle
+token is not taken for a funding page, nor the other way round."""
 _MAC_BYTES = 16
 _MAX_TOKEN_CHARS = 2_048
 
@@ -88,3 +91,94 @@ def _b64encode(data: bytes) -> str:
 
 def _b64decode(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+def resume_query(
+    codec: ContinuationTokenCodec,
+    token: str,
+    *,
+    exchange_name: str | None,
+    coin_symbol: str | None,
+    timeframe: str | None,
+    start_time: int | None,
+    end_time: int | None,
+    limit: int | None,
+) -> PageCursor:
+    """The query of ``token``. Parameters repeated beside it must be the ones it was issued
+    for (InvalidContinuationTokenError otherwise); a token without a page size (a query that
+    asked for none) takes the ``limit`` asked beside it, from then on."""
+    query = codec.decode(token)
+    for name, given, expected in (
+        ("exchange", exchange_name, query.exchange),
+        ("symbol", coin_symbol, query.symbol),
+        ("timeframe", timeframe, query.timeframe),
+        ("start", start_time, query.start),
+        ("end", end_time, query.end),
+        ("limit", limit, query.limit),
+    ):
+        if given is not None and expected is not None and given != expected:
+            raise InvalidContinuationTokenError(
+                f"{name}={given!r} does not match the continuation_token's {name}={expected!r}"
+            )
+    if query.limit is None and limit is not None:
+        query = query.model_copy(update={"limit": limit})
+    return query
+
+
+def new_query(
+    *,
+    exchange_name: str | None,
+    coin_symbol: str | None,
+    timeframe: str,
+    start_time: int | None,
+    end: int,
+    limit: int | None,
+) -> PageCursor:
+    """The first page's cursor of a query; InvalidInputError naming what is missing or
+    wrong (``end`` is the query's end: now when the client gave none)."""
+    if exchange_name is None or coin_symbol is None or start_time is None:
+        missing = [
+            name
+            for name, value in (
+                ("exchange", exchange_name),
+                ("symbol", coin_symbol),
+                ("start", start_time),
+            )
+            if value is None
+        ]
+        raise InvalidInputError(
+            f"missing {', '.join(missing)} (or a continuation_token from a previous page)"
+        )
+    if start_time < 0:
+        raise InvalidInputError(f"start must not be before 1970, got {start_time}")
+    if end <= start_time:
+        raise InvalidInputError(f"end ({end}) must be after start ({start_time})")
+    return PageCursor(
+        exchange=exchange_name,
+        symbol=coin_symbol,
+        timeframe=timeframe,
+        start=start_time,
+        end=end,
+        cursor=start_time,
+        limit=limit,
+    )
+
+
+class PageLimits:
+    """A query's page size: the one asked, checked against the maximum, or a default."""
+
+    def __init__(self, *, default_limit: int, max_limit: int) -> None:
+        self.default_limit = default_limit
+        self.max_limit = max_limit
+
+    def check(self, limit: int | None) -> None:
+        """InvalidInputError unless ``limit`` is None or from 1 to the maximum."""
+        if limit is not None and not 1 <= limit <= self.max_limit:
+            raise InvalidInputError(f"limit must be between 1 and {self.max_limit}, got {limit}")
+
+    def of(self, limit: int | None, default_limit: int | None) -> int:
+        """The page's size: the one asked (the maximum may have been lowered since a token
+        kept it), or ``default_limit`` (the manager's default when None)."""
+        if limit is None:
+            return min(default_limit or self.default_limit, self.max_limit)
+        return min(limit, self.max_limit)

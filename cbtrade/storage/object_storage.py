@@ -512,6 +512,32 @@ class ObjectRawDataStorage(IRawDataStorage):
             if item is not None
         }
 
+    # -- keyed objects, for stores of other series kinds over the same backend (funding) ----
+
+    async def read_object_if_changed(
+        self, key: str, etag: str | None
+    ) -> tuple[bytes | None, str] | None:
+        """The object's bytes and ETag; ``(None, etag)`` if it still has ``etag``; None if
+        it does not exist."""
+        return await self._read_object_if_changed(key, etag)
+
+    async def list_object_etags(self, prefix: str) -> dict[str, str | None]:
+        """The data objects under ``prefix``, each with its ETag if the listing tells it."""
+        return await self._list_etags(prefix)
+
+    async def rewrite_object(
+        self, key: str, modify: Callable[[bytes | None], tuple[bytes | None, _T]]
+    ) -> _T:
+        """Rewrite an object atomically with the conditional read-modify-write loop (see
+        :meth:`_read_modify_write`): ``modify`` gets its bytes (None if absent) and returns
+        the bytes to write (None: leave it) and the result."""
+        return await self._read_modify_write(key, modify)
+
+    async def gather_bounded(self, awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
+        """Await all, at most the store's concurrency at once; the first failure cancels
+        the rest."""
+        return await self._gather_bounded(awaitables)
+
     # -- internals ---------------------------------------------------------------------------
 
     async def _keys_to_load(self, keys: list[str]) -> list[tuple[str, str | None]]:
@@ -809,14 +835,40 @@ def _catalog_order(series: tuple[str, str]) -> tuple[str, int, int]:
     return symbol, PRICE_TYPES.index(price), timeframe_to_ms(series[1])
 
 
-def _encode(table: CandleTable, covered: list[TimeRange]) -> bytes:
-    schema = CANDLE_SCHEMA.with_metadata(
-        {_FORMAT_KEY: OBJECT_FORMAT, _COVERED_KEY: orjson.dumps(covered, default=list)}
+def encode_columns(
+    columns: pa.Table, schema: pa.Schema, covered: list[TimeRange], *, object_format: bytes
+) -> bytes:
+    """An object of ``columns`` (in ``schema``) and their coverage: an Arrow IPC stream with
+    zstd buffers and the ``cbtrade.format`` and ``cbtrade.covered`` schema metadata."""
+    schema = schema.with_metadata(
+        {_FORMAT_KEY: object_format, _COVERED_KEY: orjson.dumps(covered, default=list)}
     )
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema, options=_IPC_OPTIONS) as writer:
-        writer.write_table(table.arrow.replace_schema_metadata(schema.metadata))
+        writer.write_table(columns.replace_schema_metadata(schema.metadata))
     return bytes(sink.getvalue())
+
+
+def decode_columns(
+    key: str, data: bytes, *, object_format: bytes
+) -> tuple[pa.Table, list[TimeRange]]:
+    """The columns and coverage of an object made by :func:`encode_columns` with
+    ``object_format``; StorageCorruptError if it is not one."""
+    try:
+        arrow = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+        metadata = arrow.schema.metadata or {}
+        if metadata.get(_FORMAT_KEY) != object_format:
+            raise ValueError(f"unknown format {metadata.get(_FORMAT_KEY)!r}")
+        covered = [TimeRange(start, end) for start, end in orjson.loads(metadata[_COVERED_KEY])]
+        if any(type(start) is not int or type(end) is not int for start, end in covered):
+            raise ValueError("bad coverage")
+        return arrow, covered
+    except (pa.ArrowException, ValueError, TypeError, KeyError) as exc:
+        raise StorageCorruptError(f"{key}: not a stored object ({exc})") from None
+
+
+def _encode(table: CandleTable, covered: list[TimeRange]) -> bytes:
+    return encode_columns(table.arrow, CANDLE_SCHEMA, covered, object_format=OBJECT_FORMAT)
 
 
 def _decode(key: str, data: bytes | None) -> tuple[CandleTable, list[TimeRange]]:
@@ -824,14 +876,8 @@ def _decode(key: str, data: bytes | None) -> tuple[CandleTable, list[TimeRange]]
     is not one."""
     if data is None:
         return CandleTable.empty(), []
+    arrow, covered = decode_columns(key, data, object_format=OBJECT_FORMAT)
     try:
-        arrow = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-        metadata = arrow.schema.metadata or {}
-        if metadata.get(_FORMAT_KEY) != OBJECT_FORMAT:
-            raise ValueError(f"unknown format {metadata.get(_FORMAT_KEY)!r}")
-        covered = [TimeRange(start, end) for start, end in orjson.loads(metadata[_COVERED_KEY])]
-        if any(type(start) is not int or type(end) is not int for start, end in covered):
-            raise ValueError("bad coverage")
         return CandleTable.from_arrow(arrow), covered
     except (pa.ArrowException, ValueError, TypeError, KeyError) as exc:
         raise StorageCorruptError(f"{key}: not a raw data object ({exc})") from None

@@ -8,6 +8,8 @@ Layout (keys use ``/`` on every backend; LocalFileStorage maps them under its ro
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/bounds.json             series bounds
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/generation.json         repair marker
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/summary.json            catalog summary
+    funding/{exchange}/{encoded_symbol}/{yyyy}.arrow                         funding rates
+    funding/{exchange}/{encoded_symbol}/empty_years.json                     years without
 
 Data objects are Arrow IPC streams (the format is in :mod:`cbtrade.storage.object_storage`)
 and are the only keys ending in ``.arrow``: listings of data objects keep to that suffix, so
@@ -52,6 +54,9 @@ from cbtrade.price_types import SEPARATOR, split_series_symbol
 from cbtrade.timeframes import TIMEFRAME_MS, timeframe_to_ms
 
 ROOT = "raw_data"
+FUNDING_ROOT = "funding"
+"""Funding-rate histories: ``funding/{exchange}/{encoded_symbol}/{yyyy}.arrow``, one object
+per contract and calendar year (at most 8,784 hourly events)."""
 DOCUMENTS_ROOT = "service"
 DOCUMENT_SUFFIX = ".json"
 OBJECT_SUFFIX = ".arrow"
@@ -126,6 +131,22 @@ def _period_of_day(day: date, granularity: Granularity) -> TimeRange:
 def _date_suffix(day: date, granularity: Granularity) -> str:
     parts = [f"{day.year:04d}", f"{day.month:02d}", f"{day.day:02d}"]
     return "/".join(parts[: _DATE_PARTS[granularity]]) + OBJECT_SUFFIX
+
+
+def _objects_spanning(
+    prefix: str, granularity: Granularity, start_time: int, end_time: int
+) -> list[RawDataObject]:
+    """The objects under ``prefix``, one per period of ``granularity``, that intersect
+    ``[start_time, end_time)`` clipped to ``[0, MAX_TIMESTAMP)``, ascending."""
+    cursor, end = max(start_time, 0), min(end_time, MAX_TIMESTAMP)
+    objects = []
+    while cursor < end:
+        period = _period_of_day(_ms_to_day(cursor), granularity)
+        objects.append(
+            RawDataObject(prefix + _date_suffix(_ms_to_day(period.start), granularity), period)
+        )
+        cursor = period.end
+    return objects
 
 
 class StoragePathUtility:
@@ -255,15 +276,20 @@ class StoragePathUtility:
         The range is clipped to the storable timestamps ``[0, MAX_TIMESTAMP)``.
         """
         prefix = self.get_series_prefix(exchange_name, coin_symbol, timeframe)
-        granularity = _GRANULARITY[timeframe]
-        cursor, end = max(start_time, 0), min(end_time, MAX_TIMESTAMP)
-        objects = []
-        while cursor < end:
-            period = self.period_of(timeframe, cursor)
-            key = prefix + _date_suffix(_ms_to_day(period.start), granularity)
-            objects.append(RawDataObject(key, period))
-            cursor = period.end
-        return objects
+        return _objects_spanning(prefix, _GRANULARITY[timeframe], start_time, end_time)
+
+    def get_funding_prefix(self, exchange_name: str, coin_symbol: str) -> str:
+        """Key prefix of a contract's funding-rate objects (ends with ``/``)."""
+        exchange = self.validate_exchange(exchange_name)
+        return f"{FUNDING_ROOT}/{exchange}/{self.encode_symbol(coin_symbol)}/"
+
+    def funding_objects_spanning(
+        self, exchange_name: str, coin_symbol: str, start_time: int, end_time: int
+    ) -> list[RawDataObject]:
+        """The funding-rate objects (one per year) intersecting ``[start_time, end_time)``,
+        ascending; the range is clipped to ``[0, MAX_TIMESTAMP)``."""
+        prefix = self.get_funding_prefix(exchange_name, coin_symbol)
+        return _objects_spanning(prefix, "year", start_time, end_time)
 
     def parse_path(self, path: str) -> ParsedRawDataPath:
         """Split a key made by :meth:`get_raw_data_path` into its parts; reject anything else."""

@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from tenacity import (
@@ -44,15 +44,16 @@ from cbtrade.errors import (
     ExchangeError,
     ExchangeHistoryUnavailableError,
     ExchangeUnavailableError,
+    FundingHistoryUnavailableError,
     InvalidInputError,
     UnknownSymbolError,
     UnsupportedPriceTypeError,
 )
 from cbtrade.exchange_source.ccxt_import import import_ccxt_async
 from cbtrade.exchange_source.history_edges import EdgeWindow, HistoryEdgeFinder
-from cbtrade.exchange_source.interfaces import IExchangeAPIClient
+from cbtrade.exchange_source.interfaces import FundingWindow, IExchangeAPIClient
 from cbtrade.exchange_source.rate_budget import RateBudget
-from cbtrade.models import Candle, TimeRange
+from cbtrade.models import Candle, FundingRate, TimeRange
 from cbtrade.price_types import PRICE_TYPES, PriceType, split_series_symbol
 from cbtrade.telemetry import log_event
 from cbtrade.timeframes import (
@@ -114,6 +115,11 @@ class ExchangeProfile:
     contract_market_types: tuple[str, ...] = ()
     """ccxt ``fetchMarkets`` types loaded only once a request names a contract (a symbol
     with ``:``), added to those the profile's options load first."""
+    funding_per_call: int = 100
+    """The most funding events one funding-history call returns."""
+    funding_fill: Literal["start", "end"] = "start"
+    """Which end of a window an over-full funding-history answer is filled from: its
+    ``start`` (the oldest events, as Binance) or its ``end`` (the newest)."""
     errors_without_envelope_by_status: bool = False
     """ccxt's adapter reads any error answer without the exchange's JSON envelope (an object
     with a ``code``), such as a gateway's 502 page, as a permanent error; judge such an answer
@@ -130,6 +136,9 @@ PROFILES: dict[str, ExchangeProfile] = {
         window_params=_cryptocom_params,
         transient_error_codes=("50001",),
         errors_without_envelope_by_status=True,
+        # public/get-valuations answers the newest ``count`` values of its window.
+        funding_per_call=300,
+        funding_fill="end",
     ),
     # Spot markets first: one exchangeInfo call instead of three (spot, USD-M, COIN-M); the
     # USD-M contracts' one when a request first names a contract. COIN-M (inverse) contracts
@@ -140,6 +149,9 @@ PROFILES: dict[str, ExchangeProfile] = {
         max_per_call=1000,
         options={"fetchMarkets": {"types": ["spot"]}},
         contract_market_types=("linear",),
+        # Binance's fundingRate answers at most 1000, the oldest of the window first.
+        funding_per_call=1000,
+        funding_fill="start",
     ),
     "kraken": ExchangeProfile(ccxt_id="kraken", max_per_call=720, history_depth=720),
     # Coinbase documents that a window of more candles than one call returns is rejected.
@@ -321,6 +333,60 @@ class CCXTExchangeClient(IExchangeAPIClient):
             align_down(self._clock(), timeframe_ms), _candles_end(exchange, symbol, timeframe_ms)
         )
         return await finder.find(start, min(end, horizon), first=first)
+
+    async def fetch_funding_window(self, symbol: str, start: int, end: int) -> FundingWindow:
+        """The funding events of ``[start, end)`` from one call, and the part of the window
+        they are complete for: all of it if the answer was not full, else from ``start`` to
+        just after its last event (or from its first event to ``end``, for an exchange that
+        fills an over-full answer from the window's end)."""
+        if not 0 <= start < end:
+            raise InvalidInputError(f"funding window [{start}, {end}) is empty")
+        exchange = await self._contract(symbol)
+        per_call = self._profile.funding_per_call
+        async with self._in_flight:
+            rows: list[dict[str, Any]] = await self._call(
+                f"fetch_funding_rate_history {symbol} [{start}, {end}) limit {per_call}",
+                exchange.fetch_funding_rate_history,
+                symbol,
+                start,
+                per_call,
+                {"until": end - 1},
+            )
+        by_time = {}
+        for row in rows:
+            event = _to_funding_rate(row)
+            if event is not None and start <= event.timestamp < end:
+                by_time[event.timestamp] = event
+        events = [by_time[timestamp] for timestamp in sorted(by_time)]
+        if len(rows) < per_call:
+            return FundingWindow(events, TimeRange(start, end))
+        if not events:
+            raise ExchangeError(
+                f"{self._exchange_id} answered a full funding page for {symbol} with no "
+                f"event in [{start}, {end})"
+            )
+        if self._profile.funding_fill == "start":
+            return FundingWindow(events, TimeRange(start, events[-1].timestamp + 1))
+        return FundingWindow(events, TimeRange(events[0].timestamp, end))
+
+    async def _contract(self, symbol: str) -> Any:
+        """The loaded exchange, if it has funding history in ccxt and lists ``symbol`` as a
+        perpetual swap."""
+        exchange = self._exchange or self._create_exchange()
+        if not exchange.has.get("fetchFundingRateHistory"):
+            raise FundingHistoryUnavailableError(
+                f"{self._exchange_id} serves no funding-rate history"
+            )
+        exchange = await self._loaded_exchange(symbol)
+        market = exchange.markets.get(symbol)
+        if market is None:
+            raise UnknownSymbolError.not_listed(self._exchange_id, symbol)
+        if not market.get("swap"):
+            raise FundingHistoryUnavailableError(
+                f"{symbol!r} is a {market.get('type')} market on {self._exchange_id}: only "
+                "perpetual swaps (such as BTC/USDT:USDT) have funding rates"
+            )
+        return exchange
 
     async def close(self) -> None:
         """Close the ccxt exchange's HTTP session."""
@@ -632,6 +698,15 @@ def _without_urls(exc: BaseException) -> str:
     """``_short(exc)`` with the URLs ccxt puts in its messages left out: for an error the
     caller reads (a 4xx), which must not show where the service reaches the exchange."""
     return _URL.sub("<exchange API>", _short(exc))
+
+
+def _to_funding_rate(row: dict[str, Any]) -> FundingRate | None:
+    """ccxt's funding rate history structure; None if its time or rate is missing."""
+    timestamp, rate = row.get("timestamp"), row.get("fundingRate")
+    if timestamp is None or rate is None:
+        logger.warning("dropping a funding event without time or rate: %r", row.get("info"))
+        return None
+    return FundingRate(int(timestamp), float(rate))
 
 
 def _to_candle(row: list[Any]) -> Candle | None:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Self, TypeVar, Unpack
 import httpx
 
 from cbtrade_client._base import ATTEMPT_FAILED, ClientBase, ClientOptions, as_client_error, checked
-from cbtrade_client._decode import Candle, SeriesInfo, concat_tables, to_dataframe
+from cbtrade_client._decode import Candle, FundingRate, SeriesInfo, concat_tables, to_dataframe
 from cbtrade_client._errors import CbTradeClientError
-from cbtrade_client._requests import OHLCV_PATH, CandleQuery, JsonCall, PagedRead, Params
+from cbtrade_client._requests import CandleQuery, JsonCall, PagedRead, Params
+from cbtrade_client._times import TimeArg
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,7 +62,7 @@ class AsyncCandleClient(ClientBase):
         soon as a page arrives; it is cancelled if the read is abandoned."""
         with read:
             pending: asyncio.Task[httpx.Response] | None = asyncio.create_task(
-                self._send(OHLCV_PATH, read.params)
+                self._send(read.path, read.params)
             )
             try:
                 while pending is not None:
@@ -105,6 +106,34 @@ class AsyncCandleClient(ClientBase):
         """The candles as a pandas DataFrame indexed by UTC open time (needs ``[pandas]``)."""
         read = PagedRead.arrow("get_dataframe", exchange, symbol, query)
         return to_dataframe(concat_tables([table async for table in self._pages(read)]))
+
+    async def iter_funding(
+        self,
+        exchange: str,
+        symbol: str,
+        start: TimeArg,
+        end: TimeArg | None = None,
+        *,
+        limit: int | None = None,
+    ) -> AsyncGenerator[FundingRate, None]:
+        """As ``CandleClient.iter_funding``, an async iterator."""
+        read = PagedRead.funding(exchange, symbol, start, end, limit)
+        async with contextlib.aclosing(self._pages(read)) as pages:
+            async for page in pages:
+                for event in page:
+                    yield event
+
+    async def get_funding(
+        self,
+        exchange: str,
+        symbol: str,
+        start: TimeArg,
+        end: TimeArg | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[FundingRate]:
+        """Every funding event of ``[start, end)`` as a list (see ``iter_funding``)."""
+        return [e async for e in self.iter_funding(exchange, symbol, start, end, limit=limit)]
 
     async def latest_timestamp(
         self, exchange: str, symbol: str, *, timeframe: str = "5m", price: str = "trade"

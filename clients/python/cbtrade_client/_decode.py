@@ -78,6 +78,16 @@ def series_infos(entries: list[dict[str, Any]]) -> list[SeriesInfo]:
     ]
 
 
+class FundingRate(NamedTuple):
+    """One funding event of a perpetual swap: its time (epoch milliseconds UTC) and rate."""
+
+    timestamp: int
+    rate: float
+
+
+_funding_values = itemgetter(*FundingRate._fields)
+
+
 _OPTIONAL = {
     "get_table": ("arrow", ("pyarrow",)),
     "get_dataframe": ("pandas", ("pyarrow", "pandas")),
@@ -141,6 +151,12 @@ def json_candles(response: httpx.Response) -> list[Candle]:
     with GC_PAUSE:
         body = loads(response.content)
         return list(map(Candle._make, map(_candle_values, body["candles"])))
+
+
+def json_funding(response: httpx.Response) -> list[FundingRate]:
+    """The funding events of a JSON page of ``/api/v1/funding``."""
+    body = loads(response.content)
+    return list(map(FundingRate._make, map(_funding_values, body["funding"])))
 
 
 def arrow_table(response: httpx.Response) -> pa.Table:

@@ -12,9 +12,11 @@ import httpx
 
 from cbtrade_client._decode import (
     Candle,
+    FundingRate,
     SeriesInfo,
     arrow_table,
     json_candles,
+    json_funding,
     loads,
     require,
     series_infos,
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 OHLCV_PATH = "/api/v1/ohlcv"
+FUNDING_PATH = "/api/v1/funding"
 Params = dict[str, str | int]
 _T = TypeVar("_T")
 
@@ -70,15 +73,20 @@ def check_keywords(
 def ohlcv_params(method: str, exchange: str, symbol: str, query: CandleQuery) -> Params:
     """The query string of a range read's first page."""
     check_keywords(method, query, CandleQuery, required=("start",))
-    params: Params = {
-        "exchange": exchange,
-        "symbol": symbol,
-        "timeframe": query.get("timeframe", "5m"),
-        "start": to_epoch_ms("start", query["start"]),
-    }
-    end, limit, price = query.get("end"), query.get("limit"), query.get("price", "trade")
+    params = range_params(exchange, symbol, query["start"], query.get("end"), query.get("limit"))
+    params["timeframe"] = query.get("timeframe", "5m")
+    price = query.get("price", "trade")
     if price != "trade":
         params["price"] = price
+    return params
+
+
+def range_params(
+    exchange: str, symbol: str, start: TimeArg, end: TimeArg | None, limit: int | None
+) -> Params:
+    """The query string of the first page of a read of ``[start, end)`` (candles or funding
+    events)."""
+    params: Params = {"exchange": exchange, "symbol": symbol, "start": to_epoch_ms("start", start)}
     if end is not None:
         params["end"] = to_epoch_ms("end", end)
     if limit is not None:
@@ -93,23 +101,24 @@ class PagedRead(Generic[_T]):
 
     def __init__(
         self,
-        method: str,
-        exchange: str,
-        symbol: str,
-        query: CandleQuery,
+        params: Params,
         *,
+        path: str = OHLCV_PATH,
         page_format: Literal["json", "arrow"],
         decode: Callable[[httpx.Response], _T],
         count: Callable[[_T], int],
+        description: str,
+        progress: bool = False,
     ) -> None:
-        self.params = ohlcv_params(method, exchange, symbol, query)
+        self.path = path
+        self.params = params
         if page_format != "json":
             self.params["format"] = page_format
         self._decode, self._count = decode, count
-        self._show_progress = query.get("progress", False)
+        self._show_progress = progress
         if self._show_progress:
             require("progress=True")
-        self._description = f"{exchange} {symbol} {self.params['timeframe']}"
+        self._description = description
         self._progress: Progress | None = None
 
     @staticmethod
@@ -117,8 +126,28 @@ class PagedRead(Generic[_T]):
         method: str, exchange: str, symbol: str, query: CandleQuery
     ) -> PagedRead[list[Candle]]:
         """A read of JSON pages, each decoded to Candles, for ``method``."""
+        params = ohlcv_params(method, exchange, symbol, query)
         return PagedRead(
-            method, exchange, symbol, query, page_format="json", decode=json_candles, count=len
+            params,
+            page_format="json",
+            decode=json_candles,
+            count=len,
+            description=f"{exchange} {symbol} {params['timeframe']}",
+            progress=query.get("progress", False),
+        )
+
+    @staticmethod
+    def funding(
+        exchange: str, symbol: str, start: TimeArg, end: TimeArg | None, limit: int | None
+    ) -> PagedRead[list[FundingRate]]:
+        """A read of JSON pages of funding events, each decoded to FundingRates."""
+        return PagedRead(
+            range_params(exchange, symbol, start, end, limit),
+            path=FUNDING_PATH,
+            page_format="json",
+            decode=json_funding,
+            count=len,
+            description=f"{exchange} {symbol} funding",
         )
 
     @staticmethod
@@ -127,14 +156,14 @@ class PagedRead(Generic[_T]):
         (``get_table`` or ``get_dataframe``: ModuleNotFoundError naming the extra when what
         it needs is not installed)."""
         require(method)
+        params = ohlcv_params(method, exchange, symbol, query)
         return PagedRead(
-            method,
-            exchange,
-            symbol,
-            query,
+            params,
             page_format="arrow",
             decode=arrow_table,
             count=lambda table: int(table.num_rows),
+            description=f"{exchange} {symbol} {params['timeframe']}",
+            progress=query.get("progress", False),
         )
 
     @staticmethod

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Self, TypeVar, Unpack
 import httpx
 
 from cbtrade_client._base import ATTEMPT_FAILED, ClientBase, ClientOptions, as_client_error, checked
-from cbtrade_client._decode import Candle, SeriesInfo, concat_tables, to_dataframe
-from cbtrade_client._requests import OHLCV_PATH, CandleQuery, JsonCall, PagedRead, Params
+from cbtrade_client._decode import Candle, FundingRate, SeriesInfo, concat_tables, to_dataframe
+from cbtrade_client._requests import CandleQuery, JsonCall, PagedRead, Params
+from cbtrade_client._times import TimeArg
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +67,7 @@ class CandleClient(ClientBase):
         """
         with read, ThreadPoolExecutor(1, thread_name_prefix="cbtrade-next-page") as ahead:
             pending: Future[httpx.Response] | None = ahead.submit(
-                self._send, OHLCV_PATH, read.params
+                self._send, read.path, read.params
             )
             while pending is not None:
                 response = pending.result()
@@ -106,6 +107,36 @@ class CandleClient(ClientBase):
         (needs the extra ``[pandas]``; options: :class:`CandleQuery`)."""
         read = PagedRead.arrow("get_dataframe", exchange, symbol, query)
         return to_dataframe(concat_tables(list(self._pages(read))))
+
+    def iter_funding(
+        self,
+        exchange: str,
+        symbol: str,
+        start: TimeArg,
+        end: TimeArg | None = None,
+        *,
+        limit: int | None = None,
+    ) -> Generator[FundingRate, None, None]:
+        """Every funding event of the perpetual swap ``symbol`` in ``[start, end)`` (``end``:
+        the service's now), page after page; ``limit`` is events per page.
+
+        ``client.iter_funding("binance", "BTC/USDT:USDT", "2024-01-01", "2024-04-01")``
+        """
+        with closing(self._pages(PagedRead.funding(exchange, symbol, start, end, limit))) as pages:
+            for page in pages:
+                yield from page
+
+    def get_funding(
+        self,
+        exchange: str,
+        symbol: str,
+        start: TimeArg,
+        end: TimeArg | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[FundingRate]:
+        """Every funding event of ``[start, end)`` as a list (see :meth:`iter_funding`)."""
+        return list(self.iter_funding(exchange, symbol, start, end, limit=limit))
 
     def latest_timestamp(
         self, exchange: str, symbol: str, *, timeframe: str = "5m", price: str = "trade"

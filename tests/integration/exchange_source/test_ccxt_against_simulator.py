@@ -4,7 +4,6 @@ speaking each exchange's REST wire format (plan 2.4 and 6.2)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -14,30 +13,11 @@ from cbtrade.errors import (
     ExchangeUnavailableError,
     UnknownSymbolError,
 )
-from cbtrade.exchange_source.plugins.ccxt_exchange import CCXTExchangeClient
 from tests.exchange_simulator import ExchangeSimulator, SimulatedMarket
+from tests.integration.exchange_source.conftest import PluginFactory
 
 M5 = 300_000
 LISTED = 1_704_067_200_000  # 2024-01-01, the simulator's default listing
-
-PluginFactory = Callable[..., CCXTExchangeClient]
-
-
-@pytest.fixture
-async def make_plugin(simulator: ExchangeSimulator) -> AsyncIterator[PluginFactory]:
-    plugins: list[CCXTExchangeClient] = []
-
-    def make(exchange_id: str, **options: object) -> CCXTExchangeClient:
-        options.setdefault("retry_attempts", 4)
-        options.setdefault("retry_max_wait_seconds", 0.05)
-        options.setdefault("enable_rate_limit", False)
-        plugin = CCXTExchangeClient(exchange_id, url_override=simulator.origin, **options)  # type: ignore[arg-type]
-        plugins.append(plugin)
-        return plugin
-
-    yield make
-    for plugin in plugins:
-        await plugin.close()
 
 
 def now_ms() -> int:

@@ -10,10 +10,12 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from cbtrade.api.encoding import RowTextCache, encode_page
+from cbtrade.api.encoding import RowTextCache, encode_funding_page, encode_page
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE, CandleTable
+from cbtrade.historical.funding import FundingPage
 from cbtrade.historical.interfaces import OhlcvPage
-from cbtrade.models import Candle
+from cbtrade.models import Candle, FundingRate
+from cbtrade.storage.funding_store import funding_table
 
 CANDLES = [Candle(0, 1.5, 2.25, 0.5, 1.75, 10.0), Candle(300_000, 1.75, 3.0, 1.0, 2.5, 0.125)]
 PAGE = OhlcvPage("cryptocom", "BTC/USD", "5m", CandleTable.from_candles(CANDLES), "tok")
@@ -180,3 +182,25 @@ def test_a_sealed_pages_fingerprint_names_its_format_and_rows() -> None:
     for plain in (PAGE._replace(sealed=True), sourced._replace(sealed=False)):
         encoded = encode_page(plain, next_link=None, page_format="arrow")
         assert encoded.fingerprint == encoded.body  # unknown rows or an open page: the body
+
+
+@pytest.mark.parametrize("rates", [[], [0.0001], [0.0001, -2e-05, 0.0]])
+def test_funding_pages_in_every_format(rates: list[float]) -> None:
+    events = [FundingRate(1_709_251_200_000 + i * 14_400_000, r) for i, r in enumerate(rates)]
+    page = FundingPage("binance", "BTC/USDT:USDT", funding_table(events), None)
+    body = orjson.loads(encode_funding_page(page, next_link=None, page_format="json").body)
+    assert body == {
+        "exchange": "binance",
+        "symbol": "BTC/USDT:USDT",
+        "funding": [e._asdict() for e in events],
+        "continuation_token": None,
+        "next_link": None,
+    }
+    csv = encode_funding_page(page, next_link=None, page_format="csv")
+    assert csv.body.decode() == "timestamp,rate\n" + "".join(
+        f"{e.timestamp},{orjson.dumps(e.rate).decode()}\n" for e in events
+    )
+    arrow = encode_funding_page(page, next_link=None, page_format="arrow")
+    assert arrow.media_type == ARROW_STREAM_MEDIA_TYPE
+    assert pa.ipc.open_stream(arrow.body).read_all().to_pylist() == [e._asdict() for e in events]
+    assert arrow.headers == {"x-series": "binance:BTC/USDT:USDT:funding"}

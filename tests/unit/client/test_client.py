@@ -20,6 +20,7 @@ from cbtrade_client import (
     Candle,
     CandleClient,
     CbTradeConnectionError,
+    FundingRate,
     NotFoundError,
     ServiceUnavailableError,
 )
@@ -513,3 +514,57 @@ def test_the_gc_stays_paused_until_the_last_decoding_thread_is_done(first_out: s
         leave.set()
         other.join(10)
     assert gc.isenabled()
+
+
+FUNDING_PAGES = {
+    None: ([FundingRate(1_709_251_200_000, 0.0001), FundingRate(1_709_265_600_000, -2e-05)], "f1"),
+    "f1": ([FundingRate(1_709_280_000_000, 0.0003)], None),
+}
+
+
+def funding_service(requests: list[httpx.Request]) -> Any:
+    """Answers /api/v1/funding page by page, as the service does."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        assert request.url.path == "/api/v1/funding"
+        events, next_token = FUNDING_PAGES[request.url.params.get("continuation_token")]
+        next_link = next_token and f"/api/v1/funding?continuation_token={next_token}"
+        return httpx.Response(
+            200,
+            json={
+                "exchange": "binance",
+                "symbol": "BTC/USDT:USDT",
+                "funding": [e._asdict() for e in events],
+                "continuation_token": next_token,
+                "next_link": next_link,
+            },
+            headers={"Link": f'<{next_link}>; rel="next"'} if next_link else {},
+        )
+
+    return handler
+
+
+def test_get_funding_follows_the_pages() -> None:
+    requests: list[httpx.Request] = []
+    with sync_client(funding_service(requests)) as client:
+        events = client.get_funding("binance", "BTC/USDT:USDT", "2024-03-01", limit=2)
+    assert events == FUNDING_PAGES[None][0] + FUNDING_PAGES["f1"][0]
+    assert dict(requests[0].url.params) == {
+        "exchange": "binance",
+        "symbol": "BTC/USDT:USDT",
+        "start": "1709251200000",
+        "limit": "2",
+    }
+    assert dict(requests[1].url.params) == {"continuation_token": "f1"}
+
+
+async def test_async_get_funding_follows_the_pages() -> None:
+    requests: list[httpx.Request] = []
+    async with async_client(funding_service(requests)) as client:
+        events = await client.get_funding("binance", "BTC/USDT:USDT", 0, 1_709_300_000_000)
+        with pytest.raises(ValueError, match="epoch seconds"):
+            await client.get_funding("binance", "BTC/USDT:USDT", 1_709_251_200)
+    assert events == FUNDING_PAGES[None][0] + FUNDING_PAGES["f1"][0]
+    assert requests[0].url.params["end"] == "1709300000000"
+    assert len(requests) == 2

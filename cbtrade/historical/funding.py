@@ -1,0 +1,163 @@
+"""FundingHistory: contracts' funding-rate histories, gap-filled and served page by page.
+
+A page reads what is stored from its cursor on, then fills the gaps in order, one exchange
+call at a time (:meth:`~cbtrade.exchange_source.interfaces.IExchangeAPIClient.
+fetch_funding_window`), each call's events stored with the range its answer is complete
+for, until the stretch covered from the cursor holds more than a page of events, reaches the
+query's end, or the page's time budget is spent. Coverage never reaches past the time of the
+fetch: the newest published event is final (funding events are not forming, as the newest
+candle is), and the next read asks only for what came after.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import pyarrow as pa
+
+from cbtrade.errors import InvalidContinuationTokenError
+from cbtrade.exchange_source.interfaces import IDataSourceConnector
+from cbtrade.historical.tokens import (
+    FUNDING_SERIES,
+    ContinuationTokenCodec,
+    PageCursor,
+    PageLimits,
+    new_query,
+    resume_query,
+)
+from cbtrade.models import TimeRange
+from cbtrade.storage.funding_store import (
+    FundingStore,
+    funding_between,
+    funding_table,
+    merge_funding,
+)
+from cbtrade.time_ranges import merge_ranges
+
+
+class FundingPage(NamedTuple):
+    """One page of a contract's funding history: ascending events, at most ``limit``."""
+
+    exchange: str
+    symbol: str
+    events: pa.Table
+    """Columns ``timestamp`` (int64, epoch ms UTC) and ``rate`` (float64)."""
+    continuation_token: str | None
+    """Token for the rest of the range, or None on the last page."""
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def covered_from(position: int, covered: list[TimeRange]) -> int:
+    """Where the stretch of ``covered`` (merged, ascending) that starts at or before
+    ``position`` and contains it ends; ``position`` if none does."""
+    reached = position
+    for start, end in covered:
+        if start > reached:
+            break
+        reached = max(reached, end)
+    return reached
+
+
+class FundingHistory:
+    """Serves funding-rate histories page by page with continuation tokens, as
+    :class:`~cbtrade.historical.manager.HistoricalDataManagerImpl` serves candles."""
+
+    def __init__(
+        self,
+        store: FundingStore,
+        connector: IDataSourceConnector,
+        token_codec: ContinuationTokenCodec,
+        *,
+        default_limit: int = 20_000,
+        max_limit: int = 100_000,
+        page_time_budget_seconds: float = 20.0,
+        clock: Callable[[], int] = _wall_clock_ms,
+    ) -> None:
+        self._store = store
+        self._connector = connector
+        self._token_codec = token_codec
+        self._limits = PageLimits(default_limit=default_limit, max_limit=max_limit)
+        self._page_time_budget_seconds = page_time_budget_seconds
+        self._clock = clock
+
+    async def get_page(
+        self,
+        *,
+        exchange_name: str | None = None,
+        coin_symbol: str | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int | None = None,
+        continuation_token: str | None = None,
+        default_limit: int | None = None,
+    ) -> FundingPage:
+        """The first page of a query (``end`` defaults to now, fixed for the query), or the
+        next one for ``continuation_token``, which keeps the query's ``limit``."""
+        self._limits.check(limit)
+        if continuation_token is not None:
+            query = resume_query(
+                self._token_codec,
+                continuation_token,
+                exchange_name=exchange_name,
+                coin_symbol=coin_symbol,
+                timeframe=None,
+                start_time=start_time,
+                end_time=end_time,
+                limit=limit,
+            )
+            if query.timeframe != FUNDING_SERIES:
+                raise InvalidContinuationTokenError(
+                    "continuation_token is one of GET /api/v1/ohlcv, not of /api/v1/funding"
+                )
+        else:
+            query = new_query(
+                exchange_name=exchange_name,
+                coin_symbol=coin_symbol,
+                timeframe=FUNDING_SERIES,
+                start_time=start_time,
+                end=self._clock() if end_time is None else end_time,
+                limit=limit,
+            )
+        page_limit = self._limits.of(query.limit, default_limit)
+        events, next_cursor = await self._read_page(query, page_limit)
+        token = None
+        if next_cursor is not None:
+            token = self._token_codec.encode(query.model_copy(update={"cursor": next_cursor}))
+        return FundingPage(query.exchange, query.symbol, events, token)
+
+    async def _read_page(self, query: PageCursor, limit: int) -> tuple[pa.Table, int | None]:
+        """At most ``limit`` events from ``query.cursor`` on, and the next page's cursor
+        (None at the end)."""
+        client = self._connector.get_client(query.exchange)
+        position = query.cursor
+        horizon = min(query.end, self._clock())
+        if position >= horizon:
+            return funding_table(()), None
+        deadline = time.monotonic() + self._page_time_budget_seconds
+        stored = await self._store.read(query.exchange, query.symbol, position, horizon)
+        events, covered = stored.events, stored.covered
+        fetched = False
+        while True:
+            reached = covered_from(position, covered)
+            # The first call is made whatever the budget says, so every page makes progress.
+            if reached >= horizon or (fetched and time.monotonic() >= deadline):
+                break
+            if funding_between(events, position, reached).num_rows > limit:
+                break
+            gap_end = next((r.start for r in covered if r.start > reached), horizon)
+            window = await client.fetch_funding_window(query.symbol, reached, gap_end)
+            await self._store.save(
+                query.exchange, query.symbol, window.events, covered=[window.covered]
+            )
+            events = merge_funding(events, funding_table(window.events))
+            covered = merge_ranges([*covered, window.covered])
+            fetched = True
+        page = funding_between(events, position, reached)
+        if page.num_rows > limit:
+            return page.slice(0, limit), int(page.column("timestamp")[limit].as_py())
+        return page, reached if reached < horizon else None
