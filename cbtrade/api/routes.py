@@ -166,6 +166,7 @@ async def get_ohlcv(request: Request) -> Response:
         continuation_token=continuation_token,
         # Columns cost little to encode and decode: their pages are as large as allowed.
         default_limit=None if format == "json" else services.settings.page_max_limit,
+        price=asked.price if "price" in request.query_params else None,
     )
     next_link = _next_link(request, page.continuation_token, format)
     encoded = encoded_page(

@@ -36,9 +36,12 @@ class IHistoricalDataManager(ABC):
         limit: int | None = None,
         continuation_token: str | None = None,
         default_limit: int | None = None,
+        price: str | None = None,
     ) -> OhlcvPage:
         """The first page of a query, or the next one for ``continuation_token``, which
-        keeps the query's ``limit``; ``default_limit`` when the query asked for none."""
+        keeps the query's ``limit``; ``default_limit`` when the query asked for none.
+        ``price`` is the price type asked beside a token without a symbol (it must be the
+        token's)."""
 
     @abstractmethod
     async def get_most_recent_timestamp(

@@ -68,6 +68,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         limit: int | None = None,
         continuation_token: str | None = None,
         default_limit: int | None = None,
+        price: str | None = None,
     ) -> OhlcvPage:
         """The first page of a query, or the next one for ``continuation_token``.
 
@@ -87,6 +88,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 start_time=start_time,
                 end_time=end_time,
                 limit=limit,
+                price=price,
             )
             if query.timeframe == FUNDING_SERIES:
                 raise InvalidContinuationTokenError(

@@ -18,6 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cbtrade.errors import InvalidContinuationTokenError, InvalidInputError
+from cbtrade.price_types import split_series_symbol
 
 FUNDING_SERIES = "funding"
 """What a funding page's continuation token carries as its series' timeframe: a candle
@@ -103,14 +104,19 @@ def resume_query(
     start_time: int | None,
     end_time: int | None,
     limit: int | None,
+    price: str | None = None,
 ) -> PageCursor:
     """The query of ``token``. Parameters repeated beside it must be the ones it was issued
-    for (InvalidContinuationTokenError otherwise); a token without a page size (a query that
-    asked for none) takes the ``limit`` asked beside it, from then on."""
+    for (InvalidContinuationTokenError otherwise): the series symbol's symbol and price type
+    each, or ``price`` alone; a token without a page size (a query that asked for none)
+    takes the ``limit`` asked beside it, from then on."""
     query = codec.decode(token)
+    symbol, price = split_series_symbol(coin_symbol) if coin_symbol is not None else (None, price)
+    expected_symbol, expected_price = split_series_symbol(query.symbol)
     for name, given, expected in (
         ("exchange", exchange_name, query.exchange),
-        ("symbol", coin_symbol, query.symbol),
+        ("symbol", symbol, expected_symbol),
+        ("price", price, expected_price),
         ("timeframe", timeframe, query.timeframe),
         ("start", start_time, query.start),
         ("end", end_time, query.end),

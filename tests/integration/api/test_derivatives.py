@@ -145,3 +145,25 @@ def test_unknown_or_unsupported_combinations_are_clear_4xx(
         assert error["error"]["code"] == code
     assert message in response.text
     assert simulator.candle_requests(params["exchange"]) == 0
+
+
+def test_a_price_beside_a_token_must_be_the_tokens(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    first = http.get(
+        "/api/v1/ohlcv",
+        params={"exchange": "binance", "symbol": PERPETUAL, "price": "mark", "start": START,
+                "end": START + DAY, "limit": 100},
+    )  # fmt: skip
+    assert first.status_code == 200, first.text
+    token = first.json()["continuation_token"]
+    for beside in ({"price": "trade"}, {"symbol": PERPETUAL}, {"symbol": "ETH/USDT:USDT"}):
+        refused = http.get("/api/v1/ohlcv", params={"continuation_token": token, **beside})
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_continuation_token"
+        assert "@" not in error["message"]
+    for beside in ({}, {"price": "mark"}, {"symbol": PERPETUAL, "price": "mark"}):
+        page = http.get("/api/v1/ohlcv", params={"continuation_token": token, **beside})
+        assert page.status_code == 200, page.text
+        assert page.json()["price"] == "mark"
