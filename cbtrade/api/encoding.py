@@ -2,7 +2,8 @@
 
 Every format carries the continuation token in an ``X-Continuation-Token`` header and the next
 page in a ``Link: <...>; rel="next"`` header (so a client can ask for the next page before it
-reads the body); JSON carries both in its body too.
+reads the body); JSON carries both in its body too. A page of a derived timeframe names its
+base in an ``X-Derived-From`` header, and JSON in ``derived_from``.
 
 Pages are encoded from the candle columns without a Python object per candle: orjson formats
 each column's numbers at once (the shortest text that round-trips; a whole float keeps its
@@ -140,6 +141,8 @@ def encode_page(
     """``page`` in ``page_format``; its rows cut from ``row_text`` when the page is sealed
     and its candles know their stored objects."""
     headers = {"x-series": f"{page.exchange}:{page.symbol}:{page.timeframe}"}
+    if page.derived_from is not None:
+        headers["x-derived-from"] = page.derived_from
     if page.continuation_token is not None and next_link is not None:
         headers["x-continuation-token"] = page.continuation_token
         headers["link"] = f'<{next_link}>; rel="next"'
@@ -176,17 +179,19 @@ def _fingerprint(page: OhlcvPage, body: bytes, page_format: str, *envelope: byte
 
 
 def _json_envelope(page: OhlcvPage, next_link: str | None) -> tuple[bytes, bytes]:
-    """The page's JSON body before and after the candles' text."""
-    envelope = orjson.dumps(
-        {
-            "exchange": page.exchange,
-            "symbol": page.symbol,
-            "timeframe": page.timeframe,
-            "candles": [],
-            "continuation_token": page.continuation_token,
-            "next_link": next_link,
-        }
-    )
+    """The page's JSON body before and after the candles' text; ``derived_from`` only on a
+    derived page (a native page's bytes, and so its ETag, stay as they were)."""
+    fields: dict[str, object] = {
+        "exchange": page.exchange,
+        "symbol": page.symbol,
+        "timeframe": page.timeframe,
+        "candles": [],
+        "continuation_token": page.continuation_token,
+        "next_link": next_link,
+    }
+    if page.derived_from is not None:
+        fields["derived_from"] = page.derived_from
+    envelope = orjson.dumps(fields)
     head, tail = envelope.split(b'"candles":[]', 1)
     return head + b'"candles":[', b"]" + tail
 

@@ -51,6 +51,9 @@ _PAGE_HEADERS = {
     "X-Series": _header("exchange:symbol:timeframe", required=True),
     "X-Continuation-Token": _header("the next page's token; absent on the last page"),
     "Link": _header('<next page>; rel="next"; absent on the last page'),
+    "X-Derived-From": _header(
+        "the base timeframe of a derived timeframe's candles; absent when fetched natively"
+    ),
 }
 PAGE_RESPONSES: Responses = {
     200: {

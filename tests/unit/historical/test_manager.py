@@ -211,9 +211,14 @@ async def test_a_limit_beside_a_token_must_match_unless_the_token_has_none(
             "limit",
         ),
         (
-            {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": 0, "timeframe": "7m"},
+            {
+                "exchange_name": "fake",
+                "coin_symbol": "BTC/USD",
+                "start_time": 0,
+                "timeframe": "90s",
+            },
             InvalidTimeframeError,
-            "7m",
+            "90s",
         ),
         (
             {"exchange_name": "nowhere", "coin_symbol": "BTC/USD", "start_time": LISTED_AT},

@@ -1,0 +1,194 @@
+"""Pages of derived timeframes: whole closed buckets aggregated from the stored base series,
+cut into pages and time budgets without splitting a bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from cbtrade.historical.current_fetcher import CurrentDataFetcher
+from cbtrade.historical.fetcher import HistoricalFetcher
+from cbtrade.historical.manager import HistoricalDataManagerImpl
+from cbtrade.historical.tokens import ContinuationTokenCodec
+from cbtrade.models import Candle
+from cbtrade.storage.interfaces import IStorageManager
+from tests.unit.historical.conftest import (
+    DAY,
+    LISTED_AT,
+    NOW,
+    FakeExchangeClient,
+    fake_connector,
+    truth,
+)
+
+CODEC = ContinuationTokenCodec(b"unit-test-token-secret-0123456789")
+HOUR = 3_600_000
+
+
+def manager_of(
+    storage: IStorageManager, exchange: FakeExchangeClient, fetcher: HistoricalFetcher, **kw: float
+) -> HistoricalDataManagerImpl:
+    return HistoricalDataManagerImpl(
+        fetcher,
+        CurrentDataFetcher(storage),
+        fake_connector(exchange),
+        CODEC,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def manager(
+    storage: IStorageManager, exchange: FakeExchangeClient, fetcher: HistoricalFetcher
+) -> HistoricalDataManagerImpl:
+    return manager_of(storage, exchange, fetcher)
+
+
+def monday_week(timestamp: int) -> int:
+    day = datetime.fromtimestamp(timestamp / 1000, UTC)
+    return timestamp - day.weekday() * DAY - timestamp % DAY
+
+
+def calendar_month(timestamp: int) -> int:
+    day = datetime.fromtimestamp(timestamp / 1000, UTC)
+    return int(datetime(day.year, day.month, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def expected(
+    base: list[Candle], bucket_of: Callable[[int], int], bucket_end: Callable[[int], int]
+) -> list[Candle]:
+    """The aggregation, computed simply: closed buckets (ending by NOW) of the base candles."""
+    groups: dict[int, list[Candle]] = {}
+    for candle in base:
+        groups.setdefault(bucket_of(candle.timestamp), []).append(candle)
+    return [
+        Candle(
+            start,
+            group[0].open,
+            max(c.high for c in group),
+            min(c.low for c in group),
+            group[-1].close,
+            sum(c.volume for c in group),
+        )
+        for start, group in groups.items()
+        if bucket_end(start) <= NOW
+    ]
+
+
+async def follow(
+    manager: HistoricalDataManagerImpl, **query: object
+) -> tuple[list[Candle], list[int], set[str | None]]:
+    """Every candle of a query, the size of every page, and the pages' derived_from."""
+    page = await manager.get_page(**query)  # type: ignore[arg-type]
+    candles, sizes, bases = page.candles.to_candles(), [len(page.candles)], {page.derived_from}
+    assert not page.sealed
+    while page.continuation_token is not None:
+        page = await manager.get_page(continuation_token=page.continuation_token)
+        candles.extend(page.candles.to_candles())
+        sizes.append(len(page.candles))
+        bases.add(page.derived_from)
+        assert not page.sealed
+    return candles, sizes, bases
+
+
+@pytest.mark.parametrize("limit", [1, 3, 100])
+async def test_weeks_from_days_are_whole_closed_monday_weeks(
+    manager: HistoricalDataManagerImpl, limit: int
+) -> None:
+    start = LISTED_AT - 10 * DAY  # before the listing: those buckets are absent
+    candles, sizes, bases = await follow(
+        manager,
+        exchange_name="fake",
+        coin_symbol="BTC/USD",
+        timeframe="1w",
+        start_time=start,
+        limit=limit,
+    )
+    base = truth(start, NOW, timeframe="1d")
+    assert candles == expected(base, monday_week, lambda week: week + 7 * DAY)
+    assert bases == {"1d"}
+    assert max(sizes) <= limit
+    # NOW is Friday 2024-03-01: the week from Monday 2024-02-26 is still forming.
+    assert candles[-1].timestamp == LISTED_AT + 7 * 7 * DAY
+
+
+async def test_buckets_with_missing_base_candles_are_made_of_those_present(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    start, end = LISTED_AT + 3 * DAY + 5 * HOUR, LISTED_AT + 40 * DAY
+    candles, _, bases = await follow(
+        manager,
+        exchange_name="fake",
+        coin_symbol="BTC/USD",
+        timeframe="10h",
+        start_time=start,
+        end_time=end,
+        limit=7,
+    )
+    first = -(-start // (10 * HOUR)) * 10 * HOUR
+    base = truth(first, -(-end // (10 * HOUR)) * 10 * HOUR, timeframe="2h")
+    assert candles == expected(base, lambda t: t - t % (10 * HOUR), lambda b: b + 10 * HOUR)
+    assert bases == {"2h"}
+    # The fake market is quiet in every 97th 2h interval: some buckets hold four candles.
+    assert any(
+        len([c for c in base if c.timestamp // (10 * HOUR) == b.timestamp // (10 * HOUR)]) == 4
+        for b in candles
+    )
+
+
+async def test_months_are_served_once_closed(
+    manager: HistoricalDataManagerImpl,
+) -> None:
+    candles, _, bases = await follow(
+        manager, exchange_name="fake", coin_symbol="BTC/USD", timeframe="1M", start_time=0
+    )
+    base = truth(LISTED_AT, NOW, timeframe="1d")
+
+    def month_end(start: int) -> int:
+        return calendar_month(start + 32 * DAY)
+
+    assert candles == expected(base, calendar_month, month_end)
+    assert [c.timestamp for c in candles] == [LISTED_AT, LISTED_AT + 31 * DAY]  # Jan, Feb
+    assert bases == {"1d"}
+
+
+async def test_a_bucket_straddling_the_page_budget_waits_for_the_next_page(
+    storage: IStorageManager, exchange: FakeExchangeClient, fetcher: HistoricalFetcher
+) -> None:
+    # No time budget: each page makes one exchange call of 10 days and stops, so a week
+    # read partly is left to the next page, which reads it again from storage.
+    exchange.max_per_call = 10
+    manager = manager_of(storage, exchange, fetcher, page_time_budget_seconds=0)
+    start, end = LISTED_AT, LISTED_AT + 8 * 7 * DAY
+    candles, sizes, _ = await follow(
+        manager,
+        exchange_name="fake",
+        coin_symbol="BTC/USD",
+        timeframe="1w",
+        start_time=start,
+        end_time=end,
+    )
+    base = truth(start, end, timeframe="1d")
+    assert candles == expected(base, monday_week, lambda week: week + 7 * DAY)
+    assert len(sizes) > 2
+    assert min(sizes[:-1]) >= 1
+
+
+async def test_an_offered_timeframe_is_native_and_derived_pages_have_no_sealed_epoch(
+    manager: HistoricalDataManagerImpl, exchange: FakeExchangeClient
+) -> None:
+    start, end = LISTED_AT, LISTED_AT + 2 * DAY
+    page = await manager.get_page(
+        exchange_name="fake", coin_symbol="BTC/USD", timeframe="8h", start_time=start, end_time=end
+    )
+    assert page.derived_from is None
+    assert page.candles.to_candles() == truth(start, end, timeframe="8h")
+    assert {timeframe for _, timeframe, _, _ in exchange.fetches} == {"8h"}
+    assert (
+        await manager.sealed_epoch(
+            exchange_name="fake", coin_symbol="BTC/USD", timeframe="3d", continuation_token=None
+        )
+        is None
+    )
