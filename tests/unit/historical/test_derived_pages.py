@@ -4,7 +4,6 @@ cut into pages and time budgets without splitting a bucket."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import pytest
 
@@ -14,6 +13,12 @@ from cbtrade.historical.manager import HistoricalDataManagerImpl
 from cbtrade.historical.tokens import ContinuationTokenCodec
 from cbtrade.models import Candle
 from cbtrade.storage.interfaces import IStorageManager
+from tests.fixtures.aggregation import (
+    aggregated,
+    assert_same_candles,
+    calendar_month,
+    monday_week,
+)
 from tests.unit.historical.conftest import (
     DAY,
     LISTED_AT,
@@ -46,35 +51,8 @@ def manager(
     return manager_of(storage, exchange, fetcher)
 
 
-def monday_week(timestamp: int) -> int:
-    day = datetime.fromtimestamp(timestamp / 1000, UTC)
-    return timestamp - day.weekday() * DAY - timestamp % DAY
-
-
-def calendar_month(timestamp: int) -> int:
-    day = datetime.fromtimestamp(timestamp / 1000, UTC)
-    return int(datetime(day.year, day.month, 1, tzinfo=UTC).timestamp() * 1000)
-
-
-def expected(
-    base: list[Candle], bucket_of: Callable[[int], int], bucket_end: Callable[[int], int]
-) -> list[Candle]:
-    """The aggregation, computed simply: closed buckets (ending by NOW) of the base candles."""
-    groups: dict[int, list[Candle]] = {}
-    for candle in base:
-        groups.setdefault(bucket_of(candle.timestamp), []).append(candle)
-    return [
-        Candle(
-            start,
-            group[0].open,
-            max(c.high for c in group),
-            min(c.low for c in group),
-            group[-1].close,
-            sum(c.volume for c in group),
-        )
-        for start, group in groups.items()
-        if bucket_end(start) <= NOW
-    ]
+def closed_by_now(bucket_end: Callable[[int], int]) -> Callable[[int], bool]:
+    return lambda start: bucket_end(start) <= NOW
 
 
 async def follow(
@@ -107,7 +85,9 @@ async def test_weeks_from_days_are_whole_closed_monday_weeks(
         limit=limit,
     )
     base = truth(start, NOW, timeframe="1d")
-    assert candles == expected(base, monday_week, lambda week: week + 7 * DAY)
+    assert_same_candles(
+        candles, aggregated(base, monday_week, closed_by_now(lambda week: week + 7 * DAY))
+    )
     assert bases == {"1d"}
     assert max(sizes) <= limit
     # NOW is Friday 2024-03-01: the week from Monday 2024-02-26 is still forming.
@@ -129,7 +109,10 @@ async def test_buckets_with_missing_base_candles_are_made_of_those_present(
     )
     first = -(-start // (10 * HOUR)) * 10 * HOUR
     base = truth(first, -(-end // (10 * HOUR)) * 10 * HOUR, timeframe="2h")
-    assert candles == expected(base, lambda t: t - t % (10 * HOUR), lambda b: b + 10 * HOUR)
+    assert_same_candles(
+        candles,
+        aggregated(base, lambda t: t - t % (10 * HOUR), closed_by_now(lambda b: b + 10 * HOUR)),
+    )
     assert bases == {"2h"}
     # The fake market is quiet in every 97th 2h interval: some buckets hold four candles.
     assert any(
@@ -149,7 +132,7 @@ async def test_months_are_served_once_closed(
     def month_end(start: int) -> int:
         return calendar_month(start + 32 * DAY)
 
-    assert candles == expected(base, calendar_month, month_end)
+    assert_same_candles(candles, aggregated(base, calendar_month, closed_by_now(month_end)))
     assert [c.timestamp for c in candles] == [LISTED_AT, LISTED_AT + 31 * DAY]  # Jan, Feb
     assert bases == {"1d"}
 
@@ -171,7 +154,9 @@ async def test_a_bucket_straddling_the_page_budget_waits_for_the_next_page(
         end_time=end,
     )
     base = truth(start, end, timeframe="1d")
-    assert candles == expected(base, monday_week, lambda week: week + 7 * DAY)
+    assert_same_candles(
+        candles, aggregated(base, monday_week, closed_by_now(lambda week: week + 7 * DAY))
+    )
     assert len(sizes) > 2
     assert min(sizes[:-1]) >= 1
 
