@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cbtrade.api import create_app
 from tests.exchange_simulator import ExchangeSimulator
 from tests.fixtures.azurite import AzuriteInstance
 from tests.fixtures.http_server import serve_app
-from tests.fixtures.service import service_settings
+from tests.fixtures.service import KEY, service_settings
 
 
 @pytest.fixture(params=["local", "azure"])
@@ -36,3 +37,12 @@ def base_url(simulator: ExchangeSimulator, storage_settings: dict[str, Any]) -> 
     from the exchange simulator; its API key is ``tests.fixtures.service.KEY``."""
     with serve_app(create_app(service_settings(simulator, **storage_settings))) as url:
         yield url
+
+
+@pytest.fixture
+def http(base_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the service at ``base_url``, with its API key."""
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
+    ) as client:
+        yield client

@@ -4,7 +4,7 @@ Azurite), through real ccxt against the exchange simulator: Coinbase offers 1m, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,20 +19,11 @@ from tests.fixtures.aggregation import (
     calendar_month,
     monday_week,
 )
-from tests.fixtures.service import KEY
 
 DAY = 86_400_000
 HOUR = 3_600_000
 MONDAY = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday; the simulated listing
 START, END = MONDAY + 2 * DAY, MONDAY + 9 * 7 * DAY  # nine weeks, the first one partly
-
-
-@pytest.fixture
-def http(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
-    ) as client:
-        yield client
 
 
 def follow(http: httpx.Client, **params: Any) -> tuple[list[Candle], list[dict[str, Any]]]:

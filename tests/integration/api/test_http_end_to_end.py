@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,6 @@ START, END = LISTED - 2 * 86_400_000, LISTED + 3 * 86_400_000
 DISCOVERY_CALLS = 24
 """At most the calls a search for a listing costs beyond a fill's own (about log2 of the
 years searched in one call's spans, plus the checks)."""
-
-
-@pytest.fixture
-def http(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
-    ) as client:
-        yield client
 
 
 def follow(http: httpx.Client, **params: Any) -> tuple[list[Candle], int]:

@@ -7,10 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher
 from cbtrade.historical.manager import HistoricalDataManagerImpl
-from cbtrade.historical.tokens import ContinuationTokenCodec
 from cbtrade.models import Candle
 from cbtrade.storage.interfaces import IStorageManager
 from tests.fixtures.aggregation import (
@@ -24,31 +22,18 @@ from tests.unit.historical.conftest import (
     LISTED_AT,
     NOW,
     FakeExchangeClient,
-    fake_connector,
+    page_manager,
     truth,
 )
 
-CODEC = ContinuationTokenCodec(b"unit-test-token-secret-0123456789")
 HOUR = 3_600_000
-
-
-def manager_of(
-    storage: IStorageManager, exchange: FakeExchangeClient, fetcher: HistoricalFetcher, **kw: float
-) -> HistoricalDataManagerImpl:
-    return HistoricalDataManagerImpl(
-        fetcher,
-        CurrentDataFetcher(storage),
-        fake_connector(exchange),
-        CODEC,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture
 def manager(
     storage: IStorageManager, exchange: FakeExchangeClient, fetcher: HistoricalFetcher
 ) -> HistoricalDataManagerImpl:
-    return manager_of(storage, exchange, fetcher)
+    return page_manager(storage, exchange, fetcher)
 
 
 def closed_by_now(bucket_end: Callable[[int], int]) -> Callable[[int], bool]:
@@ -58,8 +43,9 @@ def closed_by_now(bucket_end: Callable[[int], int]) -> Callable[[int], bool]:
 async def follow(
     manager: HistoricalDataManagerImpl, **query: object
 ) -> tuple[list[Candle], list[int], set[str | None]]:
-    """Every candle of a query, the size of every page, and the pages' derived_from."""
-    page = await manager.get_page(**query)  # type: ignore[arg-type]
+    """Every candle of a query of fake BTC/USD, the size of every page, and the pages'
+    derived_from."""
+    page = await manager.get_page(exchange_name="fake", coin_symbol="BTC/USD", **query)  # type: ignore[arg-type]
     candles, sizes, bases = page.candles.to_candles(), [len(page.candles)], {page.derived_from}
     assert not page.sealed
     while page.continuation_token is not None:
@@ -71,24 +57,30 @@ async def follow(
     return candles, sizes, bases
 
 
+async def follow_weeks(
+    manager: HistoricalDataManagerImpl, start: int, end: int | None, limit: int | None
+) -> tuple[list[Candle], list[int]]:
+    """Every page of a query for Monday weeks, checked against the aggregated daily truth."""
+    candles, sizes, bases = await follow(
+        manager,
+        timeframe="1w",
+        start_time=start,
+        end_time=end,
+        limit=limit,
+    )
+    base = truth(start, NOW if end is None else end, timeframe="1d")
+    week_closed = closed_by_now(lambda week: week + 7 * DAY)
+    assert_same_candles(candles, aggregated(base, monday_week, week_closed))
+    assert bases == {"1d"}
+    return candles, sizes
+
+
 @pytest.mark.parametrize("limit", [1, 3, 100])
 async def test_weeks_from_days_are_whole_closed_monday_weeks(
     manager: HistoricalDataManagerImpl, limit: int
 ) -> None:
-    start = LISTED_AT - 10 * DAY  # before the listing: those buckets are absent
-    candles, sizes, bases = await follow(
-        manager,
-        exchange_name="fake",
-        coin_symbol="BTC/USD",
-        timeframe="1w",
-        start_time=start,
-        limit=limit,
-    )
-    base = truth(start, NOW, timeframe="1d")
-    assert_same_candles(
-        candles, aggregated(base, monday_week, closed_by_now(lambda week: week + 7 * DAY))
-    )
-    assert bases == {"1d"}
+    # From before the listing (those buckets are absent), to now.
+    candles, sizes = await follow_weeks(manager, LISTED_AT - 10 * DAY, None, limit)
     assert max(sizes) <= limit
     # NOW is Friday 2024-03-01: the week from Monday 2024-02-26 is still forming.
     assert candles[-1].timestamp == LISTED_AT + 7 * 7 * DAY
@@ -100,8 +92,6 @@ async def test_buckets_with_missing_base_candles_are_made_of_those_present(
     start, end = LISTED_AT + 3 * DAY + 5 * HOUR, LISTED_AT + 40 * DAY
     candles, _, bases = await follow(
         manager,
-        exchange_name="fake",
-        coin_symbol="BTC/USD",
         timeframe="10h",
         start_time=start,
         end_time=end,
@@ -124,9 +114,7 @@ async def test_buckets_with_missing_base_candles_are_made_of_those_present(
 async def test_months_are_served_once_closed(
     manager: HistoricalDataManagerImpl,
 ) -> None:
-    candles, _, bases = await follow(
-        manager, exchange_name="fake", coin_symbol="BTC/USD", timeframe="1M", start_time=0
-    )
+    candles, _, bases = await follow(manager, timeframe="1M", start_time=0)
     base = truth(LISTED_AT, NOW, timeframe="1d")
 
     def month_end(start: int) -> int:
@@ -143,20 +131,8 @@ async def test_a_bucket_straddling_the_page_budget_waits_for_the_next_page(
     # No time budget: each page makes one exchange call of 10 days and stops, so a week
     # read partly is left to the next page, which reads it again from storage.
     exchange.max_per_call = 10
-    manager = manager_of(storage, exchange, fetcher, page_time_budget_seconds=0)
-    start, end = LISTED_AT, LISTED_AT + 8 * 7 * DAY
-    candles, sizes, _ = await follow(
-        manager,
-        exchange_name="fake",
-        coin_symbol="BTC/USD",
-        timeframe="1w",
-        start_time=start,
-        end_time=end,
-    )
-    base = truth(start, end, timeframe="1d")
-    assert_same_candles(
-        candles, aggregated(base, monday_week, closed_by_now(lambda week: week + 7 * DAY))
-    )
+    manager = page_manager(storage, exchange, fetcher, page_time_budget_seconds=0)
+    _, sizes = await follow_weeks(manager, LISTED_AT, LISTED_AT + 8 * 7 * DAY, None)
     assert len(sizes) > 2
     assert min(sizes[:-1]) >= 1
 
