@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from cbtrade.errors import ConfigurationError
+from cbtrade.price_types import split_series_symbol
 from cbtrade.timeframes import timeframe_to_ms
 
 ENV_PREFIX = "CBTRADE_"
@@ -29,6 +30,7 @@ class WatchedSeries(NamedTuple):
 
     exchange: str
     symbol: str
+    """A series symbol: ``BTC/USDT:USDT``, or ``BTC/USDT:USDT@mark`` for its mark price."""
     timeframe: str
 
 
@@ -136,6 +138,7 @@ class Settings(BaseSettings):
             if not _EXCHANGE_ID.match(exchange):
                 raise ValueError(f"{item!r}: exchange id must match [a-z0-9]+")
             timeframe_to_ms(timeframe)
+            split_series_symbol(symbol)
             series.append(WatchedSeries(exchange, symbol, timeframe))
         return series
 

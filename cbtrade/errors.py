@@ -45,6 +45,12 @@ class InvalidTimeframeError(InvalidInputError):
     code = "invalid_timeframe"
 
 
+class UnsupportedPriceTypeError(InvalidInputError):
+    """The exchange or the market has no candles of the price type asked for."""
+
+    code = "unsupported_price"
+
+
 class InvalidCandleError(InvalidInputError):
     """A candle is malformed: wrong types, not finite, or not aligned to its timeframe."""
 
@@ -99,6 +105,11 @@ class UnknownSymbolError(NotFoundError):
     """The exchange does not list this symbol, and nothing is stored for it."""
 
     code = "unknown_symbol"
+
+    @classmethod
+    def not_listed(cls, exchange: str, series: str) -> UnknownSymbolError:
+        """The error for a series whose market ``exchange`` does not list."""
+        return cls(f"{exchange} does not list {series.partition('@')[0]!r}")
 
 
 class StorageError(CbTradeError):

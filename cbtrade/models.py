@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from cbtrade.derived_timeframes import DERIVABLE_TEXT, TIMEFRAME_PATTERN
+from cbtrade.price_types import DEFAULT_PRICE, PRICE_TYPES, PriceType
 from cbtrade.timeframes import DEFAULT_TIMEFRAME, TIMEFRAME_MS
 
 
@@ -56,12 +57,22 @@ SYMBOL_SCHEMA: dict[str, Any] = {
     "type": "string",
     "maxLength": 64,
     # BASE/QUOTE, with ccxt's :SETTLE(-EXPIRY...) suffix for derivatives; or BASE-QUOTE, BASE_QUOTE.
-    "pattern": r"^([^\s/]+/[^\s/]+|[A-Za-z0-9.]+[-_][A-Za-z0-9.]+)$",
+    "pattern": r"^([^\s/@]+/[^\s/@]+|[A-Za-z0-9.]+[-_][A-Za-z0-9.]+)$",
     "description": (
         "ccxt unified symbol (BTC/USD, BTC/USDT:USDT); BTC-USD and BTC_USD mean BTC/USD. "
         "One the exchange lists: another is a 404"
     ),
-    "examples": ["BTC/USD", "BTC/USDT", "ETH/USD"],
+    "examples": ["BTC/USD", "BTC/USDT", "ETH/USD", "BTC/USDT:USDT"],
+}
+PRICE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "enum": list(PRICE_TYPES),
+    "default": DEFAULT_PRICE,
+    "description": (
+        "which price the candles follow: trade (default); mark, index or premium_index for a "
+        "perpetual or future where the exchange has them (each is a series of its own); "
+        "another is a 400 naming what the exchange offers"
+    ),
 }
 TIMEFRAME_SCHEMA: dict[str, Any] = {
     "type": "string",
@@ -135,6 +146,7 @@ class SeriesOut(BaseModel):
 
     exchange: str = Field(examples=["cryptocom"])
     symbol: str = Field(examples=["BTC/USD"])
+    price: PriceType = Field(default=DEFAULT_PRICE, description="the price the candles follow")
     timeframe: str = Field(examples=["5m"])
 
 
@@ -175,6 +187,7 @@ class BackfillSeriesIn(BaseModel):
 
     exchange: Annotated[str, WithJsonSchema(EXCHANGE_SCHEMA)] = Field(max_length=32)
     symbol: Annotated[str, WithJsonSchema(SYMBOL_SCHEMA)] = Field(max_length=64)
+    price: Annotated[PriceType, WithJsonSchema(PRICE_SCHEMA)] = DEFAULT_PRICE
     timeframe: Annotated[str, WithJsonSchema(TIMEFRAME_SCHEMA)] = Field(
         default=DEFAULT_TIMEFRAME, max_length=8
     )

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from cbtrade.candle_table import ARROW_STREAM_MEDIA_TYPE, CANDLE_FIELDS, CandleTable, RowSource
 from cbtrade.historical.interfaces import OhlcvPage
+from cbtrade.price_types import split_series_symbol
 
 PageFormat = Literal["json", "csv", "arrow"]
 _JSON_ROW = tuple(
@@ -181,9 +182,11 @@ def _fingerprint(page: OhlcvPage, body: bytes, page_format: str, *envelope: byte
 def _json_envelope(page: OhlcvPage, next_link: str | None) -> tuple[bytes, bytes]:
     """The page's JSON body before and after the candles' text; ``derived_from`` only on a
     derived page (a native page's bytes, and so its ETag, stay as they were)."""
+    symbol, price = split_series_symbol(page.symbol)
     fields: dict[str, object] = {
         "exchange": page.exchange,
-        "symbol": page.symbol,
+        "symbol": symbol,
+        "price": price,
         "timeframe": page.timeframe,
         "candles": [],
         "continuation_token": page.continuation_token,

@@ -17,11 +17,13 @@ from cbtrade.errors import InvalidInputError
 from cbtrade.models import (
     EXCHANGE_SCHEMA,
     PAGE_TIMEFRAME_SCHEMA,
+    PRICE_SCHEMA,
     SMALLEST_EPOCH_MS,
     SYMBOL_SCHEMA,
     TIME_SCHEMA,
     TIMEFRAME_SCHEMA,
 )
+from cbtrade.price_types import DEFAULT_PRICE, PriceType, series_symbol
 from cbtrade.timeframes import DEFAULT_TIMEFRAME
 
 _EPOCH_MS = re.compile(r"^[0-9]{1,15}$")
@@ -57,6 +59,8 @@ ExchangeParam = Annotated[_T, EXCHANGE, Query(max_length=32, description="ccxt e
 SymbolParam = Annotated[
     _T, SYMBOL, Query(max_length=64, description="ccxt unified symbol; BTC-USD and BTC_USD too")
 ]
+PRICE = WithJsonSchema(PRICE_SCHEMA)
+PriceParam = Annotated[PriceType, PRICE, Query(description=PRICE_SCHEMA["description"])]
 TimeframeParam = Annotated[
     str | None,
     TIMEFRAME,
@@ -78,6 +82,9 @@ class PageQuery(BaseModel):
     )
     timeframe: Annotated[str | None, WithJsonSchema(PAGE_TIMEFRAME_SCHEMA)] = Field(
         default=None, max_length=8, description=f"candle length, default {DEFAULT_TIMEFRAME}"
+    )
+    price: Annotated[PriceType, PRICE] = Field(
+        default=DEFAULT_PRICE, description=PRICE_SCHEMA["description"]
     )
     start: Annotated[str | None, START] = Field(
         default=None,
@@ -202,10 +209,21 @@ def _compact_date(digits: str) -> date | None:
 
 
 def normalize_symbol(value: str | None) -> str | None:
-    """The ccxt unified symbol: ``BTC-USD`` and ``BTC_USD`` mean ``BTC/USD``."""
+    """The ccxt unified symbol: ``BTC-USD`` and ``BTC_USD`` mean ``BTC/USD``. ``@`` is
+    refused: a price type is asked for with ``price``."""
     if value is None:
         return None
+    if "@" in value:
+        raise InvalidInputError(
+            f"symbol={value!r}: '@' is not part of a ccxt symbol; ask for mark, index or "
+            "premium_index candles with price="
+        )
     alias = _SYMBOL_ALIAS.match(value)
     if alias and "/" not in value:
         return f"{alias.group(1)}/{alias.group(2)}"
     return value
+
+
+def series_of(symbol: str, price: PriceType) -> str:
+    """The series symbol of a request's ``symbol`` (aliases allowed) and ``price``."""
+    return series_symbol(normalize_symbol(symbol) or symbol, price)

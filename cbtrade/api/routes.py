@@ -26,11 +26,12 @@ from cbtrade.api.params import (
     EXCHANGE,
     START,
     ExchangeParam,
+    PriceParam,
     SymbolParam,
     TimeframeParam,
-    normalize_symbol,
     page_query,
     parse_timestamp,
+    series_of,
 )
 from cbtrade.auth.interfaces import Principal, require_admin
 from cbtrade.errors import AuthenticationError, StorageError
@@ -45,6 +46,7 @@ from cbtrade.models import (
     OhlcvPageOut,
     RepairOut,
 )
+from cbtrade.price_types import DEFAULT_PRICE, split_series_symbol
 from cbtrade.services import ServiceContainer
 from cbtrade.timeframes import DEFAULT_TIMEFRAME
 
@@ -136,9 +138,10 @@ async def get_ohlcv(request: Request) -> Response:
     continuation_token = asked.continuation_token
     pages: SealedPageCache = request.app.state.sealed_pages
     row_text: RowTextCache = request.app.state.row_text
+    series = None if symbol is None else series_of(symbol, asked.price)
     epoch = await services.history.sealed_epoch(
         exchange_name=exchange,
-        coin_symbol=normalize_symbol(symbol),
+        coin_symbol=series,
         timeframe=timeframe,
         continuation_token=continuation_token,
     )
@@ -148,7 +151,7 @@ async def get_ohlcv(request: Request) -> Response:
         return page_response(request, kept)
     page = await services.history.get_page(
         exchange_name=exchange,
-        coin_symbol=normalize_symbol(symbol),
+        coin_symbol=series,
         timeframe=timeframe,
         start_time=parse_timestamp("start", start),
         end_time=parse_timestamp("end", end),
@@ -180,23 +183,15 @@ async def get_latest(
     exchange: ExchangeParam[str],
     symbol: SymbolParam[str],
     timeframe: TimeframeParam = None,
+    price: PriceParam = DEFAULT_PRICE,
 ) -> Response:
     """Open time of the newest stored candle of a series: null when nothing is stored for a
-    series the exchange serves; 404 for a symbol it does not list, 400 for a timeframe it
-    does not offer."""
-    coin_symbol = normalize_symbol(symbol) or symbol
+    series the exchange serves; 404 for a symbol it does not list, 400 for a timeframe or a
+    price type it does not offer."""
+    series = series_of(symbol, price)
     series_timeframe = timeframe or DEFAULT_TIMEFRAME
-    timestamp = await services.history.get_most_recent_timestamp(
-        exchange, coin_symbol, series_timeframe
-    )
-    return _json(
-        {
-            "exchange": exchange,
-            "symbol": coin_symbol,
-            "timeframe": series_timeframe,
-            "timestamp": timestamp,
-        }
-    )
+    timestamp = await services.history.get_most_recent_timestamp(exchange, series, series_timeframe)
+    return _json({**_series_fields(exchange, series, series_timeframe), "timestamp": timestamp})
 
 
 @v1_router.get("/exchanges", response_model=ExchangesOut, responses=errors())
@@ -228,6 +223,7 @@ async def refresh_range(
     start: Annotated[str, START, Query(max_length=40, description="inclusive")],
     end: Annotated[str, END, Query(max_length=40, description="exclusive, after start")],
     timeframe: TimeframeParam = None,
+    price: PriceParam = DEFAULT_PRICE,
 ) -> Response:
     """Admin only: re-fetch ``[start, end)`` from the exchange and replace what is stored."""
     start_time, end_time = parse_timestamp("start", start), parse_timestamp("end", end)
@@ -235,13 +231,14 @@ async def refresh_range(
     assert end_time is not None
     result = await services.repair.refetch(
         exchange,
-        normalize_symbol(symbol) or symbol,
+        series_of(symbol, price),
         timeframe or DEFAULT_TIMEFRAME,
         start_time,
         end_time,
         principal=principal.subject if principal is not None else None,
     )
-    return _json(result._asdict())
+    fields = result._asdict()
+    return _json({**fields, **_series_fields(exchange, result.symbol, result.timeframe)})
 
 
 @v1_router.post(
@@ -260,7 +257,7 @@ async def create_backfill(
     ``GET /api/v1/backfills/{id}`` shows."""
     progress = await services.backfills.create(
         [
-            BackfillSeries(one.exchange, normalize_symbol(one.symbol) or one.symbol, one.timeframe)
+            BackfillSeries(one.exchange, series_of(one.symbol, one.price), one.timeframe)
             for one in job.series
         ],
         start=_job_time("start", job.start),
@@ -285,6 +282,12 @@ async def get_backfill(
 ) -> Response:
     """A backfill job's progress: windows done, pending and failed, candles stored, ETA."""
     return _json(await services.backfills.progress(job_id))
+
+
+def _series_fields(exchange: str, series: str, timeframe: str) -> dict[str, str]:
+    """How an answer names a series: its exchange, ccxt symbol, price type and timeframe."""
+    symbol, price = split_series_symbol(series)
+    return {"exchange": exchange, "symbol": symbol, "price": price, "timeframe": timeframe}
 
 
 def _job_time(name: str, value: str | int | None) -> int | None:

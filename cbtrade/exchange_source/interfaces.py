@@ -55,7 +55,7 @@ class IExchangeAPIClient(ABC):
         why not. By default: whether the symbol is listed."""
         self.check_timeframe(timeframe)
         if not await self.check_coin_availability(symbol):
-            raise UnknownSymbolError(f"{self.get_exchange_name()} does not list {symbol!r}")
+            raise UnknownSymbolError.not_listed(self.get_exchange_name(), symbol)
 
     @abstractmethod
     async def fetch_historical_data(

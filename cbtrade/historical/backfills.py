@@ -35,6 +35,7 @@ from cbtrade.errors import (
 from cbtrade.exchange_source.history_edges import GENESIS_MS
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
+from cbtrade.price_types import split_series_symbol
 from cbtrade.storage.interfaces import IStorageManager
 from cbtrade.telemetry import log_event
 from cbtrade.timeframes import align_down, align_up, timeframe_to_ms
@@ -276,7 +277,14 @@ class BackfillJobs:
         retrying: list[dict[str, Any]] = []
         for index, names in enumerate(job["series"]):
             doc = by_index.get(index, {})
-            series = dict(zip(("exchange", "symbol", "timeframe"), names, strict=True))
+            exchange, series_name, timeframe = names
+            symbol, price = split_series_symbol(series_name)
+            series = {
+                "exchange": exchange,
+                "symbol": symbol,
+                "price": price,
+                "timeframe": timeframe,
+            }
             state = doc.get("state")
             if state == "plan_failed":
                 plan_failed += 1

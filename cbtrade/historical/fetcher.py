@@ -198,7 +198,7 @@ class HistoricalFetcher:
                 ):
                     # Delisted: serve what is stored, there is nothing left to fetch.
                     return FetchResult(stored.candles, self._beyond(window, bounds, timeframe_ms))
-                raise UnknownSymbolError(f"{exchange_name} does not list {coin_symbol!r}")
+                raise UnknownSymbolError.not_listed(exchange_name, coin_symbol)
             fill = _Fill(self, series, client, window, deadline)
             bounds = await fill.run(gaps, bounds)
         fetched = CandleTable.from_candles(fill.fetched).between(window.start, fill.reached)

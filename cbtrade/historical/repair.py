@@ -92,7 +92,7 @@ class RangeRepairer:
                 f"a repair may span at most {self._max_candles}"
             )
         if not await self._connector.check_coin_availability(exchange_name, coin_symbol):
-            raise UnknownSymbolError(f"{exchange_name} does not list {coin_symbol!r}")
+            raise UnknownSymbolError.not_listed(exchange_name, coin_symbol)
         cutoff = min(window.end, self._fetcher.grace_cutoff(now, timeframe_ms))
         expect = TimeRange(window.start, cutoff) if cutoff > window.start else None
         async with self._fetcher.series_lock(exchange_name, coin_symbol, timeframe):

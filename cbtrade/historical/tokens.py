@@ -29,7 +29,8 @@ class PageCursor(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
     exchange: str = Field(alias="x", max_length=32)
-    symbol: str = Field(alias="s", max_length=64)
+    symbol: str = Field(alias="s", max_length=80)
+    """The series symbol (a ccxt symbol, ``@{price}`` for a price type other than trade)."""
     timeframe: str = Field(alias="t", max_length=8)
     start: int = Field(alias="b", ge=0)
     """The query's start, as the client gave it."""

@@ -64,6 +64,7 @@ from cbtrade.errors import (
     StorageError,
 )
 from cbtrade.models import Candle, TimeRange
+from cbtrade.price_types import split_series_symbol
 from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds, SeriesSlice
 from cbtrade.storage.path_utility import (
     DOCUMENT_SUFFIX,
@@ -364,11 +365,11 @@ class ObjectRawDataStorage(IRawDataStorage):
         return None
 
     async def list_coins(self, exchange_name: str) -> list[str]:
-        """Symbols with anything stored for the exchange, sorted."""
-        symbols = []
+        """Symbols with anything stored for the exchange (of any price type), sorted."""
+        symbols = set()
         for name in await self._list_child_names(self._paths.get_exchange_prefix(exchange_name)):
             try:
-                symbols.append(self._paths.decode_symbol(name))
+                symbols.add(split_series_symbol(self._paths.decode_symbol(name))[0])
             except InvalidPathComponentError:
                 logger.warning("ignoring unexpected folder %r in the raw data store", name)
         return sorted(symbols)

@@ -30,6 +30,11 @@ other allowed character is ``%XX``-escaped (``-`` -> ``%2D``, ``:`` -> ``%3A``),
 ``BTC/USD`` -> ``BTC-USD`` and ``BTC/USDT:USDT`` -> ``BTC-USDT%3AUSDT``. Anything that could
 escape the layout or confuse a filesystem (``..``, ``\\``, control characters, whitespace,
 a leading ``.``) is rejected with :class:`~cbtrade.errors.InvalidPathComponentError`.
+
+Price types: a series of mark, index or premium-index candles is named by its *series
+symbol* (:mod:`cbtrade.price_types`), ``BTC/USDT:USDT@mark``; its folder is the encoded
+symbol with the suffix as is, ``BTC-USDT%3AUSDT@mark``. Encoding escapes every ``@`` of a
+symbol, so the suffix cannot be confused with one, and trade series keep the keys they had.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import Literal, NamedTuple
 
 from cbtrade.errors import InvalidPathComponentError
 from cbtrade.models import TimeRange
+from cbtrade.price_types import SEPARATOR, split_series_symbol
 from cbtrade.timeframes import TIMEFRAME_MS, timeframe_to_ms
 
 ROOT = "raw_data"
@@ -63,7 +69,7 @@ MAX_TIMESTAMP = (date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * DAY_MS
 _EXCHANGE_ID = re.compile(r"[a-z0-9]{1,32}")
 _SYMBOL_CHARS = re.compile(r"[A-Za-z0-9._/:-]+")
 _DOCUMENT_PATH = re.compile(r"(?:[a-z0-9][a-z0-9._-]{0,62}/){0,7}[a-z0-9][a-z0-9._-]{0,62}")
-_ENCODED_SYMBOL = re.compile(r"(?:[A-Za-z0-9._-]|%[0-9A-F]{2})+")
+_ENCODED_SYMBOL = re.compile(r"(?:[A-Za-z0-9._-]|%[0-9A-F]{2})+(?:@[a-z_]+)?")
 _ESCAPE = re.compile(r"[^A-Za-z0-9._/]")
 _UNESCAPE = re.compile(r"%([0-9A-F]{2})")
 _DIGITS = {"yyyy": re.compile(r"[0-9]{4}"), "mm": re.compile(r"[0-9]{2}")}
@@ -130,43 +136,56 @@ class StoragePathUtility:
         return exchange_name
 
     def validate_symbol(self, coin_symbol: str) -> str:
-        """Return ``coin_symbol`` if it can be stored, else raise naming the problem."""
+        """Return ``coin_symbol`` (a series symbol: a ccxt symbol, with ``@{price}`` for a
+        price type other than trade) if it can be stored, else raise naming the problem."""
         if not isinstance(coin_symbol, str):
             raise InvalidPathComponentError(f"invalid symbol {coin_symbol!r}: not a string")
+        try:
+            symbol, _price = split_series_symbol(coin_symbol)
+        except ValueError as exc:
+            raise InvalidPathComponentError(f"invalid symbol {coin_symbol!r}: {exc}") from None
         problem = None
-        if not coin_symbol:
+        if not symbol:
             problem = "empty"
-        elif len(coin_symbol) > MAX_SYMBOL_LENGTH:
+        elif len(symbol) > MAX_SYMBOL_LENGTH:
             problem = f"longer than {MAX_SYMBOL_LENGTH} characters"
-        elif any(ord(ch) < 32 or ord(ch) == 127 for ch in coin_symbol):
+        elif any(ord(ch) < 32 or ord(ch) == 127 for ch in symbol):
             problem = "contains a NUL or control character"
-        elif any(ch.isspace() for ch in coin_symbol):
+        elif any(ch.isspace() for ch in symbol):
             problem = "contains whitespace"
-        elif ".." in coin_symbol:
+        elif ".." in symbol:
             problem = "contains '..'"
-        elif "\\" in coin_symbol:
+        elif "\\" in symbol:
             problem = "contains a backslash"
-        elif coin_symbol.startswith("."):
+        elif symbol.startswith("."):
             problem = "starts with '.'"
-        elif not _SYMBOL_CHARS.fullmatch(coin_symbol):
+        elif not _SYMBOL_CHARS.fullmatch(symbol):
             problem = "has characters outside [A-Za-z0-9._/:-]"
         if problem:
             raise InvalidPathComponentError(f"invalid symbol {coin_symbol!r}: {problem}")
         return coin_symbol
 
     def encode_symbol(self, coin_symbol: str) -> str:
-        """The path component of a ccxt unified symbol: ``BTC/USDT:USDT`` -> ``BTC-USDT%3AUSDT``."""
-        escaped = _ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", self.validate_symbol(coin_symbol))
-        return escaped.replace("/", "-")
+        """The path component of a series symbol: ``BTC/USDT:USDT`` -> ``BTC-USDT%3AUSDT``,
+        ``BTC/USDT:USDT@mark`` -> ``BTC-USDT%3AUSDT@mark``."""
+        symbol, price = split_series_symbol(self.validate_symbol(coin_symbol))
+        escaped = _ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", symbol).replace("/", "-")
+        return escaped if symbol == coin_symbol else f"{escaped}{SEPARATOR}{price}"
 
     def decode_symbol(self, encoded: str) -> str:
         """Reverse :meth:`encode_symbol`; rejects anything it would not have produced."""
         if not isinstance(encoded, str) or not _ENCODED_SYMBOL.fullmatch(encoded):
             raise InvalidPathComponentError(f"invalid encoded symbol {encoded!r}")
-        symbol = _UNESCAPE.sub(lambda m: chr(int(m.group(1), 16)), encoded.replace("-", "/"))
-        if self.encode_symbol(symbol) != encoded:
+        escaped, separator, price = encoded.partition(SEPARATOR)
+        symbol = _UNESCAPE.sub(lambda m: chr(int(m.group(1), 16)), escaped.replace("-", "/"))
+        series = f"{symbol}{separator}{price}"
+        try:
+            canonical = self.encode_symbol(series) == encoded
+        except InvalidPathComponentError:
+            canonical = False
+        if not canonical:
             raise InvalidPathComponentError(f"encoded symbol {encoded!r} is not canonical")
-        return symbol
+        return series
 
     def granularity(self, timeframe: str) -> Granularity:
         """The calendar period one object of this timeframe holds."""

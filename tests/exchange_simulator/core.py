@@ -1,10 +1,14 @@
-"""The simulated exchanges' state: markets, deterministic candles, faults and counters.
+"""The simulated exchanges' state: markets, deterministic candles and funding, faults and
+counters.
 
-Candles are a pure function of (exchange, symbol, timeframe, open time): prices have two
-decimals and volumes four, so they survive the exchanges' string encodings exactly. A market
-has no candle before its listing, none from its delisting on, and none in every
+Candles are a pure function of (exchange, symbol, price type, open time): trade, mark and
+index prices have two decimals and trade volumes four, premium indexes eight decimals around
+0, so they survive the exchanges' string encodings exactly. A market has no candle before its
+listing, none from its end (delisting, or a dated future's expiry) on, and none in every
 ``quiet_every``-th interval (no trades). The forming candle (``t <= now < t + timeframe``)
-is served, as real exchanges do.
+is served, as real exchanges do. Funding events of a perpetual are a pure function of
+(exchange, symbol, funding time), at the times its funding schedule says, from its listing up
+to now.
 """
 
 from __future__ import annotations
@@ -23,34 +27,78 @@ from cbtrade.models import Candle
 from cbtrade.timeframes import timeframe_to_ms
 
 WindowStyle = Literal["latest", "earliest"]
+MarketKind = Literal["spot", "swap", "future"]
+PriceType = Literal["trade", "mark", "index", "premiumIndex"]
+PRICE_TYPES: tuple[PriceType, ...] = ("trade", "mark", "index", "premiumIndex")
 LISTED_2024 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 LISTED_FEB_2024 = 1_706_745_600_000  # 2024-02-01T00:00:00Z
+FEB_15_2024 = 1_707_955_200_000  # 2024-02-15T00:00:00Z
+MAR_2024 = 1_709_251_200_000  # 2024-03-01T00:00:00Z
+EXPIRY_240329 = 1_711_699_200_000  # 2024-03-29T08:00:00Z, Binance's quarterly delivery time
+HOUR = 3_600_000
 BAN_WINDOW_SECONDS = 60.0
+
+FundingSchedule = tuple[tuple[int, int], ...]
+"""``(from_ms, every_ms)`` steps: from ``from_ms`` on (until the next step's), funding is at
+every multiple of ``every_ms`` since the epoch."""
 
 
 class SimulatedMarket(NamedTuple):
-    """One listed market of a simulated exchange. From ``delisted_at`` on it has no candles
-    and the markets endpoint marks it as not trading (ccxt's ``active`` is False)."""
+    """One listed market of a simulated exchange. Its ccxt symbol says its kind: ``BTC/USDT``
+    spot, ``BTC/USDT:USDT`` perpetual swap, ``BTC/USDT:USDT-240329`` dated future (whose
+    ``expiry`` must be that day's delivery time). From its end (``delisted_at`` or
+    ``expiry``, the earlier) on it has no candles nor funding and the markets endpoint marks
+    it as not trading (ccxt's ``active`` is False). A swap pays funding on ``funding``."""
 
     symbol: str
     listed_at: int
     quiet_every: int = 97
     delisted_at: int | None = None
+    expiry: int | None = None
+    funding: FundingSchedule = ()
+
+    @property
+    def kind(self) -> MarketKind:
+        """spot, swap or future, as the ccxt symbol says."""
+        if ":" not in self.symbol:
+            return "spot"
+        return "future" if "-" in self.symbol.split(":", 1)[1] else "swap"
+
+    @property
+    def pair(self) -> str:
+        """``BASE/QUOTE``: what an index price is of."""
+        return self.symbol.split(":", 1)[0]
+
+    @property
+    def ends_at(self) -> int | None:
+        """When the market stops trading: its delisting or expiry, the earlier; or None."""
+        ends = [t for t in (self.delisted_at, self.expiry) if t is not None]
+        return min(ends) if ends else None
 
     @property
     def trading(self) -> bool:
         """Whether the market still trades now."""
-        return self.delisted_at is None or self.delisted_at > now_ms()
+        return self.ends_at is None or self.ends_at > now_ms()
 
 
 DEFAULT_MARKETS: dict[str, list[SimulatedMarket]] = {
     "cryptocom": [
         SimulatedMarket("BTC/USD", LISTED_2024),
         SimulatedMarket("ETH/USD", LISTED_FEB_2024),
+        SimulatedMarket("BTC/USD:USD", LISTED_2024, funding=((LISTED_2024, HOUR),)),
     ],
     "binance": [
         SimulatedMarket("BTC/USDT", LISTED_2024),
         SimulatedMarket("ETH/USDT", LISTED_FEB_2024),
+        SimulatedMarket(
+            "BTC/USDT:USDT", LISTED_2024, funding=((LISTED_2024, 8 * HOUR), (MAR_2024, 4 * HOUR))
+        ),
+        SimulatedMarket(
+            "ETH/USDT:USDT",
+            LISTED_FEB_2024,
+            funding=((LISTED_FEB_2024, 8 * HOUR), (FEB_15_2024, HOUR)),
+        ),
+        SimulatedMarket("BTC/USDT:USDT-240329", LISTED_2024, expiry=EXPIRY_240329),
     ],
     "kraken": [SimulatedMarket("BTC/USD", LISTED_2024)],
     "coinbase": [
@@ -71,21 +119,73 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def candle_at(exchange: str, symbol: str, timestamp: int) -> Candle:
-    """The simulated candle that opens at ``timestamp``."""
-    seed = zlib.crc32(f"{exchange}:{symbol}:{timestamp}".encode())
+def candle_at(exchange: str, symbol: str, timestamp: int, price: PriceType = "trade") -> Candle:
+    """The simulated ``price`` candle that opens at ``timestamp``. Mark, index and premium
+    index candles have no volume (Binance sends 0); an index is the pair's, whichever of its
+    contracts names it."""
+    if price == "trade":
+        key = f"{exchange}:{symbol}:{timestamp}"
+    elif price == "index":
+        key = f"{exchange}:{symbol.split(':', 1)[0]}:index:{timestamp}"
+    else:
+        key = f"{exchange}:{symbol}:{price}:{timestamp}"
+    seed = zlib.crc32(key.encode())
+    if price == "premiumIndex":  # a small signed ratio, in units of 1e-8
+        level, width = seed % 200_001 - 100_000, (seed >> 16) % 10_000
+        unit = 100_000_000
+        return Candle(
+            timestamp,
+            level / unit,
+            (level + width) / unit,
+            (level - width // 4) / unit,
+            (level + width // 2) / unit,
+            0.0,
+        )
     base = 100 + (seed % 50_000) / 100
     spread = (seed >> 16) % 500 / 100
-    open_ = round(base, 2)
-    close = round(base + spread / 2, 2)
     return Candle(
         timestamp,
-        open_,
+        round(base, 2),
         round(base + spread, 2),
         round(base - spread / 4, 2),
-        close,
-        round((seed % 9_999_991) / 10_000, 4),
+        round(base + spread / 2, 2),
+        round((seed % 9_999_991) / 10_000, 4) if price == "trade" else 0.0,
     )
+
+
+class FundingEvent(NamedTuple):
+    """One funding settlement: when, and the rate paid (8 decimals)."""
+
+    timestamp: int
+    rate: float
+
+
+def funding_rate_at(exchange: str, symbol: str, timestamp: int) -> float:
+    """The simulated funding rate settled at ``timestamp``: -0.0001 to 0.0002."""
+    seed = zlib.crc32(f"{exchange}:{symbol}:funding:{timestamp}".encode())
+    return (seed % 30_001 - 10_000) / 100_000_000
+
+
+def funding_times(
+    market: SimulatedMarket, first: int, last: int, *, backwards: bool = False
+) -> Iterator[int]:
+    """The market's funding times with ``first <= t <= last``, from its listing, before its
+    end and up to now, in time order (or backwards)."""
+    if not market.funding:
+        return
+    low = max(first, market.listed_at)
+    high = min(last, now_ms())
+    if market.ends_at is not None:
+        high = min(high, market.ends_at - 1)
+    bounds = [start for start, _ in market.funding[1:]] + [high + 1]
+    segments = [
+        (max(low, start), min(high, following - 1), every)
+        for (start, every), following in zip(market.funding, bounds, strict=True)
+    ]
+    for start, stop, every in reversed(segments) if backwards else segments:
+        start = -(-start // every) * every
+        stop -= stop % every
+        yield from range(stop, start - 1, -every) if backwards else range(start, stop + 1, every)
 
 
 @dataclass
@@ -140,47 +240,100 @@ class SimulatorState:
             self.banned = False
             self.gateway_faults = []
 
-    def has_candle(self, exchange: str, symbol: str, timeframe_ms: int, timestamp: int) -> bool:
-        market = self.exchanges[exchange].markets.get(symbol)
+    def series_market(
+        self, exchange: str, symbol: str, price: PriceType = "trade"
+    ) -> SimulatedMarket | None:
+        """The market whose life bounds ``symbol``'s ``price`` candles: its own, but for an
+        index, which is the pair's: from the first of the pair's contracts' listings to the
+        last one's end."""
+        markets = self.exchanges[exchange].markets
+        market = markets.get(symbol)
+        if market is None or price != "index":
+            return market
+        sharing = [m for m in markets.values() if m.kind != "spot" and m.pair == market.pair]
+        ends = [m.ends_at for m in sharing or [market]]
+        return market._replace(
+            listed_at=min(m.listed_at for m in sharing or [market]),
+            delisted_at=None if None in ends else max(t for t in ends if t is not None),
+            expiry=None,
+        )
+
+    def has_candle(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe_ms: int,
+        timestamp: int,
+        price: PriceType = "trade",
+    ) -> bool:
+        market = self.series_market(exchange, symbol, price)
         if market is None or timestamp < market.listed_at:
             return False
-        if market.delisted_at is not None and timestamp >= market.delisted_at:
+        if market.ends_at is not None and timestamp >= market.ends_at:
             return False
         return (timestamp // timeframe_ms) % market.quiet_every != 0
 
     def candles(
         self, exchange: str, symbol: str, timeframe: str, first: int, last: int
     ) -> list[Candle]:
-        """Every candle (forming one included) with ``first <= t <= last``, up to now."""
-        return list(self._walk(exchange, symbol, timeframe, first, last, backwards=False))
+        """Every trade candle (forming one included) with ``first <= t <= last``, up to now."""
+        return list(self._walk(exchange, symbol, timeframe, (first, last), "trade"))
 
     def window(
-        self, exchange: str, symbol: str, timeframe: str, first: int, last: int, count: int
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        first: int,
+        last: int,
+        count: int,
+        price: PriceType = "trade",
     ) -> list[Candle]:
         """At most ``count`` candles of ``[first, last]``: an over-full window is answered
         from the end the exchange's style says. Only the answered end is generated, so an
         open-ended window (no end, or from the epoch) stays cheap."""
         backwards = self.exchanges[exchange].style == "latest"
-        walk = self._walk(exchange, symbol, timeframe, first, last, backwards=backwards)
+        walk = self._walk(exchange, symbol, timeframe, (first, last), price, backwards=backwards)
         answer = list(islice(walk, max(count, 0)))
         return answer[::-1] if backwards else answer
 
     def _walk(
-        self, exchange: str, symbol: str, timeframe: str, first: int, last: int, *, backwards: bool
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        span: tuple[int, int],
+        price: PriceType,
+        *,
+        backwards: bool = False,
     ) -> Iterator[Candle]:
+        """The ``price`` candles with ``first <= t <= last`` (``span``), up to now."""
+        first, last = span
         step = timeframe_to_ms(timeframe)
-        market = self.exchanges[exchange].markets.get(symbol)
+        market = self.series_market(exchange, symbol, price)
         if market is None:
             return
         start = -(-max(first, market.listed_at) // step) * step
         stop = min(last, now_ms())
-        if market.delisted_at is not None:
-            stop = min(stop, market.delisted_at - 1)
+        if market.ends_at is not None:
+            stop = min(stop, market.ends_at - 1)
         stop -= stop % step
         stamps = range(stop, start - 1, -step) if backwards else range(start, stop + 1, step)
         for t in stamps:
-            if self.has_candle(exchange, symbol, step, t):
-                yield candle_at(exchange, symbol, t)
+            if self.has_candle(exchange, symbol, step, t, price):
+                yield candle_at(exchange, symbol, t, price)
+
+    def funding(
+        self, exchange: str, symbol: str, first: int, last: int, count: int, *, latest: bool
+    ) -> list[FundingEvent]:
+        """At most ``count`` funding events with ``first <= t <= last``, up to now, oldest
+        first: the newest ``count`` if ``latest``, else the oldest."""
+        market = self.exchanges[exchange].markets.get(symbol)
+        if market is None:
+            return []
+        times = islice(funding_times(market, first, last, backwards=latest), max(count, 0))
+        events = [FundingEvent(t, funding_rate_at(exchange, symbol, t)) for t in times]
+        return events[::-1] if latest else events
 
     def gateway_fault(self) -> int | None:
         """The status the gateway fails the next request with, if a fault applies."""

@@ -13,17 +13,21 @@ from aiohttp import web
 
 from cbtrade.models import Candle
 from cbtrade.timeframes import timeframe_to_ms
-from tests.exchange_simulator import binance, coinbase, cryptocom, kraken
+from tests.exchange_simulator import binance, binance_futures, coinbase, cryptocom, kraken
 from tests.exchange_simulator.core import (
     MAX_PER_CALL,
+    FundingEvent,
+    PriceType,
     SimulatedMarket,
     SimulatorState,
     WindowStyle,
     candle_at,
+    funding_rate_at,
+    funding_times,
     now_ms,
 )
 
-WIRE_FORMATS = (cryptocom, binance, kraken, coinbase)
+WIRE_FORMATS = (cryptocom, binance, binance_futures, kraken, coinbase)
 logger = logging.getLogger(__name__)
 
 
@@ -187,6 +191,9 @@ class ExchangeSimulator:
     def candle_requests(self, exchange: str) -> int:
         return self._state.exchanges[exchange].counts["candles"]
 
+    def funding_requests(self, exchange: str) -> int:
+        return self._state.exchanges[exchange].counts["funding"]
+
     def market_requests(self, exchange: str) -> int:
         return self._state.exchanges[exchange].counts["markets"]
 
@@ -219,22 +226,37 @@ class ExchangeSimulator:
         start: int,
         end: int,
         *,
+        price: PriceType = "trade",
         now: int | None = None,
     ) -> list[Candle]:
-        """Exactly the closed candles the simulated exchange has in ``[start, end)``."""
+        """Exactly the closed ``price`` candles the simulated exchange has in ``[start, end)``."""
         step = timeframe_to_ms(timeframe)
         moment = now_ms() if now is None else now
-        market = self._state.exchanges[exchange].markets.get(symbol)
+        market = self._state.series_market(exchange, symbol, price)
         if market is None:
             return []
         # Only the market's life is walked, so a window from the epoch stays cheap.
         first = -(-max(start, market.listed_at) // step) * step
-        if market.delisted_at is not None:
-            end = min(end, market.delisted_at)
+        if market.ends_at is not None:
+            end = min(end, market.ends_at)
         return [
-            candle_at(exchange, symbol, t)
+            candle_at(exchange, symbol, t, price)
             for t in range(first, end, step)
-            if t + step <= moment and self._state.has_candle(exchange, symbol, step, t)
+            if t + step <= moment and self._state.has_candle(exchange, symbol, step, t, price)
+        ]
+
+    def funding_truth(
+        self, exchange: str, symbol: str, start: int, end: int, *, now: int | None = None
+    ) -> list[FundingEvent]:
+        """Every funding event the simulated exchange has published with ``start <= t < end``
+        and ``t <= now``, oldest first."""
+        market = self._state.exchanges[exchange].markets.get(symbol)
+        if market is None:
+            return []
+        last = end - 1 if now is None else min(end - 1, now)
+        return [
+            FundingEvent(t, funding_rate_at(exchange, symbol, t))
+            for t in funding_times(market, start, last)
         ]
 
 

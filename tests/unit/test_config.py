@@ -35,7 +35,10 @@ def test_defaults_are_the_documented_local_ones() -> None:
 def test_values_are_read_from_cbtrade_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CBTRADE_API_KEYS", " key-one , key-two ,")
     monkeypatch.setenv("CBTRADE_ADMIN_API_KEYS", "op-key-one,, op-key-two ")
-    monkeypatch.setenv("CBTRADE_WATCHLIST", "cryptocom:BTC/USD:5m, binance:BTC/USDT:USDT:1m")
+    monkeypatch.setenv(
+        "CBTRADE_WATCHLIST",
+        "cryptocom:BTC/USD:5m, binance:BTC/USDT:USDT:1m,binance:BTC/USDT:USDT@mark:1m",
+    )
     monkeypatch.setenv("CBTRADE_EXCHANGE_URL_OVERRIDES", '{"cryptocom": "http://127.0.0.1:9000"}')
     monkeypatch.setenv("CBTRADE_AUTH_DISABLED", "true")
     monkeypatch.setenv("CBTRADE_AZURE_ACCOUNT_URL", "")
@@ -49,6 +52,7 @@ def test_values_are_read_from_cbtrade_environment(monkeypatch: pytest.MonkeyPatc
     assert settings.watchlist == [
         WatchedSeries("cryptocom", "BTC/USD", "5m"),
         WatchedSeries("binance", "BTC/USDT:USDT", "1m"),
+        WatchedSeries("binance", "BTC/USDT:USDT@mark", "1m"),
     ]
     assert settings.exchange_url_overrides == {"cryptocom": "http://127.0.0.1:9000"}
     assert settings.auth_disabled is True
@@ -62,6 +66,7 @@ def test_values_are_read_from_cbtrade_environment(monkeypatch: pytest.MonkeyPatc
         ("CBTRADE_PAGE_MAX_LIMIT", "lots", "CBTRADE_PAGE_MAX_LIMIT"),
         ("CBTRADE_WATCHLIST", "cryptocom:BTC/USD", "exchange:SYMBOL:timeframe"),
         ("CBTRADE_WATCHLIST", "cryptocom:BTC/USD:7m", "unsupported timeframe"),
+        ("CBTRADE_WATCHLIST", "binance:BTC/USDT:USDT@last:5m", "does not name a price type"),
         ("CBTRADE_WATCHLIST", "Crypto.com:BTC/USD:5m", "CBTRADE_WATCHLIST"),
         ("CBTRADE_EXCHANGE_URL_OVERRIDES", "not json", "CBTRADE_EXCHANGE_URL_OVERRIDES"),
         ("CBTRADE_EXCHANGE_URL_OVERRIDES", '{"cryptocom": "ftp://x"}', "must be an origin"),

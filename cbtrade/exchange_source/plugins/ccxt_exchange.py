@@ -10,6 +10,14 @@ of ``end - 1`` ms), so a window never holds more candles than the call may retur
 comes back whole whichever end the exchange fills an over-full answer from. Where ccxt widens
 the window itself (Crypto.com asks from one candle before ``since``), the plugin passes the
 exchange's own window parameters. Calls for ``n`` candles are ``ceil(n / max_per_call)``.
+
+Contracts and price types. Perpetual and dated futures are asked for by their ccxt unified
+symbols (``BTC/USDT:USDT``, ``BTC/USDT:USDT-250328``); where a profile loads only spot markets
+at first (Binance: one call instead of three), the contracts are loaded once, when a request
+first names one. Mark, index and premium-index candles (a series symbol ``{symbol}@{price}``,
+see :mod:`cbtrade.price_types`) go through ccxt's ``fetch_ohlcv`` with its ``price`` option,
+where the exchange has them (ccxt's ``fetchMarkOHLCV`` and the like) and only for contracts.
+A dated future has no candle opening at or after its expiry: nothing is asked from there on.
 """
 
 from __future__ import annotations
@@ -38,14 +46,22 @@ from cbtrade.errors import (
     ExchangeUnavailableError,
     InvalidInputError,
     UnknownSymbolError,
+    UnsupportedPriceTypeError,
 )
 from cbtrade.exchange_source.ccxt_import import import_ccxt_async
 from cbtrade.exchange_source.history_edges import EdgeWindow, HistoryEdgeFinder
 from cbtrade.exchange_source.interfaces import IExchangeAPIClient
 from cbtrade.exchange_source.rate_budget import RateBudget
 from cbtrade.models import Candle, TimeRange
+from cbtrade.price_types import PRICE_TYPES, PriceType, split_series_symbol
 from cbtrade.telemetry import log_event
-from cbtrade.timeframes import TIMEFRAME_MS, align_down, timeframe_to_ms, unsupported_timeframe
+from cbtrade.timeframes import (
+    TIMEFRAME_MS,
+    align_down,
+    align_up,
+    timeframe_to_ms,
+    unsupported_timeframe,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +75,14 @@ Clock = Callable[[], int]
 RateBudgetFactory = Callable[[float], RateBudget]
 """Makes the exchange's rate budget, given ccxt's own rate (``1000 / rateLimit`` units/s)."""
 WindowParams = Callable[[int, int], dict[str, Any]]
+
+_CCXT_PRICE: dict[PriceType, tuple[str, str]] = {
+    "mark": ("mark", "fetchMarkOHLCV"),
+    "index": ("index", "fetchIndexOHLCV"),
+    "premium_index": ("premiumIndex", "fetchPremiumIndexOHLCV"),
+}
+"""Each price type other than trade: ccxt's ``price`` option and the ``has`` entry saying
+the exchange offers it."""
 
 
 def _until_params(start: int, end: int) -> dict[str, Any]:
@@ -87,6 +111,9 @@ class ExchangeProfile:
     """The exchange answers a window of any width with at most ``limit`` candles, so one
     small call can ask whether years hold a candle (see ``history_edges``). Exchanges that
     reject windows wider than one call are searched with coarse candles instead."""
+    contract_market_types: tuple[str, ...] = ()
+    """ccxt ``fetchMarkets`` types loaded only once a request names a contract (a symbol
+    with ``:``), added to those the profile's options load first."""
     errors_without_envelope_by_status: bool = False
     """ccxt's adapter reads any error answer without the exchange's JSON envelope (an object
     with a ``code``), such as a gateway's 502 page, as a permanent error; judge such an answer
@@ -104,9 +131,13 @@ PROFILES: dict[str, ExchangeProfile] = {
         transient_error_codes=("50001",),
         errors_without_envelope_by_status=True,
     ),
-    # Spot markets only: one exchangeInfo call instead of three (spot, USD-M, COIN-M).
+    # Spot markets first: one exchangeInfo call instead of three (spot, USD-M, COIN-M); the
+    # contracts' two when a request first names one.
     "binance": ExchangeProfile(
-        ccxt_id="binance", max_per_call=1000, options={"fetchMarkets": {"types": ["spot"]}}
+        ccxt_id="binance",
+        max_per_call=1000,
+        options={"fetchMarkets": {"types": ["spot"]}},
+        contract_market_types=("linear", "inverse"),
     ),
     "kraken": ExchangeProfile(ccxt_id="kraken", max_per_call=720, history_depth=720),
     # Coinbase documents that a window of more candles than one call returns is rejected.
@@ -168,6 +199,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
         self._exchange: Any = None
         self._markets_lock = asyncio.Lock()
         self._markets_loaded = False
+        self._contracts_loaded = not self._profile.contract_market_types
         if calls_in_flight < 1:
             raise ValueError("calls_in_flight must be at least 1")
         self._in_flight = asyncio.Semaphore(calls_in_flight)
@@ -181,15 +213,18 @@ class CCXTExchangeClient(IExchangeAPIClient):
         return self._profile.max_per_call
 
     async def check_coin_availability(self, symbol: str) -> bool:
-        """Whether the exchange lists ``symbol``; markets are loaded once and cached."""
-        exchange = await self._loaded_exchange()
-        return symbol in exchange.markets
+        """Whether the exchange lists ``symbol`` (a series symbol: its market); markets are
+        loaded once and cached."""
+        return await self._market(symbol) is not None
 
     async def check_coin_trading(self, symbol: str) -> bool:
-        """Whether ``symbol`` is listed and not marked inactive (ccxt's ``active``)."""
-        exchange = await self._loaded_exchange()
-        market = exchange.markets.get(symbol)
-        return market is not None and market.get("active") is not False
+        """Whether ``symbol``'s market is listed and not marked inactive (ccxt's ``active``)
+        or expired."""
+        market = await self._market(symbol)
+        if market is None or market.get("active") is False:
+            return False
+        expiry = market.get("expiry")
+        return expiry is None or expiry > self._clock()
 
     async def fetch_historical_data(
         self,
@@ -207,7 +242,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
         """
         exchange, timeframe_ms = await self._checked_series(symbol, timeframe, start, end)
         horizon = align_down(self._clock(), timeframe_ms)
-        end = min(end, horizon)
+        end = min(end, horizon, _candles_end(exchange, symbol, timeframe_ms))
         self._check_history_depth(start, end, horizon, timeframe, timeframe_ms)
         step = self._profile.max_per_call * timeframe_ms
         windows = [(first, min(first + step, end)) for first in range(start, end, step)]
@@ -279,15 +314,17 @@ class CCXTExchangeClient(IExchangeAPIClient):
             probe=probe,
             deadline=deadline,
         )
-        return await finder.find(
-            start, min(end, align_down(self._clock(), timeframe_ms)), first=first
+        horizon = min(
+            align_down(self._clock(), timeframe_ms), _candles_end(exchange, symbol, timeframe_ms)
         )
+        return await finder.find(start, min(end, horizon), first=first)
 
     async def close(self) -> None:
         """Close the ccxt exchange's HTTP session."""
         if self._exchange is not None:
             exchange, self._exchange = self._exchange, None
             self._markets_loaded = False
+            self._contracts_loaded = not self._profile.contract_market_types
             await exchange.close()
 
     def _check_history_depth(
@@ -333,14 +370,42 @@ class CCXTExchangeClient(IExchangeAPIClient):
 
     async def _offered(self, symbol: str, timeframe: str) -> Any:
         """The loaded exchange, if it offers ``timeframe`` candles, the service supports
-        them, and it lists ``symbol``."""
-        exchange = await self._loaded_exchange()
+        them, it lists ``symbol``'s market and has its price type's candles."""
+        market_symbol, price = split_series_symbol(symbol)
+        exchange = await self._loaded_exchange(market_symbol)
         offered = exchange.timeframes or {}
         if timeframe not in offered or timeframe not in TIMEFRAME_MS:
             raise unsupported_timeframe(timeframe, exchange=self._exchange_id, offered=offered)
-        if symbol not in exchange.markets:
-            raise UnknownSymbolError(f"{self._exchange_id} does not list {symbol!r}")
+        market = exchange.markets.get(market_symbol)
+        if market is None:
+            raise UnknownSymbolError.not_listed(self._exchange_id, market_symbol)
+        if price != "trade":
+            self._check_price(exchange, market, price)
         return exchange
+
+    def _check_price(self, exchange: Any, market: Mapping[str, Any], price: PriceType) -> None:
+        """UnsupportedPriceTypeError unless ``market`` has ``price`` candles on the exchange."""
+        offered = ["trade"] + [
+            name for name, (_, has) in _CCXT_PRICE.items() if exchange.has.get(has) is True
+        ]
+        if price not in offered:
+            raise UnsupportedPriceTypeError(
+                f"{self._exchange_id} offers no {price} candles; its price types are "
+                f"{', '.join(offered)} (of {', '.join(PRICE_TYPES)})"
+            )
+        if not market.get("contract"):
+            raise UnsupportedPriceTypeError(
+                f"{market['symbol']} is a spot market: only its trade candles exist; {price} "
+                f"candles are a swap's or a future's (such as {market['symbol']}:"
+                f"{market.get('quote') or 'USDT'})"
+            )
+
+    async def _market(self, symbol: str) -> Mapping[str, Any] | None:
+        """The ccxt market of a series symbol, or None if the exchange does not list it."""
+        market_symbol, _ = split_series_symbol(symbol)
+        exchange = await self._loaded_exchange(market_symbol)
+        market: Mapping[str, Any] | None = exchange.markets.get(market_symbol)
+        return market
 
     async def _fetch_call(
         self, exchange: Any, symbol: str, timeframe: str, start: int, end: int
@@ -355,12 +420,15 @@ class CCXTExchangeClient(IExchangeAPIClient):
         self, exchange: Any, symbol: str, timeframe: str, start: int, end: int, limit: int
     ) -> list[list[Any]]:
         """ccxt's rows for at most ``limit`` candles of ``[start, end)``, in one call."""
+        market_symbol, price = split_series_symbol(symbol)
         params = self._profile.window_params(start, end)
+        if price != "trade":
+            params["price"] = _CCXT_PRICE[price][0]
         async with self._in_flight:
             rows: list[list[Any]] = await self._call(
                 f"fetch_ohlcv {symbol} {timeframe} [{start}, {end}) limit {limit}",
                 exchange.fetch_ohlcv,
-                symbol,
+                market_symbol,
                 timeframe,
                 start,
                 limit,
@@ -368,13 +436,23 @@ class CCXTExchangeClient(IExchangeAPIClient):
             )
         return rows
 
-    async def _loaded_exchange(self) -> Any:
+    async def _loaded_exchange(self, symbol: str | None = None) -> Any:
+        """The exchange with its markets loaded: those of a contract too if ``symbol`` (a
+        ccxt symbol) names one."""
         async with self._markets_lock:
             exchange = self._exchange or self._create_exchange()
-            if not self._markets_loaded:
-                await self._call("load_markets", exchange.load_markets)
-                self._markets_loaded = True
-                _freeze_long_lived_objects()
+            add_contracts = symbol is not None and ":" in symbol and not self._contracts_loaded
+            if add_contracts:
+                loading = exchange.options["fetchMarkets"]
+                types = [*loading["types"], *self._profile.contract_market_types]
+                exchange.options["fetchMarkets"] = {**loading, "types": list(dict.fromkeys(types))}
+            if self._markets_loaded and not add_contracts:
+                return exchange
+            reload = (True,) if self._markets_loaded else ()
+            await self._call("load_markets", exchange.load_markets, *reload)
+            self._markets_loaded = True
+            self._contracts_loaded = self._contracts_loaded or add_contracts
+            _freeze_long_lived_objects()
             return exchange
 
     def _create_exchange(self) -> Any:
@@ -516,6 +594,14 @@ def _freeze_long_lived_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _candles_end(exchange: Any, symbol: str, timeframe_ms: int) -> int:
+    """Where a series symbol's candles end for good: after the one holding its market's
+    expiry (a dated future); far in the future otherwise."""
+    market = exchange.markets.get(split_series_symbol(symbol)[0]) or {}
+    expiry = market.get("expiry")
+    return align_up(int(expiry), timeframe_ms) if expiry else 2**62
 
 
 def _short(exc: BaseException | None, limit: int = 300) -> str:

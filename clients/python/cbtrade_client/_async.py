@@ -107,10 +107,10 @@ class AsyncCandleClient(ClientBase):
         return to_dataframe(concat_tables([table async for table in self._pages(read)]))
 
     async def latest_timestamp(
-        self, exchange: str, symbol: str, *, timeframe: str = "5m"
+        self, exchange: str, symbol: str, *, timeframe: str = "5m", price: str = "trade"
     ) -> int | None:
         """Open time (epoch ms UTC) of the newest stored candle of the series, or None."""
-        return await self._call(JsonCall.latest(exchange, symbol, timeframe))
+        return await self._call(JsonCall.latest(exchange, symbol, timeframe, price))
 
     async def list_exchanges(self) -> list[str]:
         """Exchange ids the service has a plugin for."""

@@ -30,7 +30,9 @@ class CandleQuery(TypedDict, total=False):
     datetime (naive means UTC), a date, an ISO-8601 string (no offset means UTC;
     ``"2024-01-01"`` is its midnight UTC) or epoch milliseconds (an int, ``0`` or at least
     10^11: smaller ones look like epoch seconds or ``YYYYMMDD`` and are refused with a
-    ValueError before anything is sent). ``timeframe`` defaults to ``"5m"``; ``limit`` is
+    ValueError before anything is sent). ``timeframe`` defaults to ``"5m"``; ``price`` to
+    ``"trade"`` (``"mark"``, ``"index"`` or ``"premium_index"`` for a contract's other price
+    series, where the exchange has them); ``limit`` is
     candles per page (the service's default when left out); ``progress=True`` shows a tqdm
     bar of the candles and pages read (needs the extra ``[progress]``).
     """
@@ -38,6 +40,7 @@ class CandleQuery(TypedDict, total=False):
     start: Required[TimeArg]
     end: TimeArg | None
     timeframe: str
+    price: str
     limit: int | None
     progress: bool
 
@@ -65,7 +68,9 @@ def ohlcv_params(method: str, exchange: str, symbol: str, query: CandleQuery) ->
         "timeframe": query.get("timeframe", "5m"),
         "start": to_epoch_ms("start", query["start"]),
     }
-    end, limit = query.get("end"), query.get("limit")
+    end, limit, price = query.get("end"), query.get("limit"), query.get("price", "trade")
+    if price != "trade":
+        params["price"] = price
     if end is not None:
         params["end"] = to_epoch_ms("end", end)
     if limit is not None:
@@ -159,8 +164,10 @@ class JsonCall(Generic[_T]):
         return cast(_T, loads(response.content)[self.field])
 
     @staticmethod
-    def latest(exchange: str, symbol: str, timeframe: str) -> JsonCall[int | None]:
+    def latest(exchange: str, symbol: str, timeframe: str, price: str) -> JsonCall[int | None]:
         params: Params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
+        if price != "trade":
+            params["price"] = price
         return JsonCall(f"{OHLCV_PATH}/latest", params, "timestamp")
 
     @staticmethod

@@ -107,9 +107,11 @@ class CandleClient(ClientBase):
         read = PagedRead.arrow("get_dataframe", exchange, symbol, query)
         return to_dataframe(concat_tables(list(self._pages(read))))
 
-    def latest_timestamp(self, exchange: str, symbol: str, *, timeframe: str = "5m") -> int | None:
+    def latest_timestamp(
+        self, exchange: str, symbol: str, *, timeframe: str = "5m", price: str = "trade"
+    ) -> int | None:
         """Open time (epoch ms UTC) of the newest stored candle of the series, or None."""
-        return self._call(JsonCall.latest(exchange, symbol, timeframe))
+        return self._call(JsonCall.latest(exchange, symbol, timeframe, price))
 
     def list_exchanges(self) -> list[str]:
         """Exchange ids the service has a plugin for."""

@@ -41,7 +41,7 @@ def base_url(simulator: ExchangeSimulator, storage_settings: dict[str, Any]) -> 
 
 @pytest.fixture
 def http(base_url: str) -> Iterator[httpx.Client]:
-    """An HTTP client of the service at ``base_url``, with its API key."""
+    """An HTTP client of the service with its API key."""
     with httpx.Client(
         base_url=base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
     ) as client:

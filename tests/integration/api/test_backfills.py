@@ -291,7 +291,9 @@ def test_a_window_whose_retries_are_spent_is_reported_not_dropped(
     assert final["state"] == "completed_with_failures", final
     assert final["windows_failed"] == final["windows_total"] == 1
     failure = final["failures"][0]
-    assert failure["series"] == {"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "5m"}
+    assert failure["series"] == {
+        "exchange": "binance", "symbol": "BTC/USDT", "price": "trade", "timeframe": "5m"
+    }  # fmt: skip
     assert "poison" in failure["error"]
 
 

@@ -160,3 +160,15 @@ def test_a_timeframe_that_is_neither_served_nor_derivable_is_a_400(
     assert says in error["message"]
     assert "served natively: 1m, " in error["message"]
     assert "calendar months" in error["message"]
+
+
+def test_a_price_type_series_is_derived_from_its_own_base(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    perpetual = "BTC/USDT:USDT"
+    query = {"exchange": "binance", "symbol": perpetual, "price": "mark", "timeframe": "2d"}
+    candles, pages = follow(http, **query, start=START, end=END, limit=5)
+    truth = simulator.truth("binance", perpetual, "1d", START, END + 2 * DAY, price="mark")
+    two_days = aggregated(truth, lambda t: t - t % (2 * DAY), lambda b: START <= b < END)
+    assert_same_candles(candles, two_days)
+    assert {(page["price"], page["derived_from"]) for page in pages} == {("mark", "1d")}

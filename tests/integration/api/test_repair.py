@@ -16,7 +16,7 @@ from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.manager import create_storage_manager
 from tests.exchange_simulator import ExchangeSimulator
 from tests.fixtures.http_server import serve_app
-from tests.fixtures.service import KEY, service_settings
+from tests.fixtures.service import service_settings
 from tests.integration.api.test_http_end_to_end import LISTED, M5, follow
 
 ADMIN_KEY = "admin-key"
@@ -41,12 +41,6 @@ def base_url(settings: Settings) -> Iterator[str]:
 def client(base_url: str, key: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
     return httpx.Client(base_url=base_url, headers=headers, timeout=60)
-
-
-@pytest.fixture
-def http(base_url: str) -> Iterator[httpx.Client]:
-    with client(base_url, KEY) as reader:
-        yield reader
 
 
 @pytest.fixture
@@ -89,6 +83,7 @@ def test_refresh_replaces_wrong_stored_candles_with_the_exchanges(
     assert response.status_code == 200, response.text
     assert response.json() == {
         **SERIES,
+        "price": "trade",
         "timeframe": "5m",
         "start": START,
         "end": END,

@@ -5,7 +5,6 @@ exchange's own error format, and counts what it is asked."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import ccxt.async_support as ccxt
@@ -14,6 +13,7 @@ import pytest
 from cbtrade.models import Candle
 from cbtrade.timeframes import timeframe_to_ms
 from tests.exchange_simulator import ExchangeSimulator, SimulatedMarket, point_ccxt_at
+from tests.integration.exchange_simulator.conftest import Connect
 
 M5 = 300_000
 H1 = 3_600_000
@@ -22,30 +22,12 @@ LISTED = 1_704_067_200_000  # 2024-01-01, the default listing
 EXCHANGES = ["cryptocom", "binance", "kraken", "coinbase"]
 SYMBOL = {"cryptocom": "BTC/USD", "binance": "BTC/USDT", "kraken": "BTC/USD", "coinbase": "BTC/USD"}
 MARKETS = {
-    "cryptocom": ["BTC/USD", "ETH/USD"],
-    "binance": ["BTC/USDT", "ETH/USDT"],
+    "cryptocom": ["BTC/USD", "BTC/USD:USD", "ETH/USD"],
+    "binance": ["BTC/USDT", "BTC/USDT:USDT", "BTC/USDT:USDT-240329", "ETH/USDT", "ETH/USDT:USDT"],
     "kraken": ["BTC/USD"],
     "coinbase": ["BTC/USD", "ETH/USD"],
 }
-
-Connect = Callable[..., Any]
-
-
-@pytest.fixture
-async def connect(simulator: ExchangeSimulator) -> AsyncIterator[Connect]:
-    """A ccxt exchange object (default options) pointed at the simulator."""
-    opened: list[Any] = []
-
-    def make(exchange_id: str, **config: Any) -> Any:
-        exchange = getattr(ccxt, exchange_id)({"enableRateLimit": False, **config})
-        exchange.timeout_on_exit = 0  # close() otherwise sleeps 250 ms
-        point_ccxt_at(exchange, simulator.origin)
-        opened.append(exchange)
-        return exchange
-
-    yield make
-    for exchange in opened:
-        await exchange.close()
+SPOT = {exchange: [s for s in symbols if ":" not in s] for exchange, symbols in MARKETS.items()}
 
 
 def now_ms() -> int:
@@ -81,7 +63,7 @@ async def test_load_markets_lists_the_simulated_markets(
     exchange = connect(exchange_id)
     markets = await exchange.load_markets()
     assert sorted(markets) == MARKETS[exchange_id]
-    assert all(markets[s]["spot"] for s in markets)
+    assert all(markets[s]["spot"] == (s in SPOT[exchange_id]) for s in markets)
     assert simulator.market_requests(exchange_id) >= 1
     assert simulator.candle_requests(exchange_id) == 0
 
@@ -95,11 +77,11 @@ async def test_set_markets_replaces_the_listing(
     assert sorted(await connect("binance").load_markets()) == MARKETS["binance"]
 
 
-async def test_binance_spot_only_option_loads_the_same_markets(
+async def test_binance_spot_only_option_loads_the_spot_markets(
     simulator: ExchangeSimulator, connect: Connect
 ) -> None:
     exchange = connect("binance", options={"fetchMarkets": {"types": ["spot"]}})
-    assert sorted(await exchange.load_markets()) == MARKETS["binance"]
+    assert sorted(await exchange.load_markets()) == SPOT["binance"]
     assert simulator.market_requests("binance") == 1  # spot exchangeInfo alone
 
 

@@ -28,7 +28,8 @@ def test_json_carries_the_token_in_the_body() -> None:
     response = encode_page(PAGE, next_link=LINK, page_format="json")
     body = orjson.loads(response.body)
     assert list(body) == [
-        "exchange", "symbol", "timeframe", "candles", "continuation_token", "next_link",
+        "exchange", "symbol", "price", "timeframe", "candles", "continuation_token",
+        "next_link",
     ]  # fmt: skip
     assert body["candles"][1] == {
         "timestamp": 300_000, "open": 1.75, "high": 3.0, "low": 1.0, "close": 2.5, "volume": 0.125,

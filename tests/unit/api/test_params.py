@@ -11,6 +11,7 @@ from cbtrade.api.params import (
     page_query,
     parse_timestamp,
     query_parameters,
+    series_of,
 )
 from cbtrade.derived_timeframes import TIMEFRAME_PATTERN
 from cbtrade.errors import InvalidInputError
@@ -132,6 +133,17 @@ def test_missing_time_is_none() -> None:
 )
 def test_symbol_aliases(given: str | None, expected: str | None) -> None:
     assert normalize_symbol(given) == expected
+
+
+@pytest.mark.parametrize("given", ["BTC/USDT:USDT@mark", "BTC-USD@index", "@"])
+def test_a_symbol_naming_a_price_type_is_refused(given: str) -> None:
+    with pytest.raises(InvalidInputError, match="price="):
+        normalize_symbol(given)
+
+
+def test_a_series_is_the_symbol_alias_and_the_price() -> None:
+    assert series_of("BTC-USD", "trade") == "BTC/USD"
+    assert series_of("BTC/USDT:USDT", "mark") == "BTC/USDT:USDT@mark"
 
 
 def test_a_page_query_is_read_in_one_pass() -> None:

@@ -104,6 +104,8 @@ def test_series_bounds_key_sits_beside_the_data_objects_and_is_not_one() -> None
         ("1000SHIB/USD", "1000SHIB-USD"),
         ("BTC/USD:BTC-240329", "BTC-USD%3ABTC%2D240329"),
         ("x.y_z/w", "x.y_z-w"),
+        ("BTC/USDT:USDT@mark", "BTC-USDT%3AUSDT@mark"),
+        ("BTC/USD:BTC-240329@premium_index", "BTC-USD%3ABTC%2D240329@premium_index"),
     ],
 )
 def test_symbol_encoding_round_trips(symbol: str, encoded: str) -> None:
@@ -127,6 +129,11 @@ BAD_SYMBOLS = [
     ("BTC#/USD", "outside"),
     ("BTC/USD€", "outside"),
     ("BTC?x", "outside"),
+    ("BTC@X/USD", "does not name a price type"),
+    ("BTC/USD@trade", "does not name a price type"),
+    ("BTC/USD@last", "does not name a price type"),
+    ("@mark", "does not name a price type"),
+    ("BTC /USD@mark", "whitespace"),
 ]
 
 
@@ -141,8 +148,12 @@ def test_a_64_character_symbol_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "encoded", ["", "BTC/USD", "BTC%3aUSD", "BTC%41", "BTC%2", "BTC%2E%2E", "%2EBTC", "BTC USD"]
-)
+    "encoded",
+    [
+        "", "BTC/USD", "BTC%3aUSD", "BTC%41", "BTC%2", "BTC%2E%2E", "%2EBTC", "BTC USD",
+        "BTC-USD@trade", "BTC-USD@last", "BTC-USD@mark@mark", "BTC%40USD", "@mark",
+    ],
+)  # fmt: skip
 def test_decode_rejects_what_encode_would_not_produce(encoded: str) -> None:
     with pytest.raises(InvalidPathComponentError):
         paths.decode_symbol(encoded)
@@ -219,3 +230,12 @@ def test_objects_spanning_crosses_year_month_and_day_boundaries() -> None:
 @pytest.mark.parametrize(("start", "end"), [(100, 100), (200, 100), (-10, 0)])
 def test_objects_spanning_an_empty_range_is_empty(start: int, end: int) -> None:
     assert paths.objects_spanning("cryptocom", "BTC/USD", "5m", start, end) == []
+
+
+def test_price_types_of_a_symbol_are_separate_series() -> None:
+    trade = paths.get_series_prefix("binance", "BTC/USDT:USDT", "5m")
+    mark = paths.get_series_prefix("binance", "BTC/USDT:USDT@mark", "5m")
+    assert trade == "raw_data/binance/BTC-USDT%3AUSDT/5m/"
+    assert mark == "raw_data/binance/BTC-USDT%3AUSDT@mark/5m/"
+    key = paths.get_raw_data_path("binance", "BTC/USDT:USDT@mark", "5m", 0)
+    assert paths.parse_path(key).coin_symbol == "BTC/USDT:USDT@mark"

@@ -18,6 +18,7 @@ from cbtrade.errors import (
     InvalidInputError,
     InvalidTimeframeError,
     UnknownSymbolError,
+    UnsupportedPriceTypeError,
 )
 from cbtrade.exchange_source.plugins.ccxt_exchange import (
     PROFILES,
@@ -325,3 +326,88 @@ def test_a_successful_answer_that_is_not_a_json_object_or_array_is_refused(body:
     hook = _json_answers_only(Exchange(), envelope_by_status=False)
     with pytest.raises(ccxt_async.ExchangeNotAvailable, match="not a JSON answer"):
         hook(200, "OK", "https://x/y", "GET", {}, body, None, {}, None)
+
+
+class FakeContractExchange(FakeCcxtExchange):
+    """A fake with spot markets first and contracts once its market types ask for them,
+    like ccxt's binance with ``fetchMarkets.types``."""
+
+    EXPIRY = T0 + 100 * M5 + 60_000  # inside the candle of T0 + 100 * M5
+
+    def __init__(self, *, has: dict[str, bool] | None = None) -> None:
+        super().__init__()
+        self.options: dict[str, Any] = {"fetchMarkets": {"types": ["spot"]}}
+        self.has = has or {"fetchMarkOHLCV": True, "fetchIndexOHLCV": True}
+        self.loads: list[tuple[list[str], bool]] = []
+
+    async def load_markets(self, reload: bool = False) -> dict[str, Any]:
+        types = list(self.options["fetchMarkets"]["types"])
+        self.loads.append((types, reload))
+        self.markets = {"BTC/USD": {"symbol": "BTC/USD", "contract": False}}
+        if "linear" in types:
+            self.markets["BTC/USD:USD"] = {"symbol": "BTC/USD:USD", "contract": True}
+            self.markets["BTC/USD:USD-240101"] = {
+                "symbol": "BTC/USD:USD-240101",
+                "contract": True,
+                "expiry": self.EXPIRY,
+            }
+        return self.markets
+
+
+async def test_contracts_load_once_when_a_request_first_names_one() -> None:
+    fake = FakeContractExchange()
+    client = client_for("binance", fake)
+    assert await client.check_coin_availability("BTC/USD")
+    assert fake.loads == [(["spot"], False)]
+    assert await client.check_coin_availability("BTC/USD:USD@mark")
+    assert await client.check_coin_availability("BTC/USD:USD")
+    assert not await client.check_coin_availability("ETH/USD:USD")
+    assert fake.loads == [(["spot"], False), (["spot", "linear", "inverse"], True)]
+    assert PROFILES["binance"].options["fetchMarkets"] == {"types": ["spot"]}
+
+
+async def test_a_contract_named_first_loads_every_type_in_one_load() -> None:
+    fake = FakeContractExchange()
+    client = client_for("binance", fake)
+    assert await client.check_coin_trading("BTC/USD:USD")
+    assert fake.loads == [(["spot", "linear", "inverse"], False)]
+
+
+async def test_price_types_pass_ccxts_price_option_for_the_market() -> None:
+    fake = FakeContractExchange()
+    client = client_for("binance", fake)
+    candles = await client.fetch_historical_data("BTC/USD:USD@index", "5m", T0, T0 + 2 * M5)
+    assert len(candles) == 2
+    assert [(call[0], call[4]) for call in fake.calls] == [
+        ("BTC/USD:USD", {"until": T0 + 2 * M5 - 1, "price": "index"})
+    ]
+
+
+@pytest.mark.parametrize(
+    ("symbol", "message"),
+    [
+        ("BTC/USD@mark", "BTC/USD is a spot market: only its trade candles exist"),
+        ("BTC/USD:USD@premium_index", "its price types are trade, mark, index"),
+    ],
+)
+async def test_price_types_a_market_lacks_are_refused_without_a_call(
+    symbol: str, message: str
+) -> None:
+    fake = FakeContractExchange()
+    with pytest.raises(UnsupportedPriceTypeError, match=message):
+        await client_for("binance", fake).fetch_historical_data(symbol, "5m", T0, T0 + M5)
+    assert fake.calls == []
+
+
+async def test_an_expired_future_is_asked_nothing_after_its_expiry() -> None:
+    fake = FakeContractExchange()
+    client = client_for("binance", fake)
+    future = "BTC/USD:USD-240101"
+    after = await client.fetch_historical_data(future, "5m", T0 + 200 * M5, T0 + 300 * M5)
+    assert after == []
+    assert fake.calls == []
+    candles = await client.fetch_historical_data(future, "5m", T0 + 50 * M5, T0 + 300 * M5)
+    assert [c.timestamp for c in candles] == list(range(T0 + 50 * M5, T0 + 101 * M5, M5))
+    assert [call[4] for call in fake.calls] == [{"until": T0 + 101 * M5 - 1}]
+    assert not await client.check_coin_trading(future)
+    assert await client.check_coin_trading("BTC/USD:USD")
