@@ -57,7 +57,7 @@ async def serve_klines(
             f"{c.volume:.8f}" if price == "trade" else "0",
             c.timestamp + step - 1,
             "0.0" if price == "trade" else "0",
-            1 if price == "trade" else 0,
+            1 if price == "trade" else step // 1000,  # trades, or seconds of price data
             "0.0" if price == "trade" else "0",
             "0.0" if price == "trade" else "0",
             "0",

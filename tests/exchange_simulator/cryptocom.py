@@ -108,9 +108,9 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
             return fault(status, method)
         query = request.query
         name = query.get("instrument_name", "")
-        symbol = {market_id(s): s for s in state.exchanges[EXCHANGE].markets}.get(name)
-        kind = query.get("valuation_type")
-        if symbol is None or kind not in VALUATIONS:
+        kind = query.get("valuation_type", "")
+        symbol = valued_instruments(state, kind).get(name)
+        if symbol is None:
             return invalid_request(method)
         count = min(int(query.get("count", 25)), 300)
         first = int(query.get("start_ts", 0))
@@ -128,6 +128,18 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
     app.router.add_get(f"{BASE}/get-instruments", instruments)
     app.router.add_get(f"{BASE}/get-candlestick", candlestick)
     app.router.add_get(f"{BASE}/get-valuations", valuations)
+
+
+def valued_instruments(state: SimulatorState, valuation_type: str) -> dict[str, str]:
+    """The instrument names get-valuations takes for ``valuation_type`` -> symbols: funding
+    and mark prices are a perpetual's; an index price is also asked of ``BTCUSD-INDEX``."""
+    markets = [m for m in state.exchanges[EXCHANGE].markets.values() if m.kind == "swap"]
+    if valuation_type not in VALUATIONS:
+        return {}
+    names = {market_id(m.symbol): m.symbol for m in markets}
+    if valuation_type == "index_price":
+        names |= {f"{m.pair.replace('/', '')}-INDEX": m.symbol for m in markets}
+    return names
 
 
 def instrument(market: SimulatedMarket) -> dict[str, object]:

@@ -138,7 +138,14 @@ def wait_for(
 
 
 def stored_candles(
-    http: httpx.Client, exchange: str, symbol: str, timeframe: str, start: int, end: int
+    http: httpx.Client,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    start: int,
+    end: int,
+    *,
+    price: str = "trade",
 ) -> list[Candle]:
     """The range as the service serves it, every page."""
     candles: list[Candle] = []
@@ -148,6 +155,7 @@ def stored_candles(
             "exchange": exchange,
             "symbol": symbol,
             "timeframe": timeframe,
+            "price": price,
             "start": start,
             "end": end,
             "limit": 100_000,
@@ -214,6 +222,28 @@ def test_a_backfill_completes_exactly_with_progress_and_survives_a_killed_worker
         assert simulator.candle_requests("cryptocom") == calls  # re-reads cost no call
         # Each window is whole calls; a window redone after the kill may cost its calls again.
         assert calls <= 20 * calls_per_series + 2 * 8
+
+
+def test_a_backfill_of_a_perpetuals_mark_price_fills_its_own_series(
+    serve: Serve, simulator: ExchangeSimulator
+) -> None:
+    start, end = LISTED_2024 + 10 * DAY, LISTED_2024 + 70 * DAY
+    series = {"exchange": "binance", "symbol": "BTC/USDT:USDT", "timeframe": "1h"}
+    with serve(work_queue_local_host=True) as http:
+        created = http.post(
+            "/api/v1/backfills",
+            json={"series": [{**series, "price": "mark"}], "start": start, "end": end},
+        )
+        assert created.status_code == 202, created.text
+        final = wait_for(http, created.json()["id"], lambda p: p["state"] != "running")
+        assert final["state"] == "completed", final
+        calls = simulator.candle_requests("binance")
+        truth = simulator.truth("binance", "BTC/USDT:USDT", "1h", start, end, price="mark")
+        mark = stored_candles(http, *series.values(), start, end, price="mark")
+        assert mark == truth
+        assert final["candles_stored"] == len(truth)
+        assert simulator.candle_requests("binance") == calls  # stored: read for free
+        assert simulator.truth("binance", "BTC/USDT:USDT", "1h", start, end) != truth
 
 
 def test_since_listing_finds_each_listing_and_fills_from_it(

@@ -93,6 +93,11 @@ def test_spec_declares_the_real_constraints(base_url: str) -> None:
     assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, PAGE_MAX_LIMIT)
     assert f"1 to {PAGE_MAX_LIMIT}" in ohlcv["limit"]["description"]
     assert ohlcv["format"]["schema"]["enum"] == ["json", "csv", "arrow"]
+    for path in ("/api/v1/ohlcv", "/api/v1/ohlcv/latest"):
+        price = _parameters(spec, path)["price"]
+        assert price["schema"]["enum"] == ["trade", "mark", "index", "premium_index"]
+        assert price["schema"]["default"] == "trade"
+    assert "@" in ohlcv["symbol"]["schema"]["pattern"]  # refused: a price is asked with price=
     assert ohlcv["exchange"]["schema"]["pattern"] == "^[a-z0-9]{1,32}$"
     assert "required unless continuation_token" in ohlcv["start"]["description"]
     time_forms = ohlcv["start"]["schema"]["anyOf"]

@@ -149,6 +149,7 @@ async def test_binance_futures_klines_cap_at_1500_and_until_is_inclusive(
     )
     assert len(rows) == 1500
     assert rows[0][5] == "0"  # Binance sends no volume for a mark price candle
+    assert rows[0][8] == 60  # but the seconds of price data it is made of
     until = LISTED + 20 * H1
     rows = await exchange.fetch_ohlcv(PERP, "1h", LISTED + 10 * H1, None, {"until": until})
     assert rows[-1][0] == until
@@ -305,9 +306,15 @@ async def test_cryptocom_valuations_wire_format(
         assert [(d["t"], float(d["v"])) for d in reply["result"]["data"]] == [
             (c.timestamp, c.open) for c in minutes[:4][::-1]
         ]
-    with pytest.raises(ccxt.BadRequest):
-        await exchange.v1PublicGetPublicGetValuations(
-            params | {"instrument_name": "DOGEUSD-PERP", "valuation_type": "funding_hist"}
-        )
-    assert simulator.funding_requests("cryptocom") == 5
+    index = params | {"instrument_name": "BTCUSD-INDEX", "valuation_type": "index_price"}
+    by_index_name = await exchange.v1PublicGetPublicGetValuations(index)
+    assert by_index_name["result"]["data"] == reply["result"]["data"]
+    for wrong in (
+        {"instrument_name": "DOGEUSD-PERP", "valuation_type": "funding_hist"},
+        {"instrument_name": "BTC_USD", "valuation_type": "funding_hist"},  # spot pays none
+        {"valuation_type": "no_such_type"},
+    ):
+        with pytest.raises(ccxt.BadRequest):
+            await exchange.v1PublicGetPublicGetValuations(params | wrong)
+    assert simulator.funding_requests("cryptocom") == 8
     assert simulator.candle_requests("cryptocom") == 0
