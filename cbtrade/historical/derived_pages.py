@@ -46,7 +46,7 @@ async def read_derived_page(
         )
         # Past stretch_end (nothing opens before it) or short of it (the deadline): the
         # bucket holding ``reached`` is read from its start by the next step or page.
-        reached = min(buckets.floor(stretch.reached), horizon)
+        reached = buckets.floor(min(stretch.reached, horizon))
         whole = min(reached, stretch_end)
         part = aggregate(stretch.candles.between(position, whole), buckets)
         parts.append(part)
