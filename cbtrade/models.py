@@ -186,7 +186,7 @@ class BackfillSeriesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     exchange: Annotated[str, WithJsonSchema(EXCHANGE_SCHEMA)] = Field(max_length=32)
-    symbol: Annotated[str, WithJsonSchema(SYMBOL_SCHEMA)] = Field(max_length=64)
+    symbol: Annotated[str, WithJsonSchema(SYMBOL_SCHEMA)] = Field(min_length=1, max_length=64)
     price: Annotated[PriceType, WithJsonSchema(PRICE_SCHEMA)] = DEFAULT_PRICE
     timeframe: Annotated[str, WithJsonSchema(TIMEFRAME_SCHEMA)] = Field(
         default=DEFAULT_TIMEFRAME, max_length=8
@@ -274,6 +274,40 @@ class CoinsOut(BaseModel):
 
     exchange: str
     coins: list[str]
+
+
+class SeriesCatalogEntryOut(SeriesOut):
+    """What is stored of one series: its first and last candle, how many, and its holes."""
+
+    first: int | None = Field(
+        description="open time of the first stored candle, epoch ms UTC; null if none"
+    )
+    first_time: str | None = Field(
+        description="the same as ISO-8601", examples=["2024-01-01T00:00:00Z"]
+    )
+    last: int | None = Field(description="open time of the last stored candle, epoch ms UTC")
+    last_time: str | None = Field(description="the same as ISO-8601")
+    candles: int = Field(description="stored candles")
+    not_covered: list[tuple[int, int]] = Field(
+        description=(
+            "ranges [start, end) (epoch ms) between the first and the last candle never "
+            "fetched: a read of them fetches them from the exchange"
+        ),
+        examples=[[[1704153600000, 1704240000000]]],
+    )
+    missing_candles: int = Field(
+        description=(
+            "fetched slots between the first and the last candle without a candle: intervals "
+            "in which the exchange had no trades (not an error)"
+        )
+    )
+
+
+class SeriesCatalogOut(BaseModel):
+    """What is stored for an exchange, series by series."""
+
+    exchange: str
+    series: list[SeriesCatalogEntryOut] = Field(description="by symbol, price and timeframe")
 
 
 class HealthOut(BaseModel):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from cbtrade.errors import InvalidInputError
+
 PriceType = Literal["trade", "mark", "index", "premium_index"]
 PRICE_TYPES: tuple[PriceType, ...] = get_args(PriceType)
 DEFAULT_PRICE: PriceType = "trade"
@@ -23,16 +25,17 @@ SEPARATOR = "@"
 def series_symbol(symbol: str, price: PriceType = DEFAULT_PRICE) -> str:
     """The series symbol of ``symbol``'s ``price`` candles: ``symbol`` itself for trades."""
     if price not in PRICE_TYPES:
-        raise ValueError(f"unknown price type {price!r}; known: {', '.join(PRICE_TYPES)}")
+        raise InvalidInputError(f"unknown price type {price!r}; known: {', '.join(PRICE_TYPES)}")
     return symbol if price == DEFAULT_PRICE else f"{symbol}{SEPARATOR}{price}"
 
 
 def split_series_symbol(value: str) -> tuple[str, PriceType]:
-    """The ccxt symbol and the price type a series symbol names; ValueError if the part
-    after ``@`` is not a price type other than ``trade`` (which is never spelled out)."""
+    """The ccxt symbol and the price type a series symbol names; InvalidInputError (a
+    ValueError) if either is missing or the part after ``@`` is not a price type other than
+    ``trade`` (which is never spelled out)."""
     symbol, separator, price = value.rpartition(SEPARATOR)
     if not separator:
         return value, DEFAULT_PRICE
     if price == DEFAULT_PRICE or price not in PRICE_TYPES or not symbol:
-        raise ValueError(f"{value!r} does not name a price type after {SEPARATOR!r}")
+        raise InvalidInputError(f"{value!r} does not name a price type after {SEPARATOR!r}")
     return symbol, price

@@ -48,7 +48,11 @@ _PAGE_HEADERS = {
         "private, no-cache otherwise",
         required=True,
     ),
-    "X-Series": _header("exchange:symbol:timeframe", required=True),
+    "X-Series": _header(
+        "exchange:symbol:timeframe; symbol@price for a price other than trade "
+        "(binance:BTC/USDT:USDT@mark:5m)",
+        required=True,
+    ),
     "X-Continuation-Token": _header("the next page's token; absent on the last page"),
     "Link": _header('<next page>; rel="next"; absent on the last page'),
     "X-Derived-From": _header(

@@ -226,4 +226,6 @@ def normalize_symbol(value: str | None) -> str | None:
 
 def series_of(symbol: str, price: PriceType) -> str:
     """The series symbol of a request's ``symbol`` (aliases allowed) and ``price``."""
+    if not symbol:
+        raise InvalidInputError("symbol is empty: send a ccxt unified symbol such as BTC/USD")
     return series_symbol(normalize_symbol(symbol) or symbol, price)

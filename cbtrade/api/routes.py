@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -29,6 +30,7 @@ from cbtrade.api.params import (
     PriceParam,
     SymbolParam,
     TimeframeParam,
+    normalize_symbol,
     page_query,
     parse_timestamp,
     series_of,
@@ -45,9 +47,11 @@ from cbtrade.models import (
     LatestOut,
     OhlcvPageOut,
     RepairOut,
+    SeriesCatalogOut,
 )
 from cbtrade.price_types import DEFAULT_PRICE, split_series_symbol
 from cbtrade.services import ServiceContainer
+from cbtrade.storage.interfaces import SeriesSummary
 from cbtrade.timeframes import DEFAULT_TIMEFRAME
 
 _HEALTH_TIMEOUT_SECONDS = 10.0
@@ -207,6 +211,43 @@ async def list_coins(
     """Symbols with candles stored for an exchange."""
     services.connector.get_client(exchange)
     return _json({"exchange": exchange, "coins": await services.storage.list_coins(exchange)})
+
+
+@v1_router.get("/series", response_model=SeriesCatalogOut, responses=errors(400, 404))
+async def list_series(
+    services: Services,
+    exchange: ExchangeParam[str],
+    symbol: SymbolParam[str | None] = None,
+) -> Response:
+    """What is stored for an exchange (or one symbol, all its price types): per series its
+    first and last candle, how many, the ranges between them never fetched and the quiet
+    slots. Reads the series' summaries and only the objects changed since they were made."""
+    services.connector.get_client(exchange)
+    found = await services.storage.list_series(exchange, normalize_symbol(symbol))
+    return _json({"exchange": exchange, "series": [_catalog_entry(one) for one in found]})
+
+
+def _catalog_entry(summary: SeriesSummary) -> dict[str, object]:
+    symbol, price = split_series_symbol(summary.coin_symbol)
+    return {
+        "exchange": summary.exchange_name,
+        "symbol": symbol,
+        "price": price,
+        "timeframe": summary.timeframe,
+        "first": summary.first,
+        "first_time": _iso(summary.first),
+        "last": summary.last,
+        "last_time": _iso(summary.last),
+        "candles": summary.candles,
+        "not_covered": [list(gap) for gap in summary.not_covered],
+        "missing_candles": summary.missing_candles,
+    }
+
+
+def _iso(timestamp: int | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @v1_router.post(

@@ -73,6 +73,25 @@ class SeriesBounds(NamedTuple):
         return merged
 
 
+class SeriesSummary(NamedTuple):
+    """What is stored of one series (one catalog entry)."""
+
+    exchange_name: str
+    coin_symbol: str
+    """The series symbol as stored (a price type's series carries its ``@price`` suffix)."""
+    timeframe: str
+    first: int | None
+    """Open time of the first stored candle, or None if the series holds none."""
+    last: int | None
+    """Open time of the last stored candle, or None."""
+    candles: int
+    """Stored candles."""
+    not_covered: list[TimeRange]
+    """Ranges between the first and the last candle never fetched, ascending."""
+    missing_candles: int
+    """Fetched slots between the first and the last candle that hold no candle."""
+
+
 class IRawDataStorage(ABC):
     """A backend that persists candles and coverage per series (exchange, symbol, timeframe)."""
 
@@ -181,6 +200,17 @@ class IRawDataStorage(ABC):
     @abstractmethod
     async def list_coins(self, exchange_name: str) -> list[str]:
         """Symbols (ccxt unified, e.g. ``BTC/USD``) with anything stored, sorted."""
+
+    @abstractmethod
+    async def list_series(
+        self, exchange_name: str, coin_symbol: str | None = None
+    ) -> list[SeriesSummary]:
+        """What is stored of each series of the exchange, sorted by symbol, price type and
+        timeframe; if ``coin_symbol`` is given, only its series (all the price types of a
+        ccxt symbol, or the one series a series symbol such as ``BTC/USDT:USDT@mark`` names).
+
+        Reads coverage, not candles, in the steady state (see :mod:`cbtrade.storage.catalog`).
+        """
 
     @abstractmethod
     async def check_coin_exists(

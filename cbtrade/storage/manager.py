@@ -14,6 +14,7 @@ from cbtrade.storage.interfaces import (
     IStorageManager,
     SeriesBounds,
     SeriesSlice,
+    SeriesSummary,
 )
 from cbtrade.storage.object_storage import SealingPolicy
 from cbtrade.storage.path_utility import MAX_TIMESTAMP, StoragePathUtility
@@ -239,6 +240,15 @@ class StorageManagerImpl(IStorageManager):
         """Symbols stored for the exchange, sorted."""
         self._paths.validate_exchange(exchange_name)
         return await self._storage.list_coins(exchange_name)
+
+    async def list_series(
+        self, exchange_name: str, coin_symbol: str | None = None
+    ) -> list[SeriesSummary]:
+        """What is stored of each series of the exchange (or of one symbol)."""
+        self._paths.validate_exchange(exchange_name)
+        if coin_symbol is not None:
+            self._paths.validate_symbol(coin_symbol)
+        return await self._storage.list_series(exchange_name, coin_symbol)
 
     async def check_coin_exists(
         self, exchange_name: str, coin_symbol: str, timeframe: str | None = None

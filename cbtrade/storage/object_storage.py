@@ -39,6 +39,11 @@ repair marker (``generation.json`` beside its objects) after the objects. Each i
 a series' marker at most every ``recheck_seconds`` when it reads the series, and
 drops the series' cached objects when the marker has changed, so a repair on one instance is
 served by every other within that bound.
+
+The series catalog (:meth:`~ObjectRawDataStorage.list_series`) reads coverage, not candles:
+one listing of the objects with their ETags, and each series' ``summary.json``, a cache of
+what each object held at an ETag (:mod:`cbtrade.storage.catalog`); only objects the summary
+does not vouch for are read. Saves never write it; the catalog does, best-effort.
 """
 
 from __future__ import annotations
@@ -64,17 +69,26 @@ from cbtrade.errors import (
     StorageError,
 )
 from cbtrade.models import Candle, TimeRange
-from cbtrade.price_types import split_series_symbol
-from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds, SeriesSlice
+from cbtrade.price_types import PRICE_TYPES, split_series_symbol
+from cbtrade.storage.catalog import (
+    ObjectSummary,
+    decode_summary,
+    encode_summary,
+    summarize_object,
+    summarize_series,
+)
+from cbtrade.storage.interfaces import IRawDataStorage, SeriesBounds, SeriesSlice, SeriesSummary
 from cbtrade.storage.path_utility import (
     DOCUMENT_SUFFIX,
     GENERATION_NAME,
     MAX_TIMESTAMP,
     OBJECT_SUFFIX,
+    SUMMARY_NAME,
     RawDataObject,
     StoragePathUtility,
 )
 from cbtrade.time_ranges import clip_ranges, merge_ranges
+from cbtrade.timeframes import timeframe_to_ms
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +105,12 @@ DECODED_CACHE_BYTES = 64 * 1024 * 1024
 # ETags validate its cached objects: on Azurite one listing of 12 objects costs about what 3
 # conditional GETs do (each a pass through the azure-core pipeline).
 LIST_FOLDER_AT = 3
+SUMMARY_ENTRIES_KEPT = 100_000
+"""Entries (one an object, ~0.3 kB) of the series summaries kept per storage instance,
+validated by the catalog's listing: on backends whose listings carry ETags a warm catalog
+request is then that one listing. 100,000 is 270 years of 1m series' day objects, or 8,000
+years of 5m series' months; least recently used summaries go first."""
+_SUMMARY_SUFFIX = "/" + SUMMARY_NAME
 _BACKOFF_BASE_SECONDS = 0.005
 _BACKOFF_CAP_SECONDS = 0.25
 _T = TypeVar("_T")
@@ -150,6 +170,9 @@ class ObjectRawDataStorage(IRawDataStorage):
         self._decoded_bytes = 0
         self._generations: dict[str, tuple[str | None, float]] = {}
         """Series prefix: the ETag of its repair marker when last read, and when (monotonic)."""
+        self._summaries: OrderedDict[str, tuple[str, dict[str, ObjectSummary]]] = OrderedDict()
+        """Series summary key: its ETag and entries when last read (see list_series)."""
+        self._summary_entries = 0
         self._epochs: dict[str, int] = {}
         """Series prefix: how often this instance has dropped the series' sealed objects."""
 
@@ -182,13 +205,20 @@ class ObjectRawDataStorage(IRawDataStorage):
         """Keys under ``prefix`` ending in ``suffix`` (data objects by default), at most
         ``limit``, in any order."""
 
-    async def _list_etags(self, prefix: str) -> dict[str, str | None]:
-        """The data objects under ``prefix``, each with its ETag if the listing tells it.
+    async def _list_etags(
+        self, prefix: str, *, suffixes: tuple[str, ...] = (OBJECT_SUFFIX,)
+    ) -> dict[str, str | None]:
+        """The objects under ``prefix`` ending in one of ``suffixes`` (data objects by
+        default), each with its ETag if the listing tells it.
 
         Backends whose listings carry no ETags keep this default: their objects are then
         validated by reading them.
         """
-        return dict.fromkeys(await self._list_keys(prefix))
+        if suffixes == (OBJECT_SUFFIX,):
+            return dict.fromkeys(await self._list_keys(prefix))
+        return dict.fromkeys(
+            k for k in await self._list_keys(prefix, suffix="") if k.endswith(suffixes)
+        )
 
     @abstractmethod
     async def _list_child_names(self, prefix: str) -> list[str]:
@@ -374,6 +404,69 @@ class ObjectRawDataStorage(IRawDataStorage):
                 logger.warning("ignoring unexpected folder %r in the raw data store", name)
         return sorted(symbols)
 
+    async def list_series(
+        self, exchange_name: str, coin_symbol: str | None = None
+    ) -> list[SeriesSummary]:
+        """The catalog: one listing under the exchange's (or the symbol's) prefix, each
+        series' summary, and a read of only the objects it does not vouch for; a changed
+        summary is written back best-effort (see :mod:`cbtrade.storage.catalog`)."""
+        if coin_symbol is None:
+            prefix = self._paths.get_exchange_prefix(exchange_name)
+        else:
+            # No "/" at the end: the symbol's price types' series ({symbol}@mark) share it.
+            prefix = self._paths.get_coin_base_path(exchange_name, coin_symbol)
+        by_series: dict[tuple[str, str], dict[str, str | None]] = {}
+        summary_etags: dict[str, str | None] = {}
+        listed = await self._list_etags(prefix, suffixes=(OBJECT_SUFFIX, _SUMMARY_SUFFIX))
+        for key, etag in listed.items():
+            if key.endswith(_SUMMARY_SUFFIX):
+                summary_etags[key] = etag
+                continue
+            try:
+                parsed = self._paths.parse_path(key)
+                symbol, _price = split_series_symbol(parsed.coin_symbol)
+            except ValueError:  # InvalidPathComponentError too
+                logger.warning("ignoring unexpected object %s in the raw data store", key)
+                continue
+            if coin_symbol in (None, symbol, parsed.coin_symbol):
+                by_series.setdefault((parsed.coin_symbol, parsed.timeframe), {})[key] = etag
+        series = sorted(by_series, key=_catalog_order)
+        summary_keys = [
+            self._paths.get_series_summary_key(exchange_name, symbol, timeframe)
+            for symbol, timeframe in series
+        ]
+        stored = await self._gather_bounded(
+            self._read_summary(key, summary_etags.get(key)) for key in summary_keys
+        )
+        known = [entries for _etag, entries in stored]
+        checks = [
+            (index, key[len(summary_key) - len(SUMMARY_NAME) :], key, etag)
+            for index, summary_key in enumerate(summary_keys)
+            for key, etag in by_series[series[index]].items()
+        ]
+        checked = await self._gather_bounded(
+            self._summarize_object(
+                key, known[index].get(name), etag, timeframe_to_ms(series[index][1])
+            )
+            for index, name, key, etag in checks
+        )
+        entries: list[dict[str, ObjectSummary]] = [{} for _ in series]
+        for (index, name, _key, _etag), summary in zip(checks, checked, strict=True):
+            if summary is not None:  # None: deleted since listed
+                entries[index][name] = summary
+        await self._gather_bounded(
+            self._save_summary(key, now, etag)
+            for key, (etag, before), now in zip(summary_keys, stored, entries, strict=True)
+            if now != before
+        )
+        return [
+            summarize_series(
+                exchange_name, symbol, timeframe, timeframe_to_ms(timeframe), now.values()
+            )
+            for (symbol, timeframe), now in zip(series, entries, strict=True)
+            if now
+        ]
+
     async def check_coin_exists(
         self, exchange_name: str, coin_symbol: str, timeframe: str | None = None
     ) -> bool:
@@ -487,6 +580,69 @@ class ObjectRawDataStorage(IRawDataStorage):
         while self._decoded_bytes > DECODED_CACHE_BYTES and len(self._decoded) > 1:
             self._forget(next(iter(self._decoded)))
         return table, covered
+
+    async def _summarize_object(
+        self, key: str, known: ObjectSummary | None, listed_etag: str | None, timeframe_ms: int
+    ) -> ObjectSummary | None:
+        """The summary of the object ``key``: ``known`` while the object has its ETag, else
+        made afresh (from the decoded cache if it holds the listed version); None if the
+        object is gone. Without a listed ETag the object is read to learn its ETag."""
+        if known is not None and listed_etag is not None and known.etag == listed_etag:
+            return known
+        cached = self._decoded.get(key)
+        if cached is not None and listed_etag is not None and cached.etag == listed_etag:
+            return summarize_object(cached.etag, cached.table, cached.covered, timeframe_ms)
+        found = await self._read_object_if_changed(key, None if known is None else known.etag)
+        if found is None:
+            return None
+        data, etag = found
+        if known is not None and known.etag == etag:
+            return known
+        if data is None:  # only a backend's bug could say "unchanged" for another ETag
+            raise StorageError(f"{key}: reported unchanged but not summarised")
+        table, covered = _decode(key, data)
+        return summarize_object(etag, table, covered, timeframe_ms)
+
+    async def _read_summary(
+        self, key: str, listed_etag: str | None
+    ) -> tuple[str | None, dict[str, ObjectSummary]]:
+        """A series' summary entries and the document's ETag (None if there is none): kept
+        from an earlier read while the listing shows its ETag, else read."""
+        kept = self._summaries.get(key)
+        if kept is not None and listed_etag is not None and kept[0] == listed_etag:
+            self._summaries.move_to_end(key)
+            return kept
+        self._forget_summary(key)
+        found = await self._read_object(key)
+        if found is None:
+            return None, {}
+        read = found[1], decode_summary(key, found[0])
+        if listed_etag is not None:  # else no listing could vouch for it: not kept
+            self._forget_summary(key)  # concurrent requests may have kept it meanwhile
+            self._summaries[key] = read
+            self._summary_entries += len(read[1])
+            while self._summary_entries > SUMMARY_ENTRIES_KEPT and len(self._summaries) > 1:
+                self._forget_summary(next(iter(self._summaries)))
+        return read
+
+    def _forget_summary(self, key: str) -> None:
+        """Drop a kept series summary, if it is kept."""
+        kept = self._summaries.pop(key, None)
+        if kept is not None:
+            self._summary_entries -= len(kept[1])
+
+    async def _save_summary(
+        self, key: str, entries: dict[str, ObjectSummary], etag: str | None
+    ) -> None:
+        """Write a series' summary if it is as read (``etag``); a lost race or a failed
+        write only leaves the work to the next catalog request."""
+        self._forget_summary(key)  # its new ETag is learnt by reading it
+        try:
+            await self._write_object(key, encode_summary(entries), etag=etag)
+        except PreconditionFailedError:
+            logger.debug("series summary %s changed since read; not overwritten", key)
+        except StorageError as exc:
+            logger.warning("series summary %s not saved (%s)", key, exc)
 
     def _forget(self, key: str) -> None:
         """Drop ``key`` from the decoded cache, if it is there."""
@@ -645,6 +801,12 @@ class ObjectRawDataStorage(IRawDataStorage):
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         return [task.result() for task in tasks]
+
+
+def _catalog_order(series: tuple[str, str]) -> tuple[str, int, int]:
+    """Series ``(series symbol, timeframe)`` by symbol, price type and timeframe."""
+    symbol, price = split_series_symbol(series[0])
+    return symbol, PRICE_TYPES.index(price), timeframe_to_ms(series[1])
 
 
 def _encode(table: CandleTable, covered: list[TimeRange]) -> bytes:

@@ -7,10 +7,12 @@ Layout (keys use ``/`` on every backend; LocalFileStorage maps them under its ro
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}/{mm}/{dd}.arrow  day objects
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/bounds.json             series bounds
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/generation.json         repair marker
+    raw_data/{exchange}/{encoded_symbol}/{timeframe}/summary.json            catalog summary
 
 Data objects are Arrow IPC streams (the format is in :mod:`cbtrade.storage.object_storage`)
 and are the only keys ending in ``.arrow``: listings of data objects keep to that suffix, so
-they never see the series bounds record (a small JSON object).
+they never see the series bounds record, the repair marker or the catalog summary (small
+JSON objects).
 
 Granularity: one object holds one UTC calendar period of one series, and the period is the
 coarsest of year, month or day whose candle count stays <= 10,000 (``MAX_CANDLES_PER_OBJECT``):
@@ -56,6 +58,8 @@ OBJECT_SUFFIX = ".arrow"
 BOUNDS_NAME = "bounds.json"
 GENERATION_NAME = "generation.json"
 """A series' repair marker, rewritten after every repair of it (see object_storage)."""
+SUMMARY_NAME = "summary.json"
+"""A series' catalog summary, a cache of what its objects hold (see cbtrade.storage.catalog)."""
 MAX_CANDLES_PER_OBJECT = 10_000
 MAX_SYMBOL_LENGTH = 64
 DAY_MS = 86_400_000
@@ -216,6 +220,10 @@ class StoragePathUtility:
     def get_series_bounds_key(self, exchange_name: str, coin_symbol: str, timeframe: str) -> str:
         """Key of the series bounds record: ``{series prefix}bounds.json``."""
         return self.get_series_prefix(exchange_name, coin_symbol, timeframe) + BOUNDS_NAME
+
+    def get_series_summary_key(self, exchange_name: str, coin_symbol: str, timeframe: str) -> str:
+        """Key of the series' catalog summary: ``{series prefix}summary.json``."""
+        return self.get_series_prefix(exchange_name, coin_symbol, timeframe) + SUMMARY_NAME
 
     def get_document_key(self, name: str) -> str:
         """Key of a service document (``backfills/<id>/job``): ``service/{name}.json``.

@@ -132,12 +132,14 @@ PROFILES: dict[str, ExchangeProfile] = {
         errors_without_envelope_by_status=True,
     ),
     # Spot markets first: one exchangeInfo call instead of three (spot, USD-M, COIN-M); the
-    # contracts' two when a request first names one.
+    # USD-M contracts' one when a request first names a contract. COIN-M (inverse) contracts
+    # are not loaded: Binance refuses their candle windows over 200 days, which the history
+    # edge search's wide probes would ask for.
     "binance": ExchangeProfile(
         ccxt_id="binance",
         max_per_call=1000,
         options={"fetchMarkets": {"types": ["spot"]}},
-        contract_market_types=("linear", "inverse"),
+        contract_market_types=("linear",),
     ),
     "kraken": ExchangeProfile(ccxt_id="kraken", max_per_call=720, history_depth=720),
     # Coinbase documents that a window of more candles than one call returns is rejected.
@@ -198,6 +200,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
         """The budget pacing the exchange object's requests, once it exists (or None)."""
         self._exchange: Any = None
         self._markets_lock = asyncio.Lock()
+        self._contracts_lock = asyncio.Lock()
         self._markets_loaded = False
         self._contracts_loaded = not self._profile.contract_market_types
         if calls_in_flight < 1:
@@ -437,23 +440,36 @@ class CCXTExchangeClient(IExchangeAPIClient):
         return rows
 
     async def _loaded_exchange(self, symbol: str | None = None) -> Any:
-        """The exchange with its markets loaded: those of a contract too if ``symbol`` (a
-        ccxt symbol) names one."""
+        """The exchange with its markets loaded: its contracts' too if ``symbol`` (a ccxt
+        symbol) names one."""
         async with self._markets_lock:
             exchange = self._exchange or self._create_exchange()
-            add_contracts = symbol is not None and ":" in symbol and not self._contracts_loaded
-            if add_contracts:
-                loading = exchange.options["fetchMarkets"]
-                types = [*loading["types"], *self._profile.contract_market_types]
-                exchange.options["fetchMarkets"] = {**loading, "types": list(dict.fromkeys(types))}
-            if self._markets_loaded and not add_contracts:
-                return exchange
-            reload = (True,) if self._markets_loaded else ()
-            await self._call("load_markets", exchange.load_markets, *reload)
-            self._markets_loaded = True
-            self._contracts_loaded = self._contracts_loaded or add_contracts
-            _freeze_long_lived_objects()
-            return exchange
+            if not self._markets_loaded:
+                await self._call("load_markets", exchange.load_markets)
+                self._markets_loaded = True
+                _freeze_long_lived_objects()
+        if symbol is not None and ":" in symbol and not self._contracts_loaded:
+            await self._load_contracts(exchange)
+        return exchange
+
+    async def _load_contracts(self, exchange: Any) -> None:
+        """Add the profile's contract markets to the loaded ones, once. Requests for loaded
+        markets do not wait for it, and a failed load leaves the markets as they were (the
+        next request naming a contract tries again)."""
+        async with self._contracts_lock:
+            if self._contracts_loaded or exchange is not self._exchange:
+                return
+            loading = exchange.options["fetchMarkets"]
+            types = list(self._profile.contract_market_types)
+            exchange.options["fetchMarkets"] = {**loading, "types": types}
+            try:
+                contracts = await self._call(
+                    "fetch_markets " + ", ".join(types), exchange.fetch_markets
+                )
+            finally:
+                exchange.options["fetchMarkets"] = loading
+            exchange.set_markets([*exchange.markets.values(), *contracts])
+            self._contracts_loaded = True
 
     def _create_exchange(self) -> Any:
         ccxt_async = import_ccxt_async()

@@ -200,12 +200,14 @@ class AzureBlobStorage(ObjectRawDataStorage):
                 return []
         return keys
 
-    async def _list_etags(self, prefix: str) -> dict[str, str | None]:
+    async def _list_etags(
+        self, prefix: str, *, suffixes: tuple[str, ...] = (OBJECT_SUFFIX,)
+    ) -> dict[str, str | None]:
         etags: dict[str, str | None] = {}
         async with self._azure_errors(f"list {prefix}"):
             with suppress(ResourceNotFoundError):
                 async for blob in self._client.list_blobs(name_starts_with=prefix):
-                    if blob.name.endswith(OBJECT_SUFFIX):
+                    if blob.name.endswith(suffixes):
                         # A listing gives the ETag bare; a download, and so the cache, quoted.
                         etags[blob.name] = '"' + blob.etag.strip('"') + '"'
         return etags

@@ -8,7 +8,7 @@ tokens, so a read returns exactly the closed candles of ``[start, end)``; they r
 
 from cbtrade_client._async import AsyncCandleClient
 from cbtrade_client._base import ClientOptions
-from cbtrade_client._decode import Candle
+from cbtrade_client._decode import Candle, SeriesInfo
 from cbtrade_client._errors import (
     AuthenticationError,
     BadRequestError,
@@ -35,6 +35,7 @@ __all__ = [
     "ClientOptions",
     "NotFoundError",
     "RateLimitedError",
+    "SeriesInfo",
     "ServiceUnavailableError",
     "TimeArg",
     "__version__",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Self, TypeVar, Unpack
 import httpx
 
 from cbtrade_client._base import ATTEMPT_FAILED, ClientBase, ClientOptions, as_client_error, checked
-from cbtrade_client._decode import Candle, concat_tables, to_dataframe
+from cbtrade_client._decode import Candle, SeriesInfo, concat_tables, to_dataframe
 from cbtrade_client._errors import CbTradeClientError
 from cbtrade_client._requests import OHLCV_PATH, CandleQuery, JsonCall, PagedRead, Params
 
@@ -119,6 +119,11 @@ class AsyncCandleClient(ClientBase):
     async def list_coins(self, exchange: str) -> list[str]:
         """Symbols stored for ``exchange``."""
         return await self._call(JsonCall.coins(exchange))
+
+    async def list_series(self, exchange: str, symbol: str | None = None) -> list[SeriesInfo]:
+        """What is stored for ``exchange`` (or only ``symbol``, all its price types), series
+        by series: first and last candle, count, ranges never fetched, quiet slots."""
+        return await self._call(JsonCall.series(exchange, symbol))
 
     async def close(self) -> None:
         """Close the HTTP connections."""

@@ -46,6 +46,38 @@ class Candle(NamedTuple):
 _candle_values = itemgetter(*Candle._fields)
 
 
+class SeriesInfo(NamedTuple):
+    """What the service stores of one series (an entry of ``list_series``)."""
+
+    exchange: str
+    symbol: str
+    price: str
+    """Which price the candles follow: ``trade``, ``mark``, ``index`` or ``premium_index``."""
+    timeframe: str
+    first: int | None
+    """Open time (epoch ms UTC) of the first stored candle; None if the series holds none."""
+    last: int | None
+    """Open time (epoch ms UTC) of the last stored candle."""
+    candles: int
+    """Stored candles."""
+    not_covered: list[tuple[int, int]]
+    """Ranges ``[start, end)`` (epoch ms) between the first and last candle never fetched: a
+    read of them fetches them from the exchange."""
+    missing_candles: int
+    """Fetched slots between the first and last candle without a candle (no trades)."""
+
+
+def series_infos(entries: list[dict[str, Any]]) -> list[SeriesInfo]:
+    """The entries of a catalog answer as SeriesInfo records."""
+    return [
+        SeriesInfo(
+            **{name: entry[name] for name in SeriesInfo._fields if name != "not_covered"},
+            not_covered=[(start, end) for start, end in entry["not_covered"]],
+        )
+        for entry in entries
+    ]
+
+
 _OPTIONAL = {
     "get_table": ("arrow", ("pyarrow",)),
     "get_dataframe": ("pandas", ("pyarrow", "pandas")),

@@ -10,7 +10,15 @@ from urllib.parse import quote
 
 import httpx
 
-from cbtrade_client._decode import Candle, arrow_table, json_candles, loads, require
+from cbtrade_client._decode import (
+    Candle,
+    SeriesInfo,
+    arrow_table,
+    json_candles,
+    loads,
+    require,
+    series_infos,
+)
 from cbtrade_client._progress import Progress
 from cbtrade_client._times import TimeArg, to_epoch_ms
 
@@ -154,14 +162,17 @@ class PagedRead(Generic[_T]):
 @dataclass(frozen=True)
 class JsonCall(Generic[_T]):
     """A GET whose answer is one field of a JSON object: ``JsonCall.latest(...)``,
-    ``JsonCall.exchanges()``, ``JsonCall.coins(...)``."""
+    ``JsonCall.exchanges()``, ``JsonCall.coins(...)``, ``JsonCall.series(...)``."""
 
     path: str
     params: Params | None
     field: str
+    convert: Callable[[Any], _T] | None = None
+    """Makes the result of the field's value (else the value is the result)."""
 
     def result(self, response: httpx.Response) -> _T:
-        return cast(_T, loads(response.content)[self.field])
+        value = loads(response.content)[self.field]
+        return cast(_T, value) if self.convert is None else self.convert(value)
 
     @staticmethod
     def latest(exchange: str, symbol: str, timeframe: str, price: str) -> JsonCall[int | None]:
@@ -177,3 +188,10 @@ class JsonCall(Generic[_T]):
     @staticmethod
     def coins(exchange: str) -> JsonCall[list[str]]:
         return JsonCall(f"/api/v1/exchanges/{quote(exchange, safe='')}/coins", None, "coins")
+
+    @staticmethod
+    def series(exchange: str, symbol: str | None) -> JsonCall[list[SeriesInfo]]:
+        params: Params = {"exchange": exchange}
+        if symbol is not None:
+            params["symbol"] = symbol
+        return JsonCall("/api/v1/series", params, "series", series_infos)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Self, TypeVar, Unpack
 import httpx
 
 from cbtrade_client._base import ATTEMPT_FAILED, ClientBase, ClientOptions, as_client_error, checked
-from cbtrade_client._decode import Candle, concat_tables, to_dataframe
+from cbtrade_client._decode import Candle, SeriesInfo, concat_tables, to_dataframe
 from cbtrade_client._requests import OHLCV_PATH, CandleQuery, JsonCall, PagedRead, Params
 
 if TYPE_CHECKING:
@@ -120,6 +120,11 @@ class CandleClient(ClientBase):
     def list_coins(self, exchange: str) -> list[str]:
         """Symbols stored for ``exchange``."""
         return self._call(JsonCall.coins(exchange))
+
+    def list_series(self, exchange: str, symbol: str | None = None) -> list[SeriesInfo]:
+        """What is stored for ``exchange`` (or only ``symbol``, all its price types), series
+        by series: first and last candle, count, ranges never fetched, quiet slots."""
+        return self._call(JsonCall.series(exchange, symbol))
 
     def close(self) -> None:
         """Close the HTTP connections."""

@@ -97,7 +97,9 @@ def test_spec_declares_the_real_constraints(base_url: str) -> None:
         price = _parameters(spec, path)["price"]
         assert price["schema"]["enum"] == ["trade", "mark", "index", "premium_index"]
         assert price["schema"]["default"] == "trade"
-    assert "@" in ohlcv["symbol"]["schema"]["pattern"]  # refused: a price is asked with price=
+    symbol_pattern = re.compile(ohlcv["symbol"]["schema"]["pattern"])
+    assert symbol_pattern.match("BTC/USDT:USDT")
+    assert not symbol_pattern.match("BTC/USDT:USDT@mark")  # a price is asked with price=
     assert ohlcv["exchange"]["schema"]["pattern"] == "^[a-z0-9]{1,32}$"
     assert "required unless continuation_token" in ohlcv["start"]["description"]
     time_forms = ohlcv["start"]["schema"]["anyOf"]

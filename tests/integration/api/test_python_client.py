@@ -21,6 +21,7 @@ from cbtrade_client import (
     Candle,
     CandleClient,
     NotFoundError,
+    SeriesInfo,
     ServiceUnavailableError,
 )
 from tests.exchange_simulator import ExchangeSimulator
@@ -75,6 +76,24 @@ def test_every_form_of_time_reads_the_same_exact_range(
     assert len(expected) > 2 * 300  # three pages at least
 
 
+async def test_a_contracts_mark_price_is_read_with_price_in_both_clients(
+    base_url: str, simulator: ExchangeSimulator
+) -> None:
+    symbol = "BTC/USDT:USDT"
+    mark = [Candle(*c) for c in simulator.truth("binance", symbol, "5m", START, END, price="mark")]
+    with CandleClient(base_url, api_key=KEY) as client:
+        assert client.get_candles("binance", symbol, start=START, end=END, price="mark") == mark
+        latest = client.latest_timestamp("binance", symbol, price="mark")
+        assert latest is not None
+        assert latest >= mark[-1].timestamp
+        assert client.latest_timestamp("binance", symbol) is None  # trades: another series
+    async with AsyncCandleClient(base_url, api_key=KEY) as aclient:
+        table = await aclient.get_table("binance", symbol, start=START, end=END, price="mark")
+        assert table.column("close").to_pylist() == [c.close for c in mark]
+        with pytest.raises(BadRequestError, match="spot market"):
+            await aclient.get_candles("binance", "BTC/USDT", start=START, price="mark")
+
+
 async def test_async_client_reads_json_and_arrow_pages_alike(
     base_url: str, simulator: ExchangeSimulator
 ) -> None:
@@ -91,6 +110,33 @@ async def test_async_client_reads_json_and_arrow_pages_alike(
     assert frame["close"].tolist() == [c.close for c in expected]
     with CandleClient(base_url, api_key=KEY) as sync_client:
         assert sync_client.get_table("binance", "BTC/USDT", **range_).equals(table)
+
+
+async def test_list_series_gives_typed_records_sync_and_async(
+    base_url: str, simulator: ExchangeSimulator
+) -> None:
+    expected = truth(simulator, "cryptocom", "BTC/USD")
+    with CandleClient(base_url, api_key=KEY) as client:
+        assert client.list_series("cryptocom") == []
+        client.get_candles("cryptocom", "BTC/USD", start=START, end=END)
+        [info] = client.list_series("cryptocom", "BTC-USD")
+        with pytest.raises(NotFoundError):
+            client.list_series("nosuchexchange")
+    async with AsyncCandleClient(base_url, api_key=KEY) as aclient:
+        assert await aclient.list_series("cryptocom") == [info]
+    assert isinstance(info, SeriesInfo)
+    assert (info.exchange, info.symbol, info.price, info.timeframe) == (
+        "cryptocom",
+        "BTC/USD",
+        "trade",
+        "5m",
+    )
+    # The service stores whole exchange calls, so it may hold more than was asked for.
+    assert info.first == expected[0].timestamp
+    assert info.last is not None
+    assert info.last >= expected[-1].timestamp
+    assert info.candles >= len(expected)
+    assert info.not_covered == []
 
 
 def test_the_services_errors_are_typed(base_url: str) -> None:

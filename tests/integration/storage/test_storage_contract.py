@@ -57,42 +57,6 @@ def series(start: int, count: int, step: int = M5, *, price: float = 1.0) -> lis
     ]
 
 
-@pytest.fixture(params=["local", "azure"])
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[ObjectRawDataStorage]:
-    storage: ObjectRawDataStorage
-    if request.param == "local":
-        storage = LocalFileStorage(tmp_path / "data")
-    else:
-        azurite: AzuriteInstance = request.getfixturevalue("azurite")
-        storage = AzureBlobStorage(
-            container=request.getfixturevalue("azurite_container"),
-            connection_string=azurite.connection_string,
-            timeout_seconds=10,
-        )
-    yield storage
-    await storage.close()
-
-
-@pytest.fixture
-async def other_writer(
-    request: pytest.FixtureRequest, backend: ObjectRawDataStorage
-) -> AsyncIterator[ObjectRawDataStorage]:
-    """A second instance over the same store as ``backend`` (another process, in effect)."""
-    storage: ObjectRawDataStorage
-    if isinstance(backend, LocalFileStorage):
-        storage = LocalFileStorage(backend.root)
-    else:
-        assert isinstance(backend, AzureBlobStorage)
-        azurite: AzuriteInstance = request.getfixturevalue("azurite")
-        storage = AzureBlobStorage(
-            container=backend.container_name, connection_string=azurite.connection_string
-        )
-    yield storage
-    await storage.close()
-
-
 async def all_keys(storage: ObjectRawDataStorage) -> list[str]:
     return sorted(await storage._list_keys("raw_data/"))
 

@@ -144,6 +144,8 @@ def test_a_symbol_naming_a_price_type_is_refused(given: str) -> None:
 def test_a_series_is_the_symbol_alias_and_the_price() -> None:
     assert series_of("BTC-USD", "trade") == "BTC/USD"
     assert series_of("BTC/USDT:USDT", "mark") == "BTC/USDT:USDT@mark"
+    with pytest.raises(InvalidInputError, match="symbol is empty"):
+        series_of("", "mark")
 
 
 def test_a_page_query_is_read_in_one_pass() -> None:

@@ -163,6 +163,15 @@ async def test_list_coins_rejects_a_bad_exchange(
     backend.list_coins.assert_not_awaited()
 
 
+@pytest.mark.parametrize(("exchange", "symbol"), [("../x", None), ("cryptocom", "../x")])
+async def test_list_series_rejects_bad_names(
+    manager: StorageManagerImpl, backend: AsyncMock, exchange: str, symbol: str | None
+) -> None:
+    with pytest.raises(InvalidPathComponentError):
+        await manager.list_series(exchange, symbol)
+    backend.list_series.assert_not_awaited()
+
+
 @pytest.mark.parametrize(("start", "end"), [(float(T0), T0), (T0, None), (False, T0)])
 async def test_range_bounds_must_be_integers(
     manager: StorageManagerImpl, start: Any, end: Any
@@ -187,6 +196,9 @@ async def test_reads_and_queries_are_delegated(
     assert await manager.get_latest_timestamp("cryptocom", "BTC/USD", "5m") == T0
     backend.get_latest_timestamp.assert_awaited_once_with("cryptocom", "BTC/USD", "5m")
     assert await manager.list_coins("cryptocom") == ["BTC/USD"]
+    backend.list_series.return_value = []
+    assert await manager.list_series("cryptocom", "BTC/USD") == []
+    backend.list_series.assert_awaited_once_with("cryptocom", "BTC/USD")
     assert await manager.check_coin_exists("cryptocom", "BTC/USD") is True
     backend.check_coin_exists.assert_awaited_once_with("cryptocom", "BTC/USD", None)
     await manager.check_health()
@@ -330,6 +342,8 @@ async def test_with_a_real_local_backend(tmp_path: Path) -> None:
     ]
     assert await manager.get_latest_timestamp("cryptocom", "BTC/USD", "5m") == T0 + STEP
     assert await manager.list_coins("cryptocom") == ["BTC/USD"]
+    [series] = await manager.list_series("cryptocom", "BTC/USD")
+    assert (series.first, series.last, series.candles) == (T0, T0 + STEP, 2)
 
 
 def test_settings_choose_the_local_backend(tmp_path: Path) -> None:

@@ -329,8 +329,8 @@ def test_a_successful_answer_that_is_not_a_json_object_or_array_is_refused(body:
 
 
 class FakeContractExchange(FakeCcxtExchange):
-    """A fake with spot markets first and contracts once its market types ask for them,
-    like ccxt's binance with ``fetchMarkets.types``."""
+    """A fake whose markets are those of the types its options name, like ccxt's binance
+    with ``fetchMarkets.types``."""
 
     EXPIRY = T0 + 100 * M5 + 60_000  # inside the candle of T0 + 100 * M5
 
@@ -338,39 +338,80 @@ class FakeContractExchange(FakeCcxtExchange):
         super().__init__()
         self.options: dict[str, Any] = {"fetchMarkets": {"types": ["spot"]}}
         self.has = has or {"fetchMarkOHLCV": True, "fetchIndexOHLCV": True}
-        self.loads: list[tuple[list[str], bool]] = []
+        self.loads: list[list[str]] = []
+        self.markets = {}
+        self.fail_loads = 0
 
-    async def load_markets(self, reload: bool = False) -> dict[str, Any]:
+    async def fetch_markets(self) -> list[dict[str, Any]]:
         types = list(self.options["fetchMarkets"]["types"])
-        self.loads.append((types, reload))
-        self.markets = {"BTC/USD": {"symbol": "BTC/USD", "contract": False}}
+        self.loads.append(types)
+        if self.fail_loads:
+            self.fail_loads -= 1
+            raise ccxt_async.ExchangeError("futures API down")
+        markets = []
+        if "spot" in types:
+            markets.append({"symbol": "BTC/USD", "contract": False})
         if "linear" in types:
-            self.markets["BTC/USD:USD"] = {"symbol": "BTC/USD:USD", "contract": True}
-            self.markets["BTC/USD:USD-240101"] = {
-                "symbol": "BTC/USD:USD-240101",
-                "contract": True,
-                "expiry": self.EXPIRY,
-            }
+            markets.append({"symbol": "BTC/USD:USD", "contract": True})
+            markets.append(
+                {"symbol": "BTC/USD:USD-240101", "contract": True, "expiry": self.EXPIRY}
+            )
+        return markets
+
+    async def load_markets(self) -> dict[str, Any]:
+        self.set_markets(await self.fetch_markets())
         return self.markets
+
+    def set_markets(self, markets: list[dict[str, Any]]) -> None:
+        self.markets = {market["symbol"]: market for market in markets}
 
 
 async def test_contracts_load_once_when_a_request_first_names_one() -> None:
     fake = FakeContractExchange()
     client = client_for("binance", fake)
     assert await client.check_coin_availability("BTC/USD")
-    assert fake.loads == [(["spot"], False)]
+    assert fake.loads == [["spot"]]
     assert await client.check_coin_availability("BTC/USD:USD@mark")
     assert await client.check_coin_availability("BTC/USD:USD")
+    assert await client.check_coin_availability("BTC/USD")
     assert not await client.check_coin_availability("ETH/USD:USD")
-    assert fake.loads == [(["spot"], False), (["spot", "linear", "inverse"], True)]
+    assert fake.loads == [["spot"], ["linear"]]
+    assert fake.options["fetchMarkets"] == {"types": ["spot"]}
     assert PROFILES["binance"].options["fetchMarkets"] == {"types": ["spot"]}
 
 
-async def test_a_contract_named_first_loads_every_type_in_one_load() -> None:
+async def test_a_failed_contract_load_leaves_spot_markets_served_and_is_tried_again() -> None:
+    fake = FakeContractExchange()
+    fake.fail_loads = 0
+    client = client_for("binance", fake, retry_attempts=1)
+    assert await client.check_coin_availability("BTC/USD")
+    fake.fail_loads = 1
+    with pytest.raises(ExchangeError, match="futures API down"):
+        await client.check_coin_availability("BTC/USD:USD")
+    assert fake.options["fetchMarkets"] == {"types": ["spot"]}
+    assert await client.check_coin_trading("BTC/USD")
+    assert await client.check_coin_trading("BTC/USD:USD")
+    assert fake.loads == [["spot"], ["linear"], ["linear"]]
+
+
+async def test_requests_for_loaded_markets_do_not_wait_for_a_contract_load() -> None:
     fake = FakeContractExchange()
     client = client_for("binance", fake)
-    assert await client.check_coin_trading("BTC/USD:USD")
-    assert fake.loads == [(["spot", "linear", "inverse"], False)]
+    assert await client.check_coin_availability("BTC/USD")
+    release = asyncio.Event()
+    fetch_markets = fake.fetch_markets
+
+    async def slow_fetch_markets() -> list[dict[str, Any]]:
+        await release.wait()
+        return await fetch_markets()
+
+    fake.fetch_markets = slow_fetch_markets  # type: ignore[method-assign]
+    contract = asyncio.ensure_future(client.check_coin_availability("BTC/USD:USD"))
+    await asyncio.sleep(0)
+    assert not contract.done()
+    assert await client.check_coin_trading("BTC/USD")  # not behind the contract load
+    release.set()
+    assert await contract
 
 
 async def test_price_types_pass_ccxts_price_option_for_the_market() -> None:
