@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from cbtrade.derived_timeframes import DERIVABLE_TEXT, TIMEFRAME_PATTERN
 from cbtrade.price_types import DEFAULT_PRICE, PRICE_TYPES, PriceType
 from cbtrade.timeframes import DEFAULT_TIMEFRAME, TIMEFRAME_MS
 
@@ -90,6 +91,18 @@ TIMEFRAME_SCHEMA: dict[str, Any] = {
         "naming those it does"
     ),
 }
+PAGE_TIMEFRAME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": TIMEFRAME_PATTERN,
+    "maxLength": 5,
+    "default": DEFAULT_TIMEFRAME,
+    "description": (
+        f"candle length: one the exchange offers ({', '.join(TIMEFRAME_MS)}, those it offers), "
+        f"fetched natively; or one derived from those: {DERIVABLE_TEXT}. A derived page names "
+        "its base in derived_from and X-Derived-From. Another is a 400 naming what is offered"
+    ),
+    "examples": [DEFAULT_TIMEFRAME, "8h", "1w", "1M"],
+}
 TIME_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {
@@ -153,6 +166,11 @@ class OhlcvPageOut(SeriesOut):
         description="pass to get the next page; null on the last page"
     )
     next_link: str | None = Field(description="relative URL of the next page; null on the last")
+    derived_from: str | None = Field(
+        default=None,
+        description="the base timeframe a derived timeframe's candles were aggregated from; "
+        "absent when the exchange offers the timeframe",
+    )
 
 
 class FundingRateOut(BaseModel):

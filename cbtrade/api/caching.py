@@ -24,7 +24,15 @@ from starlette.responses import Response
 
 from cbtrade.api.encoding import EncodedBody
 
-_CARRIED_ON_304 = ("etag", "cache-control", "vary", "link", "x-continuation-token", "x-series")
+_CARRIED_ON_304 = (
+    "etag",
+    "cache-control",
+    "vary",
+    "link",
+    "x-continuation-token",
+    "x-series",
+    "x-derived-from",
+)
 DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
 
 

@@ -2,7 +2,8 @@
 
 Every format carries the continuation token in an ``X-Continuation-Token`` header and the next
 page in a ``Link: <...>; rel="next"`` header (so a client can ask for the next page before it
-reads the body); JSON carries both in its body too.
+reads the body); JSON carries both in its body too. A page of a derived timeframe names its
+base in an ``X-Derived-From`` header, and JSON in ``derived_from``.
 
 Pages are encoded from the candle columns without a Python object per candle: orjson formats
 each column's numbers at once (the shortest text that round-trips; a whole float keeps its
@@ -155,6 +156,8 @@ def encode_page(
     headers = _page_headers(
         f"{page.exchange}:{page.symbol}:{page.timeframe}", page.continuation_token, next_link
     )
+    if page.derived_from is not None:
+        headers["x-derived-from"] = page.derived_from
     if page_format == "arrow":
         body = _arrow(page.candles.arrow)
         return EncodedBody(
@@ -162,18 +165,19 @@ def encode_page(
         )
     if page_format == "json":
         symbol, price = split_series_symbol(page.symbol)
-        head, tail = _json_envelope(
-            {
-                "exchange": page.exchange,
-                "symbol": symbol,
-                "price": price,
-                "timeframe": page.timeframe,
-                "candles": [],
-                "continuation_token": page.continuation_token,
-                "next_link": next_link,
-            },
-            "candles",
-        )
+        fields: dict[str, Any] = {
+            "exchange": page.exchange,
+            "symbol": symbol,
+            "price": price,
+            "timeframe": page.timeframe,
+            "candles": [],
+            "continuation_token": page.continuation_token,
+            "next_link": next_link,
+        }
+        if page.derived_from is not None:
+            # Only on a derived page: a native page's bytes, and so its ETag, stay as they were.
+            fields["derived_from"] = page.derived_from
+        head, tail = _json_envelope(fields, "candles")
     else:
         head, tail = _CSV_HEADER, b""
     rows = None

@@ -55,6 +55,9 @@ _PAGE_HEADERS = {
     ),
     "X-Continuation-Token": _header("the next page's token; absent on the last page"),
     "Link": _header('<next page>; rel="next"; absent on the last page'),
+    "X-Derived-From": _header(
+        "the base timeframe of a derived timeframe's candles; absent when fetched natively"
+    ),
 }
 
 

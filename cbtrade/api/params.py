@@ -16,6 +16,7 @@ from cbtrade.api.encoding import PageFormat
 from cbtrade.errors import InvalidInputError
 from cbtrade.models import (
     EXCHANGE_SCHEMA,
+    PAGE_TIMEFRAME_SCHEMA,
     PRICE_SCHEMA,
     SMALLEST_EPOCH_MS,
     SYMBOL_SCHEMA,
@@ -79,7 +80,7 @@ class PageQuery(BaseModel):
     symbol: Annotated[str | None, SYMBOL] = Field(
         default=None, max_length=64, description="ccxt unified symbol; BTC-USD and BTC_USD too"
     )
-    timeframe: Annotated[str | None, TIMEFRAME] = Field(
+    timeframe: Annotated[str | None, WithJsonSchema(PAGE_TIMEFRAME_SCHEMA)] = Field(
         default=None, max_length=8, description=f"candle length, default {DEFAULT_TIMEFRAME}"
     )
     price: Annotated[PriceType, PRICE] = Field(

@@ -19,6 +19,8 @@ class OhlcvPage(NamedTuple):
     """Token for the rest of the range, or None on the last page."""
     sealed: bool = False
     """Read wholly from sealed objects: the same query answers the same page until a repair."""
+    derived_from: str | None = None
+    """The base timeframe the candles were aggregated from; None when fetched natively."""
 
 
 class IHistoricalDataManager(ABC):

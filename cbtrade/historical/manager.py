@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 from cbtrade.candle_table import CandleTable
+from cbtrade.derived_timeframes import TimeframePlan, plan_timeframe
 from cbtrade.errors import CbTradeError, InvalidContinuationTokenError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
+from cbtrade.historical.derived_pages import read_derived_page
 from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
 from cbtrade.historical.interfaces import IHistoricalDataManager, OhlcvPage
 from cbtrade.historical.tokens import (
@@ -32,7 +34,14 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
     page's wall time, not only its stretches: filling stops when it runs out, with what is
     stored returned and the rest left to the next page, so a page takes at most the budget
     plus one exchange call and a write (Azure Functions cuts an HTTP answer at 230 s).
+
+    A timeframe the exchange does not offer is derived from a base timeframe it offers
+    (:mod:`~cbtrade.derived_timeframes`): the base series is read and gap-filled as for a
+    native page, and aggregated into whole, closed buckets (:mod:`.derived_pages`); such
+    pages are never sealed, so no cache keeps them as the base's.
     """
+
+    _MAX_PLANS = 1_024
 
     def __init__(
         self,
@@ -51,6 +60,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         self._token_codec = token_codec
         self._limits = PageLimits(default_limit=default_limit, max_limit=max_limit)
         self._page_time_budget_seconds = page_time_budget_seconds
+        self._plans: dict[tuple[str, str], TimeframePlan] = {}
 
     @property
     def token_codec(self) -> ContinuationTokenCodec:
@@ -98,22 +108,53 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
             query = self._new_query(
                 exchange_name, coin_symbol, timeframe, start_time, end_time, limit
             )
-        # Unknown exchanges fail here, before any storage or exchange I/O.
-        self._connector.get_client(query.exchange)
+        # Unknown exchanges and timeframes fail here, before any storage or exchange I/O.
+        plan = self.plan_timeframe(query.exchange, query.timeframe)
         page_limit = self._limits.of(query.limit, default_limit)
-        candles, next_cursor, sealed = await self._read_page(query, page_limit)
+        if plan.buckets is None:
+            candles, next_cursor, sealed = await self._read_page(query, page_limit)
+        else:
+            deadline = time.monotonic() + self._page_time_budget_seconds
+            candles, next_cursor = await read_derived_page(
+                self._fetcher, query, plan, page_limit, deadline=deadline
+            )
+            sealed = False
         token = None
         if next_cursor is not None:
             token = self._token_codec.encode(query.model_copy(update={"cursor": next_cursor}))
-            span = page_limit * timeframe_to_ms(query.timeframe)
+            if plan.buckets is None:
+                span_end = next_cursor + page_limit * timeframe_to_ms(query.timeframe)
+            else:
+                span_end = plan.buckets.advance(next_cursor, page_limit)
             self._fetcher.read_ahead(
-                query.exchange,
-                query.symbol,
-                query.timeframe,
-                next_cursor,
-                min(query.end, next_cursor + span),
+                query.exchange, query.symbol, plan.base, next_cursor, min(query.end, span_end)
             )
-        return OhlcvPage(query.exchange, query.symbol, query.timeframe, candles, token, sealed)
+        return OhlcvPage(
+            query.exchange,
+            query.symbol,
+            query.timeframe,
+            candles,
+            token,
+            sealed,
+            derived_from=plan.derived_from,
+        )
+
+    def plan_timeframe(self, exchange_name: str, timeframe: str) -> TimeframePlan:
+        """How ``exchange_name`` serves ``timeframe``: natively or derived from a base
+        (UnknownExchangeError, InvalidTimeframeError otherwise). Kept per process: what an
+        exchange offers does not change while it runs."""
+        key = (exchange_name, timeframe)
+        plan = self._plans.get(key)
+        if plan is None:
+            client = self._connector.get_client(exchange_name)
+            plan = plan_timeframe(
+                timeframe, exchange=exchange_name, offered=client.offered_timeframes()
+            )
+            client.check_timeframe(plan.base)
+            if len(self._plans) >= self._MAX_PLANS:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
     async def get_most_recent_timestamp(
         self, exchange_name: str, coin_symbol: str, timeframe: str
@@ -154,6 +195,8 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 series = (exchange_name, coin_symbol, timeframe or DEFAULT_TIMEFRAME)
             else:
                 return None
+            if self.plan_timeframe(series[0], series[2]).buckets is not None:
+                return None  # derived pages are never sealed
             return await self._fetcher.sealed_epoch(*series)
         except CbTradeError:
             return None
@@ -169,7 +212,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
     ) -> PageCursor:
         timeframe = timeframe or DEFAULT_TIMEFRAME
         if exchange_name is not None and coin_symbol is not None and start_time is not None:
-            self._connector.get_client(exchange_name).check_timeframe(timeframe)
+            self.plan_timeframe(exchange_name, timeframe)
         end = self._fetcher.now() if end_time is None else end_time
         return new_query(
             exchange_name=exchange_name,

@@ -11,6 +11,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+from cbtrade.derived_timeframes import TIMEFRAME_PATTERN
 from cbtrade.timeframes import TIMEFRAME_MS
 from tests.fixtures.http_server import serve_service
 
@@ -84,7 +85,10 @@ def _parameters(spec: dict[str, Any], path: str, method: str = "get") -> dict[st
 def test_spec_declares_the_real_constraints(base_url: str) -> None:
     spec = _spec(base_url)
     ohlcv = _parameters(spec, "/api/v1/ohlcv")
-    assert ohlcv["timeframe"]["schema"]["enum"] == list(TIMEFRAME_MS)
+    assert ohlcv["timeframe"]["schema"]["pattern"] == TIMEFRAME_PATTERN
+    assert "calendar months" in ohlcv["timeframe"]["schema"]["description"]
+    latest = _parameters(spec, "/api/v1/ohlcv/latest")
+    assert latest["timeframe"]["schema"]["enum"] == list(TIMEFRAME_MS)
     limit = ohlcv["limit"]["schema"]
     assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, PAGE_MAX_LIMIT)
     assert f"1 to {PAGE_MAX_LIMIT}" in ohlcv["limit"]["description"]

@@ -140,9 +140,9 @@ def test_a_timeframe_error_lists_only_timeframes_that_are_then_served(
     ):
         for exchange, symbol in symbols.items():
             listed: list[list[str]] = []
-            # 1w: the exchange may offer it, the service does not; 3m: the service supports
-            # it, not every exchange offers it (the markets tell).
-            for timeframe in ("1w", "3m"):
+            # 1w: the exchange may offer it, the service does not serve it natively (where
+            # the exchange does not offer it, it is derived); 90s: no timeframe of the service.
+            for timeframe in ("1w", "90s"):
                 params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
                 response = client.get("/api/v1/ohlcv", params=params | recent)
                 if response.status_code == 200:
@@ -150,14 +150,16 @@ def test_a_timeframe_error_lists_only_timeframes_that_are_then_served(
                 assert response.status_code == 400, response.text
                 error = response.json()["error"]
                 assert error["code"] == "invalid_timeframe"
-                listed.append(error["message"].split("; it offers ")[1].split(", "))
+                served_natively = error["message"].split("served natively: ")[1].split("; ")[0]
+                listed.append(served_natively.split(", "))
             assert listed, exchange
             assert all(offered == listed[0] for offered in listed)
-            assert not {"1w", "2w", "1M", "3d", "8h", "1s"} & set(listed[0])
+            assert not {"1w", "2w", "1M", "3d", "1s"} & set(listed[0])
             for timeframe in listed[0]:
                 params = {"exchange": exchange, "symbol": symbol, "timeframe": timeframe}
                 served = client.get("/api/v1/ohlcv", params=params | recent)
                 assert served.status_code == 200, (exchange, timeframe, served.text)
+                assert "derived_from" not in served.json()
 
 
 def test_unknown_coin_is_404_without_a_candle_call(

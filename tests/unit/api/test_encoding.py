@@ -41,6 +41,18 @@ def test_json_carries_the_token_in_the_body() -> None:
     assert response.headers["link"] == f'<{LINK}>; rel="next"'
 
 
+@pytest.mark.parametrize("page_format", ["json", "csv", "arrow"])
+def test_a_derived_page_names_its_base_and_a_native_one_does_not(page_format: str) -> None:
+    derived = PAGE._replace(timeframe="1w", derived_from="1d")
+    response = encode_page(derived, next_link=LINK, page_format=page_format)  # type: ignore[arg-type]
+    assert response.headers["x-derived-from"] == "1d"
+    native = encode_page(PAGE, next_link=LINK, page_format=page_format)  # type: ignore[arg-type]
+    assert "x-derived-from" not in native.headers
+    if page_format == "json":
+        assert orjson.loads(response.body)["derived_from"] == "1d"
+        assert "derived_from" not in orjson.loads(native.body)
+
+
 def test_json_of_an_empty_last_page() -> None:
     page = PAGE._replace(candles=CandleTable.empty(), continuation_token=None)
     body = orjson.loads(encode_page(page, next_link=None, page_format="json").body)

@@ -11,7 +11,10 @@ import pytest
 from cbtrade.config import load_settings
 from cbtrade.exchange_source.interfaces import IExchangeAPIClient
 from cbtrade.exchange_source.microkernel import DataSourceConnectorImpl
+from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher
+from cbtrade.historical.manager import HistoricalDataManagerImpl
+from cbtrade.historical.tokens import ContinuationTokenCodec
 from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.interfaces import IStorageManager
 from cbtrade.storage.manager import create_storage_manager
@@ -21,6 +24,7 @@ FIVE_MINUTES = 300_000
 DAY = 86_400_000
 LISTED_AT = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 NOW = LISTED_AT + 60 * DAY + 150_000  # mid-candle, so a forming candle exists
+CODEC = ContinuationTokenCodec(b"unit-test-token-secret-0123456789")
 
 
 def has_trades(timestamp: int, timeframe_ms: int) -> bool:
@@ -117,3 +121,20 @@ async def fetch_candles(
 ) -> list[Candle]:
     """What ``fetcher.fetch_data`` returns, as a list of candles."""
     return (await fetcher.fetch_data(exchange, symbol, timeframe, start, end)).to_candles()
+
+
+def page_manager(
+    storage: IStorageManager,
+    exchange: FakeExchangeClient,
+    fetcher: HistoricalFetcher,
+    **options: float,
+) -> HistoricalDataManagerImpl:
+    """The real page manager over ``fetcher``, with ``fake`` as its only exchange; its
+    tokens are CODEC's. ``options``: its limits and page time budget."""
+    return HistoricalDataManagerImpl(
+        fetcher,
+        CurrentDataFetcher(storage),
+        fake_connector(exchange),
+        CODEC,
+        **options,  # type: ignore[arg-type]
+    )

@@ -15,34 +15,26 @@ from cbtrade.errors import (
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher
 from cbtrade.historical.manager import HistoricalDataManagerImpl
-from cbtrade.historical.tokens import ContinuationTokenCodec
 from cbtrade.models import Candle
 from cbtrade.storage.interfaces import IStorageManager
 from tests.unit.historical.conftest import (
+    CODEC,
     DAY,
     FIVE_MINUTES,
     LISTED_AT,
     NOW,
     FakeExchangeClient,
     fake_connector,
+    page_manager,
     truth,
 )
-
-CODEC = ContinuationTokenCodec(b"unit-test-token-secret-0123456789")
 
 
 @pytest.fixture
 def manager(
     storage: IStorageManager, exchange: FakeExchangeClient, fetcher: HistoricalFetcher
 ) -> HistoricalDataManagerImpl:
-    return HistoricalDataManagerImpl(
-        fetcher,
-        CurrentDataFetcher(storage),
-        fake_connector(exchange),
-        CODEC,
-        default_limit=1_000,
-        max_limit=5_000,
-    )
+    return page_manager(storage, exchange, fetcher, default_limit=1_000, max_limit=5_000)
 
 
 async def follow(
@@ -211,9 +203,14 @@ async def test_a_limit_beside_a_token_must_match_unless_the_token_has_none(
             "limit",
         ),
         (
-            {"exchange_name": "fake", "coin_symbol": "BTC/USD", "start_time": 0, "timeframe": "7m"},
+            {
+                "exchange_name": "fake",
+                "coin_symbol": "BTC/USD",
+                "start_time": 0,
+                "timeframe": "90s",
+            },
             InvalidTimeframeError,
-            "7m",
+            "90s",
         ),
         (
             {"exchange_name": "nowhere", "coin_symbol": "BTC/USD", "start_time": LISTED_AT},
