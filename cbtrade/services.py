@@ -88,6 +88,7 @@ class ServiceContainer:
             default_limit=settings.page_default_limit,
             max_limit=settings.page_max_limit,
             page_time_budget_seconds=settings.page_time_budget_seconds,
+            grace_ms=settings.empty_fetch_grace_seconds * 1000,
         )
         topup = TopUpRunner(
             fetcher,

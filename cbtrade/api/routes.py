@@ -194,8 +194,9 @@ async def get_funding(request: Request) -> Response:
     services: ServiceContainer = request.app.state.services
     await _require_auth(services, await _bearer(request))
     asked = page_query(request.query_params)
-    if asked.timeframe is not None:
-        raise InvalidInputError("timeframe is not a parameter of /api/v1/funding")
+    for candles_only in ("timeframe", "price"):
+        if candles_only in request.query_params:
+            raise InvalidInputError(f"{candles_only} is not a parameter of /api/v1/funding")
     page = await services.funding.get_page(
         exchange_name=asked.exchange,
         coin_symbol=normalize_symbol(asked.symbol),

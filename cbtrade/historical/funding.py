@@ -6,7 +6,11 @@ fetch_funding_window`), each call's events stored with the range its answer is c
 for, until the stretch covered from the cursor holds more than a page of events, reaches the
 query's end, or the page's time budget is spent. Coverage never reaches past the time of the
 fetch: the newest published event is final (funding events are not forming, as the newest
-candle is), and the next read asks only for what came after.
+candle is), and the next read asks only for what came after. Exchanges publish an event a
+little after its time, though: within the grace period before now (``grace_ms``, the
+settings' ``CBTRADE_EMPTY_FETCH_GRACE_SECONDS``) an answer's events are stored and served but
+the time after its newest event is not recorded as covered, so a late event is still asked
+for by the next read.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import NamedTuple
 import pyarrow as pa
 
 from cbtrade.errors import InvalidContinuationTokenError
-from cbtrade.exchange_source.interfaces import IDataSourceConnector
+from cbtrade.exchange_source.interfaces import FundingWindow, IDataSourceConnector
 from cbtrade.historical.tokens import (
     FUNDING_SERIES,
     ContinuationTokenCodec,
@@ -76,6 +80,7 @@ class FundingHistory:
         default_limit: int = 20_000,
         max_limit: int = 100_000,
         page_time_budget_seconds: float = 20.0,
+        grace_ms: int = 3_600_000,
         clock: Callable[[], int] = _wall_clock_ms,
     ) -> None:
         self._store = store
@@ -83,6 +88,7 @@ class FundingHistory:
         self._token_codec = token_codec
         self._limits = PageLimits(default_limit=default_limit, max_limit=max_limit)
         self._page_time_budget_seconds = page_time_budget_seconds
+        self._grace_ms = grace_ms
         self._clock = clock
 
     async def get_page(
@@ -130,6 +136,18 @@ class FundingHistory:
             token = self._token_codec.encode(query.model_copy(update={"cursor": next_cursor}))
         return FundingPage(query.exchange, query.symbol, events, token)
 
+    def _settled(self, window: FundingWindow) -> list[TimeRange]:
+        """The part of ``window``'s coverage that may be recorded: all of it up to the grace
+        period before now, and up to its newest event after that (published in order, so
+        everything before it is in)."""
+        covered = window.covered
+        cutoff = self._clock() - self._grace_ms
+        if covered.end <= cutoff:
+            return [covered]
+        newest = window.events[-1].timestamp + 1 if window.events else covered.start
+        end = min(covered.end, max(newest, cutoff))
+        return [TimeRange(covered.start, end)] if end > covered.start else []
+
     async def _read_page(self, query: PageCursor, limit: int) -> tuple[pa.Table, int | None]:
         """At most ``limit`` events from ``query.cursor`` on, and the next page's cursor
         (None at the end)."""
@@ -152,7 +170,7 @@ class FundingHistory:
             gap_end = next((r.start for r in covered if r.start > reached), horizon)
             window = await client.fetch_funding_window(query.symbol, reached, gap_end)
             await self._store.save(
-                query.exchange, query.symbol, window.events, covered=[window.covered]
+                query.exchange, query.symbol, window.events, covered=self._settled(window)
             )
             events = merge_funding(events, funding_table(window.events))
             covered = merge_ranges([*covered, window.covered])

@@ -77,6 +77,9 @@ RateBudgetFactory = Callable[[float], RateBudget]
 """Makes the exchange's rate budget, given ccxt's own rate (``1000 / rateLimit`` units/s)."""
 WindowParams = Callable[[int, int], dict[str, Any]]
 
+SHORTEST_FUNDING_INTERVAL_MS = 3_600_000
+"""Contracts settle funding every hour at most often (8h, 4h and 1h are usual)."""
+
 _CCXT_PRICE: dict[PriceType, tuple[str, str]] = {
     "mark": ("mark", "fetchMarkOHLCV"),
     "index": ("index", "fetchIndexOHLCV"),
@@ -343,6 +346,11 @@ class CCXTExchangeClient(IExchangeAPIClient):
             raise InvalidInputError(f"funding window [{start}, {end}) is empty")
         exchange = await self._contract(symbol)
         per_call = self._profile.funding_per_call
+        if self._profile.funding_fill == "end":
+            # Asked forwards in windows of at most a call's events at the shortest funding
+            # interval, so a long history is read from its start page by page rather than
+            # from its newest event back (pages empty until the walk reached the cursor).
+            end = min(end, start + per_call * SHORTEST_FUNDING_INTERVAL_MS)
         async with self._in_flight:
             rows: list[dict[str, Any]] = await self._call(
                 f"fetch_funding_rate_history {symbol} [{start}, {end}) limit {per_call}",

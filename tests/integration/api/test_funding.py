@@ -11,9 +11,11 @@ import httpx
 import pyarrow.ipc
 import pytest
 
+from cbtrade.api import create_app
 from cbtrade_client import CandleClient, FundingRate
 from tests.exchange_simulator import ExchangeSimulator
-from tests.fixtures.service import KEY
+from tests.fixtures.http_server import serve_app
+from tests.fixtures.service import KEY, service_settings
 
 DAY = 86_400_000
 SWITCH = 1_709_251_200_000  # 2024-03-01: Binance's BTC/USDT:USDT goes from 8h to 4h
@@ -102,6 +104,35 @@ def test_cryptocom_hourly_funding_equals_the_truth(
     assert simulator.funding_requests("cryptocom") == 2
 
 
+def test_cryptocom_funding_is_read_forwards_so_no_page_is_empty_before_the_end(
+    simulator: ExchangeSimulator, storage_settings: dict[str, Any]
+) -> None:
+    # A page budget shorter than a call (each page makes one): Crypto.com fills an over-full
+    # answer from its newest event, so a read walking back from the end would serve empty
+    # pages until it got back to the cursor.
+    settings = service_settings(simulator, page_time_budget_seconds=0.001, **storage_settings)
+    start, end = SWITCH, SWITCH + 60 * DAY  # 1,440 hourly events: five calls' worth
+    with (
+        serve_app(create_app(settings)) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as http,
+    ):
+        response = http.get(
+            "/api/v1/funding",
+            params={"exchange": "cryptocom", "symbol": "BTC/USD:USD", "start": start, "end": end},
+        )
+        sizes, events = [], []
+        while True:
+            body = response.json()
+            sizes.append(len(body["funding"]))
+            events += [FundingRate(**event) for event in body["funding"]]
+            if body["next_link"] is None:
+                break
+            response = http.get(body["next_link"])
+    assert events == truth(simulator, "cryptocom", "BTC/USD:USD", start, end)
+    assert 0 not in sizes
+    assert simulator.funding_requests("cryptocom") == 5  # 300 hourly events per call
+
+
 def test_the_python_client_reads_funding(base_url: str, simulator: ExchangeSimulator) -> None:
     with CandleClient(base_url, api_key=KEY) as client:
         events = client.get_funding("binance", "BTC/USDT:USDT", START, END, limit=150)
@@ -119,6 +150,7 @@ def test_the_python_client_reads_funding(base_url: str, simulator: ExchangeSimul
         ({"exchange": "binance", "symbol": "BTC/USDT:USDT", "end": START}, 400, "bad_request"),
         ({"exchange": "binance", "symbol": "BTC/USDT:USDT", "limit": 0}, 400, None),
         ({"exchange": "binance", "symbol": "BTC/USDT:USDT", "timeframe": "1h"}, 400, None),
+        ({"exchange": "binance", "symbol": "BTC/USDT:USDT", "price": "mark"}, 400, None),
         ({"exchange": "binance", "symbol": "BTC/USDT:USDT", "start": 1_704_067_200}, 400, None),
         ({"continuation_token": "forged.token"}, 400, "invalid_continuation_token"),
     ],

@@ -12,6 +12,7 @@ from tests.exchange_simulator import ExchangeSimulator
 from tests.integration.exchange_source.conftest import PluginFactory
 
 DAY = 86_400_000
+HOUR = 3_600_000
 START = 1_704_067_200_000  # 2024-01-01
 
 
@@ -46,8 +47,8 @@ async def test_a_window_is_answered_whole_or_its_covered_part_exactly(
     assert full.events == truth(simulator, exchange, symbol, *full.covered)
     if exchange == "binance":  # filled from the window's start
         assert full.covered == TimeRange(START, full.events[-1].timestamp + 1)
-    else:  # filled from its end
-        assert full.covered == TimeRange(full.events[0].timestamp, end)
+    else:  # filled from its end: asked forwards, a call's events at hourly funding at most
+        assert full.covered == TimeRange(START, START + per_call * HOUR)
     assert simulator.funding_requests(exchange) == 2
 
 

@@ -4,9 +4,11 @@ cut into pages and time budgets without splitting a bucket."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from cbtrade.historical import derived_pages
 from cbtrade.historical.fetcher import HistoricalFetcher
 from cbtrade.historical.manager import HistoricalDataManagerImpl
 from cbtrade.models import Candle
@@ -22,6 +24,7 @@ from tests.unit.historical.conftest import (
     LISTED_AT,
     NOW,
     FakeExchangeClient,
+    fake_connector,
     page_manager,
     truth,
 )
@@ -153,3 +156,45 @@ async def test_an_offered_timeframe_is_native_and_derived_pages_have_no_sealed_e
         )
         is None
     )
+
+
+async def test_a_bucket_waits_for_a_base_candle_published_late(
+    storage: IStorageManager, exchange: FakeExchangeClient
+) -> None:
+    bucket = 10 * HOUR
+    closed_at = -(-(LISTED_AT + 20 * DAY) // bucket) * bucket
+    now = closed_at + 10 * 60_000  # the bucket ended 10 minutes ago: within the grace period
+    fetcher = HistoricalFetcher(
+        storage, fake_connector(exchange), empty_fetch_grace_ms=HOUR, clock=lambda: now
+    )
+    manager = page_manager(storage, exchange, fetcher)
+    exchange.quiet_after = closed_at - 2 * HOUR  # its last 2h candle is not published yet
+    start = closed_at - 5 * bucket
+    candles, _, _ = await follow(manager, timeframe="10h", start_time=start)
+    assert [c.timestamp for c in candles] == list(range(start, closed_at - bucket, bucket))
+    # Published: a later query serves the bucket whole.
+    exchange.quiet_after = None
+    candles, _, _ = await follow(manager, timeframe="10h", start_time=start)
+    base = truth(start, closed_at, timeframe="2h", now=now)
+    assert_same_candles(candles, aggregated(base, lambda t: t - t % bucket, lambda b: True))
+    assert candles[-1].timestamp == closed_at - bucket
+
+
+async def test_large_buckets_are_read_a_bounded_number_of_base_candles_at_a_time(
+    manager: HistoricalDataManagerImpl,
+    fetcher: HistoricalFetcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(derived_pages, "MAX_BASE_CANDLES_PER_READ", 3)  # under a week of days
+    spans: list[int] = []
+    fetch_range = fetcher.fetch_range
+
+    async def spied(*args: Any, **kwargs: Any) -> Any:
+        spans.append(args[4] - args[3])
+        return await fetch_range(*args, **kwargs)
+
+    monkeypatch.setattr(fetcher, "fetch_range", spied)
+    candles, sizes = await follow_weeks(manager, LISTED_AT, None, 5)
+    assert len(candles) == 8
+    assert max(sizes) <= 5
+    assert max(spans) <= 7 * DAY  # one whole bucket at a time, never five

@@ -91,7 +91,7 @@ async def test_pages_equal_truth_across_an_interval_change(
 ) -> None:
     exchange = FakeFundingExchange(per_call=50, fill=fill)
     funding, _ = history(tmp_path, exchange)
-    start, end = SWITCH - 45 * DAY, SWITCH + 45 * DAY
+    start, end = SWITCH - 45 * DAY, SWITCH + 35 * DAY  # settled: more than the grace ago
     events, pages = await read_all(
         funding, exchange_name="fake", coin_symbol="BTC/USDT:USDT", start_time=start,
         end_time=end, limit=100,
@@ -122,7 +122,9 @@ async def test_a_page_of_limit_events_continues_at_the_next_event(tmp_path: Path
     assert (cursor.cursor, cursor.end, cursor.limit) == (truth[10].timestamp, NOW, 10)
 
 
-async def test_coverage_reaches_now_and_a_later_read_asks_only_after_it(tmp_path: Path) -> None:
+async def test_coverage_reaches_the_newest_event_and_a_later_read_asks_only_after_it(
+    tmp_path: Path,
+) -> None:
     exchange = FakeFundingExchange(per_call=1000, fill="start")
     funding, _ = history(tmp_path, exchange)
     events, _ = await read_all(
@@ -137,7 +139,24 @@ async def test_coverage_reaches_now_and_a_later_read_asks_only_after_it(tmp_path
         funding_later, exchange_name="fake", coin_symbol="BTC/USDT:USDT", start_time=NOW - 2 * DAY
     )
     assert events == funding_truth(NOW - 2 * DAY, later, now=later)
-    assert exchange.funding_calls[1:] == [(NOW, later)]
+    # Within the grace period before now only what the newest event proves is recorded.
+    newest = funding_truth(NOW - 2 * DAY, NOW)[-1].timestamp
+    assert NOW - newest < HOUR
+    assert exchange.funding_calls[1:] == [(newest + 1, later)]
+
+
+async def test_an_event_published_late_is_asked_for_again(tmp_path: Path) -> None:
+    exchange = FakeFundingExchange(per_call=1000, fill="start")
+    due = funding_truth(NOW - DAY, NOW)[-1].timestamp
+    exchange.now = due - 1  # settled at ``due``, published a minute later
+    early, _ = history(tmp_path, exchange, clock=due + 10_000)
+    query = {"exchange_name": "fake", "coin_symbol": "BTC/USDT:USDT", "start_time": NOW - DAY}
+    events, _ = await read_all(early, **query)
+    assert due not in [event.timestamp for event in events]
+    exchange.now = due + 60_000
+    later, _ = history(tmp_path, exchange, clock=due + 5 * 60_000)
+    events, _ = await read_all(later, **query)
+    assert events == funding_truth(NOW - DAY, due + 1)
 
 
 async def test_before_the_listing_is_empty_and_covered(tmp_path: Path) -> None:
