@@ -125,7 +125,7 @@ FUNDING_RESPONSES = _page_responses(
     "timestamp (int64) and rate (float64)",
 )
 FUNDING_OPERATION = _page_operation(
-    exclude=frozenset({"timeframe"}),
+    exclude=frozenset({"timeframe", "price"}),
     schemas={
         "exchange": {**EXCHANGE_SCHEMA, "examples": ["binance", "cryptocom"]},
         "symbol": {
@@ -136,7 +136,8 @@ FUNDING_OPERATION = _page_operation(
         },
     },
 )
-"""``GET /api/v1/funding``'s parameters (the page query without a timeframe) and security."""
+"""``GET /api/v1/funding``'s parameters (the page query without a timeframe or a price, each
+a 400 there) and security."""
 _LIMIT_UNITS = {"/api/v1/ohlcv": "candles", "/api/v1/funding": "funding events"}
 
 BACKFILL_PROGRESS_OPERATION = "get_backfill"

@@ -97,6 +97,7 @@ def test_spec_declares_the_real_constraints(base_url: str) -> None:
         price = _parameters(spec, path)["price"]
         assert price["schema"]["enum"] == ["trade", "mark", "index", "premium_index"]
         assert price["schema"]["default"] == "trade"
+    assert {"price", "timeframe"}.isdisjoint(_parameters(spec, "/api/v1/funding"))
     symbol_pattern = re.compile(ohlcv["symbol"]["schema"]["pattern"])
     assert symbol_pattern.match("BTC/USDT:USDT")
     assert not symbol_pattern.match("BTC/USDT:USDT@mark")  # a price is asked with price=
