@@ -585,6 +585,9 @@ class ObjectRawDataStorage(IRawDataStorage):
         if cached is not None and cached.etag == listed_etag:
             self._decoded.move_to_end(key)
             return cached.table, cached.covered
+        parsed = self._paths.parse_path(key)
+        series_prefix = self._paths.get_series_prefix(*parsed[:3])
+        epoch = self._epochs.get(series_prefix, 0)
         found = await self._read_object_if_changed(key, None if cached is None else cached.etag)
         if found is None:
             self._forget(key)
@@ -597,9 +600,15 @@ class ObjectRawDataStorage(IRawDataStorage):
                 raise StorageError(f"{key}: reported unchanged but not cached")
             table, covered = _decode(key, data)
             table = table.with_source((key, etag))
+        if self._epochs.get(series_prefix, 0) != epoch:
+            # A repair dropped the series while this read was in flight: what it read may be
+            # from before the repair. This read may serve it (it began first); the cache
+            # must not keep it (a sealed entry is served with no request until the next
+            # repair-marker check).
+            return table, covered
         # Concurrent loads may have evicted or replaced the entry while this one awaited.
         self._forget(key)
-        period = self._paths.parse_path(key).period
+        period = parsed.period
         full_until = period.end if covered == [period] else None
         self._decoded[key] = _Decoded(etag, table, covered, full_until)
         self._decoded_bytes += table.nbytes

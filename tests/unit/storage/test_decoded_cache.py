@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,35 @@ async def test_a_read_lists_the_folders_that_hold_several_of_its_objects_narrowl
     monkeypatch.setattr(storage, "_list_etags", recorded)
     assert await storage.get_range("binance", "BTC/USDT", timeframe, start, end) == candles
     assert prefixes == listed
+
+
+async def test_a_load_in_flight_during_a_repair_does_not_keep_the_old_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sealed objects are served from the cache with no request: one the repair made stale
+    # would be served until the repair marker's next check (an hour here).
+    storage = LocalFileStorage(
+        tmp_path, sealing=object_storage.SealingPolicy(seal_after_ms=0, recheck_seconds=3_600)
+    )
+    series = ("binance", "BTC/USDT", "5m")
+    month = [TimeRange(0, MONTH_5M * STEP)]
+    await storage.save_bulk_entries(*series, _candles(MONTH_5M), covered=month)
+    read_object = storage._read_object_if_changed
+    read, release = asyncio.Event(), asyncio.Event()
+
+    async def held(key: str, etag: str | None) -> object:
+        found = await read_object(key, etag)  # the object as it was before the repair
+        if key.endswith(".arrow"):
+            read.set()
+            await release.wait()
+        return found
+
+    monkeypatch.setattr(storage, "_read_object_if_changed", held)
+    reading = asyncio.ensure_future(storage.get_range(*series, 0, 10 * STEP))
+    await read.wait()
+    monkeypatch.setattr(storage, "_read_object_if_changed", read_object)
+    repaired = _candles(MONTH_5M, price=2.0)
+    await storage.replace_range(*series, 0, MONTH_5M * STEP, repaired, covered=month)
+    release.set()
+    assert [c.open for c in await reading] == [1.0] * 10  # begun before the repair
+    assert [c.open for c in await storage.get_range(*series, 0, 10 * STEP)] == [2.0] * 10
