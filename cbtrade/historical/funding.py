@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from cbtrade.errors import InvalidContinuationTokenError
 from cbtrade.exchange_source.interfaces import FundingWindow, IDataSourceConnector
+from cbtrade.historical.timed_pages import FetchedWindow, read_timed_page
 from cbtrade.historical.tokens import (
     FUNDING_SERIES,
     ContinuationTokenCodec,
@@ -32,13 +33,7 @@ from cbtrade.historical.tokens import (
     resume_query,
 )
 from cbtrade.models import TimeRange
-from cbtrade.storage.funding_store import (
-    FundingStore,
-    funding_between,
-    funding_table,
-    merge_funding,
-)
-from cbtrade.time_ranges import merge_ranges
+from cbtrade.storage.funding_store import FundingStore, funding_table
 
 
 class FundingPage(NamedTuple):
@@ -54,17 +49,6 @@ class FundingPage(NamedTuple):
 
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def covered_from(position: int, covered: list[TimeRange]) -> int:
-    """Where the stretch of ``covered`` (merged, ascending) that starts at or before
-    ``position`` and contains it ends; ``position`` if none does."""
-    reached = position
-    for start, end in covered:
-        if start > reached:
-            break
-        reached = max(reached, end)
-    return reached
 
 
 class FundingHistory:
@@ -152,30 +136,18 @@ class FundingHistory:
         """At most ``limit`` events from ``query.cursor`` on, and the next page's cursor
         (None at the end)."""
         client = self._connector.get_client(query.exchange)
-        position = query.cursor
-        horizon = min(query.end, self._clock())
-        if position >= horizon:
-            return funding_table(()), None
-        deadline = time.monotonic() + self._page_time_budget_seconds
-        stored = await self._store.read(query.exchange, query.symbol, position, horizon)
-        events, covered = stored.events, stored.covered
-        fetched = False
-        while True:
-            reached = covered_from(position, covered)
-            # The first call is made whatever the budget says, so every page makes progress.
-            if reached >= horizon or (fetched and time.monotonic() >= deadline):
-                break
-            if funding_between(events, position, reached).num_rows > limit:
-                break
-            gap_end = next((r.start for r in covered if r.start > reached), horizon)
-            window = await client.fetch_funding_window(query.symbol, reached, gap_end)
-            await self._store.save(
-                query.exchange, query.symbol, window.events, covered=self._settled(window)
+
+        async def fetch_window(start: int, end: int) -> FetchedWindow:
+            window = await client.fetch_funding_window(query.symbol, start, end)
+            return FetchedWindow(
+                funding_table(window.events), window.covered, self._settled(window)
             )
-            events = merge_funding(events, funding_table(window.events))
-            covered = merge_ranges([*covered, window.covered])
-            fetched = True
-        page = funding_between(events, position, reached)
-        if page.num_rows > limit:
-            return page.slice(0, limit), int(page.column("timestamp")[limit].as_py())
-        return page, reached if reached < horizon else None
+
+        return await read_timed_page(
+            self._store,
+            self._store.folder(query.exchange, query.symbol),
+            TimeRange(query.cursor, min(query.end, self._clock())),
+            limit,
+            fetch_window,
+            deadline=time.monotonic() + self._page_time_budget_seconds,
+        )

@@ -8,6 +8,8 @@ Layout (keys use ``/`` on every backend; LocalFileStorage maps them under its ro
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/bounds.json             series bounds
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/generation.json         repair marker
     raw_data/{exchange}/{encoded_symbol}/{timeframe}/summary.json            catalog summary
+    calendar/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}.arrow            calendar candles
+    calendar/{exchange}/{encoded_symbol}/{timeframe}/empty_years.json        years without
     funding/{exchange}/{encoded_symbol}/{yyyy}.arrow                         funding rates
     funding/{exchange}/{encoded_symbol}/empty_years.json                     years without
 
@@ -54,6 +56,10 @@ from cbtrade.price_types import SEPARATOR, split_series_symbol
 from cbtrade.timeframes import TIMEFRAME_MS, timeframe_to_ms
 
 ROOT = "raw_data"
+CALENDAR_ROOT = "calendar"
+"""An exchange's own calendar candles (weekly, monthly, ``3d``), stored by their open times:
+``calendar/{exchange}/{encoded_symbol}/{timeframe}/{yyyy}.arrow``, one object per series and
+year (at most 122 candles)."""
 FUNDING_ROOT = "funding"
 """Funding-rate histories: ``funding/{exchange}/{encoded_symbol}/{yyyy}.arrow``, one object
 per contract and calendar year (at most 8,784 hourly events)."""
@@ -75,6 +81,7 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 MAX_TIMESTAMP = (date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * DAY_MS
 """Exclusive upper bound of storable timestamps (the year must have four digits)."""
 
+_CALENDAR_TIMEFRAME = re.compile(r"[1-9][0-9]{0,3}[dwM]")
 _EXCHANGE_ID = re.compile(r"[a-z0-9]{1,32}")
 _SYMBOL_CHARS = re.compile(r"[A-Za-z0-9._/:-]+")
 _DOCUMENT_PATH = re.compile(r"(?:[a-z0-9][a-z0-9._-]{0,62}/){0,7}[a-z0-9][a-z0-9._-]{0,62}")
@@ -283,12 +290,18 @@ class StoragePathUtility:
         exchange = self.validate_exchange(exchange_name)
         return f"{FUNDING_ROOT}/{exchange}/{self.encode_symbol(coin_symbol)}/"
 
-    def funding_objects_spanning(
-        self, exchange_name: str, coin_symbol: str, start_time: int, end_time: int
+    def get_calendar_prefix(self, exchange_name: str, coin_symbol: str, timeframe: str) -> str:
+        """Key prefix of a series of an exchange's own calendar candles (ends with ``/``)."""
+        exchange = self.validate_exchange(exchange_name)
+        if not isinstance(timeframe, str) or not _CALENDAR_TIMEFRAME.fullmatch(timeframe):
+            raise InvalidPathComponentError(f"{timeframe!r} is not a calendar timeframe")
+        return f"{CALENDAR_ROOT}/{exchange}/{self.encode_symbol(coin_symbol)}/{timeframe}/"
+
+    def year_objects_spanning(
+        self, prefix: str, start_time: int, end_time: int
     ) -> list[RawDataObject]:
-        """The funding-rate objects (one per year) intersecting ``[start_time, end_time)``,
-        ascending; the range is clipped to ``[0, MAX_TIMESTAMP)``."""
-        prefix = self.get_funding_prefix(exchange_name, coin_symbol)
+        """The objects under ``prefix`` (one per year: ``{prefix}{yyyy}.arrow``) intersecting
+        ``[start_time, end_time)``, ascending; the range is clipped to ``[0, MAX_TIMESTAMP)``."""
         return _objects_spanning(prefix, "year", start_time, end_time)
 
     def parse_path(self, path: str) -> ParsedRawDataPath:

@@ -14,7 +14,8 @@ from cbtrade.errors import (
     InvalidInputError,
 )
 from cbtrade.exchange_source.interfaces import FundingWindow
-from cbtrade.historical.funding import FundingHistory, FundingPage, covered_from
+from cbtrade.historical.funding import FundingHistory, FundingPage
+from cbtrade.historical.timed_pages import covered_from
 from cbtrade.historical.tokens import ContinuationTokenCodec, PageCursor
 from cbtrade.models import FundingRate, TimeRange
 from cbtrade.storage.funding_store import FundingStore
