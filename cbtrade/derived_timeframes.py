@@ -4,8 +4,9 @@ A timeframe is a whole number of a unit: ``Nm``, ``Nh``, ``Nd`` (fixed lengths, 
 epoch multiples of the length, as exchanges align them), ``Nw`` (weeks from Monday 00:00 UTC,
 buckets at multiples of N weeks from Monday 1970-01-05) and ``NM`` (calendar months, buckets
 at multiples of N months from January 1970: ``3M`` are quarters). One that the exchange
-offers and the service serves is fetched natively; one that it does not offer is derived
-from the longest timeframe it offers (and the service serves) that tiles every bucket.
+offers is fetched natively (the exchange's own calendar timeframes, ``3d``, ``1w``, ``1M``,
+on its own grid: :mod:`~cbtrade.calendar_timeframes`); one that it does not offer is derived
+from the longest fixed timeframe it offers (and the service serves) that tiles every bucket.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from cbtrade.calendar_timeframes import CandleSpan, calendar_span
 from cbtrade.errors import InvalidTimeframeError
-from cbtrade.timeframes import TIMEFRAME_MS, supported_timeframes
+from cbtrade.timeframes import TIMEFRAME_MS, month_of, month_start, supported_timeframes
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -88,15 +90,15 @@ class MonthBuckets(Buckets):
     months: int
 
     def floor(self, timestamp: int) -> int:
-        month = int(np.datetime64(timestamp, "ms").astype("datetime64[M]").astype(np.int64))
-        return _month_start(month - month % self.months)
+        month = month_of(timestamp)
+        return month_start(month - month % self.months)
 
     def advance(self, start: int, count: int) -> int:
-        month = int(np.datetime64(start, "ms").astype("datetime64[M]").astype(np.int64))
-        return _month_start(month + count * self.months)
+        month = month_of(start)
+        return month_start(month + count * self.months)
 
     def starts(self, lo: int, hi: int) -> Any:
-        first = int(np.datetime64(self.ceil(lo), "ms").astype("datetime64[M]").astype(np.int64))
+        first = month_of(self.ceil(lo))
         months = np.arange(first, first + self._months_until(hi, first), self.months)
         starts = months.astype("datetime64[M]").astype("datetime64[ms]").astype(np.int64)
         return starts[starts < hi]
@@ -105,13 +107,8 @@ class MonthBuckets(Buckets):
         return DAY_MS % base_ms == 0
 
     def _months_until(self, hi: int, first: int) -> int:
-        last = int(np.datetime64(hi, "ms").astype("datetime64[M]").astype(np.int64))
+        last = month_of(hi)
         return max(last - first + 1, 0)
-
-
-def _month_start(month: int) -> int:
-    """Epoch ms of the start of the ``month``-th month since January 1970."""
-    return int(np.datetime64(month, "M").astype("datetime64[ms]").astype(np.int64))
 
 
 def buckets_of(timeframe: str) -> Buckets | None:
@@ -135,11 +132,19 @@ class TimeframePlan(NamedTuple):
     """The timeframe fetched from the exchange: ``timeframe`` itself when native."""
     buckets: Buckets | None
     """The buckets ``base`` candles are aggregated into; None when native."""
+    span: CandleSpan | None = None
+    """The candles' span, for an exchange's own calendar timeframe (``1w``, ``1M``, ``3d``
+    where offered): stored by their open times on the exchange's own grid. None otherwise."""
 
     @property
     def derived_from(self) -> str | None:
         """The base timeframe of a derived one; None for a native one."""
         return None if self.buckets is None else self.base
+
+
+def _calendar_order(timeframe: str) -> int:
+    span = calendar_span(timeframe)
+    return 0 if span is None else span.max_ms
 
 
 def plan_timeframe(
@@ -151,14 +156,19 @@ def plan_timeframe(
     Raises InvalidTimeframeError naming what is served and what can be derived: for a
     timeframe that is not a whole number of a unit, one that no served timeframe tiles, and
     one the exchange offers natively that the service does not serve (an offered timeframe
-    is never derived: its buckets might not be the exchange's)."""
+    is never derived: its buckets might not be the exchange's). An offered calendar
+    timeframe (``Nd``, ``Nw``, ``NM`` beyond the fixed grids) is native, on the exchange's
+    own grid."""
     offered_set = set(TIMEFRAME_MS) if offered is None else set(offered)
     if timeframe in offered_set:
         if timeframe in TIMEFRAME_MS:
             return TimeframePlan(timeframe, timeframe, None)
+        span = calendar_span(timeframe)
+        if span is not None:
+            return TimeframePlan(timeframe, timeframe, None, span)
         raise InvalidTimeframeError(
             f"{exchange} offers {timeframe!r} candles natively, but this service does not "
-            f"serve them yet (calendar-aligned candles are not stored); {_served(offered_set)}"
+            f"serve them; {_served(offered_set)}"
         )
     buckets = buckets_of(timeframe)
     if buckets is None:
@@ -181,5 +191,7 @@ def plan_timeframe(
 
 def _served(offered: set[str]) -> str:
     """What an exchange that offers ``offered`` is served in, natively and derived."""
-    served = ", ".join(supported_timeframes(offered)) or "none that this service supports"
+    calendar = sorted((t for t in offered if calendar_span(t)), key=_calendar_order)
+    served = ", ".join([*supported_timeframes(offered), *calendar])
+    served = served or "none that this service supports"
     return f"served natively: {served}; derived: {DERIVABLE_TEXT}"

@@ -19,6 +19,7 @@ from cbtrade.errors import ConfigurationError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.exchange_source.microkernel import create_data_source_connector
 from cbtrade.historical.backfills import BackfillJobs
+from cbtrade.historical.calendar_pages import CalendarCandles
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.fetcher import HistoricalFetcher
 from cbtrade.historical.funding import FundingHistory
@@ -26,6 +27,7 @@ from cbtrade.historical.manager import HistoricalDataManagerImpl
 from cbtrade.historical.repair import RangeRepairer
 from cbtrade.historical.tokens import ContinuationTokenCodec
 from cbtrade.historical.topup import TopUpRunner
+from cbtrade.storage.calendar_store import CalendarCandleStore
 from cbtrade.storage.funding_store import FundingStore
 from cbtrade.storage.interfaces import IStorageManager
 from cbtrade.storage.manager import create_storage_manager
@@ -67,8 +69,12 @@ class ServiceContainer:
         """Wire the service as the settings say (no I/O happens here)."""
         storage = create_storage_manager(settings)
         connector = create_data_source_connector(settings, storage=storage)
-        fetcher = HistoricalFetcher(
-            storage, connector, empty_fetch_grace_ms=settings.empty_fetch_grace_seconds * 1000
+        grace_ms = settings.empty_fetch_grace_seconds * 1000
+        fetcher = HistoricalFetcher(storage, connector, empty_fetch_grace_ms=grace_ms)
+        if not isinstance(storage.backend, ObjectRawDataStorage):
+            raise ConfigurationError("the storage backend keeps no keyed objects")
+        calendar = CalendarCandles(
+            CalendarCandleStore(storage.backend), connector, grace_ms=grace_ms, clock=fetcher.now
         )
         history = HistoricalDataManagerImpl(
             fetcher,
@@ -78,9 +84,8 @@ class ServiceContainer:
             default_limit=settings.page_default_limit,
             max_limit=settings.page_max_limit,
             page_time_budget_seconds=settings.page_time_budget_seconds,
+            calendar=calendar,
         )
-        if not isinstance(storage.backend, ObjectRawDataStorage):
-            raise ConfigurationError("the storage backend keeps no keyed objects")
         funding = FundingHistory(
             FundingStore(storage.backend),
             connector,
@@ -88,7 +93,7 @@ class ServiceContainer:
             default_limit=settings.page_default_limit,
             max_limit=settings.page_max_limit,
             page_time_budget_seconds=settings.page_time_budget_seconds,
-            grace_ms=settings.empty_fetch_grace_seconds * 1000,
+            grace_ms=grace_ms,
         )
         topup = TopUpRunner(
             fetcher,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
+
 from cbtrade.errors import InvalidTimeframeError
 
 TIMEFRAME_MS: dict[str, int] = {
@@ -68,3 +70,13 @@ def align_down(timestamp: int, timeframe_ms: int) -> int:
 def align_up(timestamp: int, timeframe_ms: int) -> int:
     """The first candle open time at or after ``timestamp``."""
     return -(-timestamp // timeframe_ms) * timeframe_ms
+
+
+def month_of(timestamp: int) -> int:
+    """The number of the UTC calendar month holding ``timestamp``, from January 1970."""
+    return int(np.datetime64(timestamp, "ms").astype("datetime64[M]").astype(np.int64))
+
+
+def month_start(month: int) -> int:
+    """Epoch ms of the start of the ``month``-th month since January 1970."""
+    return int(np.datetime64(month, "M").astype("datetime64[ms]").astype(np.int64))

@@ -23,6 +23,16 @@ class FundingWindow(NamedTuple):
     its end)."""
 
 
+class CandleWindow(NamedTuple):
+    """What one call answered for a window of an exchange's own calendar candles."""
+
+    candles: list[Candle]
+    """The candles opening in ``covered``, ascending, the forming one included."""
+    covered: TimeRange
+    """Every candle opening in this range (from the asked window's start) is in
+    ``candles``."""
+
+
 class IExchangeAPIClient(ABC):
     """A plugin that reads candles from one exchange."""
 
@@ -128,6 +138,19 @@ class IExchangeAPIClient(ABC):
             deadline=deadline,
         )
         return await finder.find(start, end, first=first)
+
+    async def fetch_calendar_window(
+        self, symbol: str, timeframe: str, start: int, end: int
+    ) -> CandleWindow:
+        """The exchange's own ``timeframe`` candles (a calendar timeframe it offers, see
+        :mod:`~cbtrade.calendar_timeframes`) opening in ``[start, end)``, as the exchange
+        aligns them, from one call, and the part of the window they are the whole of.
+
+        Raises the errors of :meth:`fetch_historical_data`. By default: the plugin serves
+        none."""
+        raise unsupported_timeframe(
+            timeframe, exchange=self.get_exchange_name(), offered=self.offered_timeframes()
+        )
 
     async def fetch_funding_window(self, symbol: str, start: int, end: int) -> FundingWindow:
         """The funding events of the perpetual contract ``symbol`` in ``[start, end)`` from

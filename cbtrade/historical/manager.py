@@ -6,8 +6,9 @@ import time
 
 from cbtrade.candle_table import CandleTable
 from cbtrade.derived_timeframes import TimeframePlan, plan_timeframe
-from cbtrade.errors import CbTradeError, InvalidContinuationTokenError
+from cbtrade.errors import CbTradeError, InvalidContinuationTokenError, InvalidTimeframeError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
+from cbtrade.historical.calendar_pages import CalendarCandles
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
 from cbtrade.historical.derived_pages import read_derived_page
 from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
@@ -38,7 +39,9 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
     A timeframe the exchange does not offer is derived from a base timeframe it offers
     (:mod:`~cbtrade.derived_timeframes`): the base series is read and gap-filled as for a
     native page, and aggregated into whole, closed buckets (:mod:`.derived_pages`); such
-    pages are never sealed, so no cache keeps them as the base's.
+    pages are never sealed, so no cache keeps them as the base's. An exchange's own calendar
+    timeframes (``1w``, ``1M``, ``3d`` where offered) are stored by their open times, on the
+    exchange's own grid, and paged by time (:mod:`.calendar_pages`); never sealed either.
     """
 
     _MAX_PLANS = 1_024
@@ -53,8 +56,10 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         default_limit: int = 20_000,
         max_limit: int = 100_000,
         page_time_budget_seconds: float = 20.0,
+        calendar: CalendarCandles | None = None,
     ) -> None:
         self._fetcher = fetcher
+        self._calendar = calendar
         self._current_fetcher = current_fetcher
         self._connector = connector
         self._token_codec = token_codec
@@ -111,24 +116,23 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         # Unknown exchanges and timeframes fail here, before any storage or exchange I/O.
         plan = self.plan_timeframe(query.exchange, query.timeframe)
         page_limit = self._limits.of(query.limit, default_limit)
-        if plan.buckets is None:
-            candles, next_cursor, sealed = await self._read_page(query, page_limit)
-        else:
-            deadline = time.monotonic() + self._page_time_budget_seconds
+        deadline = time.monotonic() + self._page_time_budget_seconds
+        sealed = False
+        if plan.span is not None:
+            assert self._calendar is not None, "plan_timeframe refuses calendar timeframes"
+            candles, next_cursor = await self._calendar.read_page(
+                query, plan.span, page_limit, deadline=deadline
+            )
+        elif plan.buckets is not None:
             candles, next_cursor = await read_derived_page(
                 self._fetcher, query, plan, page_limit, deadline=deadline
             )
-            sealed = False
+        else:
+            candles, next_cursor, sealed = await self._read_page(query, page_limit)
         token = None
         if next_cursor is not None:
             token = self._token_codec.encode(query.model_copy(update={"cursor": next_cursor}))
-            if plan.buckets is None:
-                span_end = next_cursor + page_limit * timeframe_to_ms(query.timeframe)
-            else:
-                span_end = plan.buckets.advance(next_cursor, page_limit)
-            self._fetcher.read_ahead(
-                query.exchange, query.symbol, plan.base, next_cursor, min(query.end, span_end)
-            )
+            self._read_ahead(query, plan, next_cursor, page_limit)
         return OhlcvPage(
             query.exchange,
             query.symbol,
@@ -137,6 +141,21 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
             token,
             sealed,
             derived_from=plan.derived_from,
+        )
+
+    def _read_ahead(
+        self, query: PageCursor, plan: TimeframePlan, cursor: int, page_limit: int
+    ) -> None:
+        """Start filling the next page's base candles (calendar candles are not read ahead:
+        a page of them is one or two calls)."""
+        if plan.span is not None:
+            return
+        if plan.buckets is None:
+            span_end = cursor + page_limit * timeframe_to_ms(query.timeframe)
+        else:
+            span_end = plan.buckets.advance(cursor, page_limit)
+        self._fetcher.read_ahead(
+            query.exchange, query.symbol, plan.base, cursor, min(query.end, span_end)
         )
 
     def plan_timeframe(self, exchange_name: str, timeframe: str) -> TimeframePlan:
@@ -150,7 +169,13 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
             plan = plan_timeframe(
                 timeframe, exchange=exchange_name, offered=client.offered_timeframes()
             )
-            client.check_timeframe(plan.base)
+            if plan.span is None:
+                client.check_timeframe(plan.base)
+            elif self._calendar is None:
+                raise InvalidTimeframeError(
+                    f"{exchange_name} offers {timeframe!r} candles, but this service is "
+                    "configured without a store for them"
+                )
             if len(self._plans) >= self._MAX_PLANS:
                 self._plans.clear()
             self._plans[key] = plan
@@ -195,8 +220,9 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
                 series = (exchange_name, coin_symbol, timeframe or DEFAULT_TIMEFRAME)
             else:
                 return None
-            if self.plan_timeframe(series[0], series[2]).buckets is not None:
-                return None  # derived pages are never sealed
+            plan = self.plan_timeframe(series[0], series[2])
+            if plan.buckets is not None or plan.span is not None:
+                return None  # derived and calendar pages are never sealed
             return await self._fetcher.sealed_epoch(*series)
         except CbTradeError:
             return None

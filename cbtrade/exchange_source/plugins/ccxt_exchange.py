@@ -40,6 +40,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from cbtrade.calendar_timeframes import calendar_span
 from cbtrade.errors import (
     ExchangeError,
     ExchangeHistoryUnavailableError,
@@ -51,7 +52,7 @@ from cbtrade.errors import (
 )
 from cbtrade.exchange_source.ccxt_import import import_ccxt_async
 from cbtrade.exchange_source.history_edges import EdgeWindow, HistoryEdgeFinder
-from cbtrade.exchange_source.interfaces import FundingWindow, IExchangeAPIClient
+from cbtrade.exchange_source.interfaces import CandleWindow, FundingWindow, IExchangeAPIClient
 from cbtrade.exchange_source.rate_budget import RateBudget
 from cbtrade.models import Candle, FundingRate, TimeRange
 from cbtrade.price_types import PRICE_TYPES, PriceType, split_series_symbol
@@ -123,6 +124,9 @@ class ExchangeProfile:
     funding_fill: Literal["start", "end"] = "start"
     """Which end of a window an over-full funding-history answer is filled from: its
     ``start`` (the oldest events, as Binance) or its ``end`` (the newest)."""
+    misnamed_timeframes: tuple[str, ...] = ()
+    """ccxt timeframe names whose candles are not what the name says (Kraken's interval 21600
+    is 15 days, which ccxt calls ``2w``): not offered, so the service's own is derived."""
     errors_without_envelope_by_status: bool = False
     """ccxt's adapter reads any error answer without the exchange's JSON envelope (an object
     with a ``code``), such as a gateway's 502 page, as a permanent error; judge such an answer
@@ -156,7 +160,9 @@ PROFILES: dict[str, ExchangeProfile] = {
         funding_per_call=1000,
         funding_fill="start",
     ),
-    "kraken": ExchangeProfile(ccxt_id="kraken", max_per_call=720, history_depth=720),
+    "kraken": ExchangeProfile(
+        ccxt_id="kraken", max_per_call=720, history_depth=720, misnamed_timeframes=("2w",)
+    ),
     # Coinbase documents that a window of more candles than one call returns is rejected.
     "coinbase": ExchangeProfile(ccxt_id="coinbase", max_per_call=300, wide_windows=False),
 }
@@ -377,6 +383,45 @@ class CCXTExchangeClient(IExchangeAPIClient):
             return FundingWindow(events, TimeRange(start, events[-1].timestamp + 1))
         return FundingWindow(events, TimeRange(events[0].timestamp, end))
 
+    async def fetch_calendar_window(
+        self, symbol: str, timeframe: str, start: int, end: int
+    ) -> CandleWindow:
+        """The ``timeframe`` candles (an offered calendar timeframe) opening in ``[start,
+        end)``, as the exchange aligns them, from one call: the window is cut to as many of
+        the shortest such candles as a call returns, so the answer is its whole whichever
+        end the exchange fills from. The forming candle is among them; nothing is asked
+        from a dated future's expiry on."""
+        span = calendar_span(timeframe)
+        if span is None:
+            raise unsupported_timeframe(
+                timeframe, exchange=self._exchange_id, offered=self.offered_timeframes()
+            )
+        if not 0 <= start < end:
+            raise InvalidInputError(f"window [{start}, {end}) is empty")
+        exchange = await self._offered(symbol, timeframe)
+        per_call = self._profile.max_per_call
+        end = min(end, start + per_call * span.min_ms)
+        expiry = (exchange.markets.get(split_series_symbol(symbol)[0]) or {}).get("expiry")
+        if expiry is not None and start >= int(expiry):
+            return CandleWindow([], TimeRange(start, end))
+        depth = self._profile.history_depth
+        if depth is not None:
+            # The newest ``depth`` candles are kept, the forming one among them.
+            earliest = self._clock() - (depth - 1) * span.min_ms
+            if start < earliest:
+                raise ExchangeHistoryUnavailableError(
+                    f"{self._exchange_id} serves only its newest {depth} {timeframe} "
+                    f"candles, from about {earliest} (epoch ms) on; asked from {start}",
+                    earliest_available=earliest,
+                )
+        limit = min(per_call, -(-(end - start) // span.min_ms))
+        rows = await self._fetch_rows(exchange, symbol, timeframe, start, end, limit)
+        by_time = {}
+        for candle in map(_to_candle, rows):
+            if candle is not None and start <= candle.timestamp < end:
+                by_time[candle.timestamp] = candle
+        return CandleWindow([by_time[t] for t in sorted(by_time)], TimeRange(start, end))
+
     async def _contract(self, symbol: str) -> Any:
         """The loaded exchange, if it has funding history in ccxt and lists ``symbol`` as a
         perpetual swap."""
@@ -441,17 +486,20 @@ class CCXTExchangeClient(IExchangeAPIClient):
         return await self._offered(symbol, timeframe), timeframe_ms
 
     def offered_timeframes(self) -> list[str]:
-        """ccxt's timeframes of the exchange (imports ccxt, but needs no request)."""
+        """ccxt's timeframes of the exchange but those it misnames (imports ccxt, but needs
+        no request)."""
         exchange = self._exchange or self._create_exchange()
-        return list(exchange.timeframes or {})
+        misnamed = self._profile.misnamed_timeframes
+        return [name for name in exchange.timeframes or {} if name not in misnamed]
 
     async def _offered(self, symbol: str, timeframe: str) -> Any:
         """The loaded exchange, if it offers ``timeframe`` candles, the service supports
         them, it lists ``symbol``'s market and has its price type's candles."""
         market_symbol, price = split_series_symbol(symbol)
         exchange = await self._loaded_exchange(market_symbol)
-        offered = exchange.timeframes or {}
-        if timeframe not in offered or timeframe not in TIMEFRAME_MS:
+        offered = self.offered_timeframes()
+        served = timeframe in TIMEFRAME_MS or calendar_span(timeframe) is not None
+        if timeframe not in offered or not served:
             raise unsupported_timeframe(timeframe, exchange=self._exchange_id, offered=offered)
         market = exchange.markets.get(market_symbol)
         if market is None:
