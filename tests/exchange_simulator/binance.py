@@ -3,16 +3,18 @@ binance_futures').
 
 klines answers the candles with ``startTime <= t <= endTime`` (ms, inclusive), at most
 ``limit`` (default 500, cap 1000), from the earliest end by default (Binance's own answer),
-so ``startTime=0&endTime=<t>&limit=1`` is the first candle. A delisted market is listed with
-``status: "BREAK"``.
+so ``startTime=0&endTime=<t>&limit=1`` is the first candle. A kline's close time is its
+period's end less 1 ms (a ``1M`` kline's, the next month's start less 1). A delisted market
+is listed with ``status: "BREAK"``.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from cbtrade.timeframes import timeframe_to_ms
+from cbtrade.models import Candle
 from tests.exchange_simulator.core import PriceType, SimulatorState
+from tests.exchange_simulator.grids import grid
 from tests.exchange_simulator.wire import fault, timeframe_names
 
 EXCHANGE = "binance"
@@ -46,25 +48,28 @@ async def serve_klines(
     last = int(query.get("endTime", 2**62))
     empty = state.answer_empty(EXCHANGE, request.path_qs)
     candles = [] if empty else state.window(EXCHANGE, symbol, timeframe, first, last, limit, price)
-    step = timeframe_to_ms(timeframe)
-    rows = [
-        [
-            c.timestamp,
-            f"{c.open:.8f}",
-            f"{c.high:.8f}",
-            f"{c.low:.8f}",
-            f"{c.close:.8f}",
-            f"{c.volume:.8f}" if price == "trade" else "0",
-            c.timestamp + step - 1,
-            "0.0" if price == "trade" else "0",
-            1 if price == "trade" else step // 1000,  # trades, or seconds of price data
-            "0.0" if price == "trade" else "0",
-            "0.0" if price == "trade" else "0",
-            "0",
-        ]
-        for c in candles
-    ]
+    candle_grid = grid(EXCHANGE, timeframe)
+    rows = [kline(c, candle_grid.close_time(c.timestamp), price) for c in candles]
     return web.json_response(rows)
+
+
+def kline(candle: Candle, close_time: int, price: PriceType) -> list[object]:
+    """The candle as a klines row; its close time field is ``close_time`` less 1 ms."""
+    trade = price == "trade"
+    return [
+        candle.timestamp,
+        f"{candle.open:.8f}",
+        f"{candle.high:.8f}",
+        f"{candle.low:.8f}",
+        f"{candle.close:.8f}",
+        f"{candle.volume:.8f}" if trade else "0",
+        close_time - 1,
+        "0.0" if trade else "0",
+        1 if trade else (close_time - candle.timestamp) // 1000,  # trades, or seconds of prices
+        "0.0" if trade else "0",
+        "0.0" if trade else "0",
+        "0",
+    ]
 
 
 def add_routes(app: web.Application, state: SimulatorState) -> None:

@@ -5,10 +5,12 @@ Candles are a pure function of (exchange, symbol, price type, open time): trade,
 index prices have two decimals and trade volumes four, premium indexes eight decimals around
 0, so they survive the exchanges' string encodings exactly. A market has no candle before its
 listing, none from its end (delisting, or a dated future's expiry) on, and none in every
-``quiet_every``-th interval (no trades). The forming candle (``t <= now < t + timeframe``)
-is served, as real exchanges do. Funding events of a perpetual are a pure function of
-(exchange, symbol, funding time), at the times its funding schedule says, from its listing up
-to now.
+``quiet_every``-th period of its grid (no trades). Candles open on the exchange's grid of the
+timeframe (``grids``): an exchange's calendar timeframes (weeks, months) have its own; the
+first candle is the first to open at or after the listing. The forming candle
+(``t <= now < close``) is served, as real exchanges do. Funding events of a perpetual are a
+pure function of (exchange, symbol, funding time), at the times its funding schedule says,
+from its listing up to now.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from itertools import islice
 from typing import Literal, NamedTuple
 
 from cbtrade.models import Candle
-from cbtrade.timeframes import timeframe_to_ms
+from tests.exchange_simulator.grids import grid
 
 WindowStyle = Literal["latest", "earliest"]
 MarketKind = Literal["spot", "swap", "future"]
@@ -262,16 +264,17 @@ class SimulatorState:
         self,
         exchange: str,
         symbol: str,
-        timeframe_ms: int,
+        timeframe: str,
         timestamp: int,
         price: PriceType = "trade",
     ) -> bool:
+        """Whether the ``price`` candle opening at ``timestamp`` (on the grid) exists."""
         market = self.series_market(exchange, symbol, price)
         if market is None or timestamp < market.listed_at:
             return False
         if market.ends_at is not None and timestamp >= market.ends_at:
             return False
-        return (timestamp // timeframe_ms) % market.quiet_every != 0
+        return grid(exchange, timeframe).index(timestamp) % market.quiet_every != 0
 
     def candles(
         self, exchange: str, symbol: str, timeframe: str, first: int, last: int
@@ -309,18 +312,17 @@ class SimulatorState:
     ) -> Iterator[Candle]:
         """The ``price`` candles with ``first <= t <= last`` (``span``), up to now."""
         first, last = span
-        step = timeframe_to_ms(timeframe)
         market = self.series_market(exchange, symbol, price)
         if market is None:
             return
-        start = -(-max(first, market.listed_at) // step) * step
         stop = min(last, now_ms())
         if market.ends_at is not None:
             stop = min(stop, market.ends_at - 1)
-        stop -= stop % step
-        stamps = range(stop, start - 1, -step) if backwards else range(start, stop + 1, step)
-        for t in stamps:
-            if self.has_candle(exchange, symbol, step, t, price):
+        opens = grid(exchange, timeframe).opens(
+            max(first, market.listed_at), stop, backwards=backwards
+        )
+        for t in opens:
+            if self.has_candle(exchange, symbol, timeframe, t, price):
                 yield candle_at(exchange, symbol, t, price)
 
     def funding(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cbtrade.timeframes import align_down, timeframe_to_ms
 from tests.exchange_simulator.core import SimulatorState, now_ms
+from tests.exchange_simulator.grids import grid
 from tests.exchange_simulator.wire import timeframe_names
 
 EXCHANGE = "kraken"
@@ -98,9 +98,10 @@ def add_routes(app: web.Application, state: SimulatorState) -> None:
         timeframe = timeframe_names(EXCHANGE).get(query.get("interval", "1"))
         if symbol is None or timeframe is None:
             return web.json_response({"error": ["EQuery:Unknown asset pair"]}, status=200)
-        step = timeframe_to_ms(timeframe)
-        newest = align_down(now_ms(), step)
-        oldest = newest - (DEPTH - 1) * step
+        candle_grid = grid(EXCHANGE, timeframe)
+        newest_index = candle_grid.index(now_ms())
+        newest = candle_grid.open_time(newest_index)
+        oldest = candle_grid.open_time(newest_index - DEPTH + 1)
         empty = state.answer_empty(EXCHANGE, request.path_qs)
         kept = [] if empty else state.candles(EXCHANGE, symbol, timeframe, oldest, newest)
         since_ms = int(float(query.get("since", 0)) * 1000)

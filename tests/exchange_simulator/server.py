@@ -12,7 +12,6 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from cbtrade.models import Candle
-from cbtrade.timeframes import timeframe_to_ms
 from tests.exchange_simulator import binance, binance_futures, coinbase, cryptocom, kraken
 from tests.exchange_simulator.core import (
     MAX_PER_CALL,
@@ -26,6 +25,7 @@ from tests.exchange_simulator.core import (
     funding_times,
     now_ms,
 )
+from tests.exchange_simulator.grids import grid
 
 WIRE_FORMATS = (cryptocom, binance, binance_futures, kraken, coinbase)
 logger = logging.getLogger(__name__)
@@ -229,20 +229,22 @@ class ExchangeSimulator:
         price: PriceType = "trade",
         now: int | None = None,
     ) -> list[Candle]:
-        """Exactly the closed ``price`` candles the simulated exchange has in ``[start, end)``."""
-        step = timeframe_to_ms(timeframe)
+        """Exactly the closed ``price`` candles (closed by ``now``) the simulated exchange has
+        opening in ``[start, end)``, on the exchange's grid of ``timeframe``."""
         moment = now_ms() if now is None else now
         market = self._state.series_market(exchange, symbol, price)
         if market is None:
             return []
-        # Only the market's life is walked, so a window from the epoch stays cheap.
-        first = -(-max(start, market.listed_at) // step) * step
+        candle_grid = grid(exchange, timeframe)
+        # Only the market's life up to now is walked, so a window from the epoch stays cheap.
+        last = min(end, moment) - 1
         if market.ends_at is not None:
-            end = min(end, market.ends_at)
+            last = min(last, market.ends_at - 1)
         return [
             candle_at(exchange, symbol, t, price)
-            for t in range(first, end, step)
-            if t + step <= moment and self._state.has_candle(exchange, symbol, step, t, price)
+            for t in candle_grid.opens(max(start, market.listed_at), last)
+            if candle_grid.close_time(t) <= moment
+            and self._state.has_candle(exchange, symbol, timeframe, t, price)
         ]
 
     def funding_truth(

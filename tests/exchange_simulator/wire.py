@@ -8,13 +8,16 @@ import ccxt
 from aiohttp import web
 
 from cbtrade.timeframes import TIMEFRAME_MS
+from tests.exchange_simulator.grids import CALENDAR_GRIDS
 
 
 @cache
 def timeframe_names(exchange: str) -> dict[str, str]:
-    """The exchange's own timeframe names (as ccxt sends them) -> the service's names."""
+    """The exchange's own timeframe names (as ccxt sends them) -> the service's names: its
+    fixed timeframes and the exchange's calendar ones."""
     names: dict[str, str] = getattr(ccxt, exchange)().timeframes
-    return {str(native): ours for ours, native in names.items() if ours in TIMEFRAME_MS}
+    served = TIMEFRAME_MS.keys() | CALENDAR_GRIDS.get(exchange, {}).keys()
+    return {str(native): ours for ours, native in names.items() if ours in served}
 
 
 def fault(status: int) -> web.Response:
