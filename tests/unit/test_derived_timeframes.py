@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from cbtrade.calendar_timeframes import calendar_span
 from cbtrade.derived_timeframes import (
     DAY_MS,
     HOUR_MS,
@@ -131,11 +132,19 @@ def test_an_offered_service_timeframe_is_native(timeframe: str, offered: list[st
 @pytest.mark.parametrize(
     ("timeframe", "offered"), [("1w", KRAKEN), ("2w", KRAKEN), ("1M", BINANCE), ("3d", BINANCE)]
 )
-def test_an_offered_timeframe_the_service_does_not_serve_is_refused_not_derived(
+def test_an_offered_calendar_timeframe_is_native_on_the_exchange_grid(
     timeframe: str, offered: list[str]
 ) -> None:
-    with pytest.raises(InvalidTimeframeError, match=f"offers '{timeframe}' candles natively"):
-        plan_timeframe(timeframe, exchange="x", offered=offered)
+    plan = plan_timeframe(timeframe, exchange="x", offered=offered)
+    assert (plan.base, plan.buckets, plan.derived_from) == (timeframe, None, None)
+    assert plan.span == calendar_span(timeframe)
+
+
+def test_an_offered_timeframe_the_service_does_not_serve_is_refused_not_derived() -> None:
+    with pytest.raises(InvalidTimeframeError, match="offers '1s' candles natively") as refused:
+        plan_timeframe("1s", exchange="x", offered=[*BINANCE, "1s"])
+    assert "served natively: 1m, 3m, 5m" in str(refused.value)
+    assert ", 12h, 1d, 3d, 1w, 1M;" in str(refused.value)
 
 
 @pytest.mark.parametrize("timeframe", ["0h", "1y", "90s", "1.5h"])

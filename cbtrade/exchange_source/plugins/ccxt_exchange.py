@@ -398,7 +398,7 @@ class CCXTExchangeClient(IExchangeAPIClient):
             )
         if not 0 <= start < end:
             raise InvalidInputError(f"window [{start}, {end}) is empty")
-        exchange = await self._offered(symbol, timeframe)
+        exchange = await self._offered(symbol, timeframe, calendar=True)
         per_call = self._profile.max_per_call
         end = min(end, start + per_call * span.min_ms)
         expiry = (exchange.markets.get(split_series_symbol(symbol)[0]) or {}).get("expiry")
@@ -492,13 +492,14 @@ class CCXTExchangeClient(IExchangeAPIClient):
         misnamed = self._profile.misnamed_timeframes
         return [name for name in exchange.timeframes or {} if name not in misnamed]
 
-    async def _offered(self, symbol: str, timeframe: str) -> Any:
+    async def _offered(self, symbol: str, timeframe: str, *, calendar: bool = False) -> Any:
         """The loaded exchange, if it offers ``timeframe`` candles, the service supports
-        them, it lists ``symbol``'s market and has its price type's candles."""
+        them on its fixed grids (or, if ``calendar``, as the exchange's own calendar
+        candles), it lists ``symbol``'s market and has its price type's candles."""
         market_symbol, price = split_series_symbol(symbol)
         exchange = await self._loaded_exchange(market_symbol)
         offered = self.offered_timeframes()
-        served = timeframe in TIMEFRAME_MS or calendar_span(timeframe) is not None
+        served = timeframe in TIMEFRAME_MS or (calendar and calendar_span(timeframe) is not None)
         if timeframe not in offered or not served:
             raise unsupported_timeframe(timeframe, exchange=self._exchange_id, offered=offered)
         market = exchange.markets.get(market_symbol)

@@ -140,8 +140,7 @@ def test_the_base_series_pages_and_a_derived_one_do_not_share_cached_pages(
 @pytest.mark.parametrize(
     ("exchange", "timeframe", "says"),
     [
-        ("kraken", "1w", "kraken offers '1w' candles natively"),
-        ("binance", "1M", "binance offers '1M' candles natively"),
+        ("binance", "1s", "binance offers '1s' candles natively"),
         ("coinbase", "1y", "unsupported timeframe '1y'"),
         ("coinbase", "0h", "unsupported timeframe '0h'"),
         ("coinbase", "90s", "unsupported timeframe '90s'"),
