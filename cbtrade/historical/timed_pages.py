@@ -79,7 +79,7 @@ async def read_timed_page(
         rows = merge_rows(rows, window.rows)
         covered = merge_ranges([*covered, window.covered])
         fetched = True
-    page = rows_between(rows, position, reached)
+    page = rows_between(rows, position, min(reached, horizon))
     if page.num_rows > limit:
         return page.slice(0, limit), int(page.column("timestamp")[limit].as_py())
     return page, reached if reached < horizon else None

@@ -10,7 +10,7 @@ import pytest
 from cbtrade.price_types import PRICE_TYPES, PriceType
 from tests.exchange_simulator import ExchangeSimulator
 from tests.exchange_simulator.core import EXPIRY_240329, LISTED_2024
-from tests.integration.api.test_http_end_to_end import follow
+from tests.fixtures.ohlcv_pages import follow
 
 DAY = 86_400_000
 START = LISTED_2024 + 10 * DAY

@@ -5,7 +5,6 @@ Azurite), through real ccxt against the exchange simulator: Coinbase offers 1m, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pyarrow as pa
@@ -19,27 +18,12 @@ from tests.fixtures.aggregation import (
     calendar_month,
     monday_week,
 )
+from tests.fixtures.ohlcv_pages import follow_pages
 
 DAY = 86_400_000
 HOUR = 3_600_000
 MONDAY = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday; the simulated listing
 START, END = MONDAY + 2 * DAY, MONDAY + 9 * 7 * DAY  # nine weeks, the first one partly
-
-
-def follow(http: httpx.Client, **params: Any) -> tuple[list[Candle], list[dict[str, Any]]]:
-    """Every candle of a query, following next_link; and each page's body without candles
-    plus its X-Derived-From header."""
-    response = http.get("/api/v1/ohlcv", params=params)
-    candles: list[Candle] = []
-    pages: list[dict[str, Any]] = []
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        candles.extend(Candle(**candle) for candle in body.pop("candles"))
-        pages.append({**body, "header": response.headers.get("x-derived-from")})
-        if body["next_link"] is None:
-            return candles, pages
-        response = http.get(body["next_link"])
 
 
 @pytest.mark.parametrize("style", ["latest", "earliest"])
@@ -61,7 +45,7 @@ def test_a_derived_timeframe_is_the_aggregation_of_its_base_and_a_reread_is_free
 ) -> None:
     simulator.set_window_style("coinbase", style)  # type: ignore[arg-type]
     query = {"exchange": "coinbase", "symbol": "BTC-USD", "timeframe": timeframe, "limit": limit}
-    candles, pages = follow(http, **query, start=START, end=END)
+    candles, pages = follow_pages(http, **query, start=START, end=END)
     truth = simulator.truth("coinbase", "BTC/USD", base, bucket_of(START), END)
     assert_same_candles(candles, aggregated(truth, bucket_of, lambda bucket: bucket >= START))
     assert len(pages) > 2
@@ -69,7 +53,7 @@ def test_a_derived_timeframe_is_the_aggregation_of_its_base_and_a_reread_is_free
     assert all(page["timeframe"] == timeframe for page in pages)
     calls = simulator.candle_requests("coinbase")
     assert calls > 0
-    again, _ = follow(http, **query, start=START, end=END)
+    again, _ = follow_pages(http, **query, start=START, end=END)
     assert again == candles
     assert simulator.candle_requests("coinbase") == calls
 
@@ -79,7 +63,7 @@ def test_months_are_derived_from_days_in_every_format(
 ) -> None:
     start, end = "2024-01-01T00:00:00Z", "2024-04-01T00:00:00Z"
     query = {"exchange": "coinbase", "symbol": "BTC/USD", "timeframe": "1M"}
-    candles, pages = follow(http, **query, start=start, end=end, limit=2)
+    candles, pages = follow_pages(http, **query, start=start, end=end, limit=2)
     truth = simulator.truth("coinbase", "BTC/USD", "1d", MONDAY, MONDAY + 91 * DAY)
     assert_same_candles(candles, aggregated(truth, calendar_month, lambda month: True))
     assert [c.timestamp for c in candles] == [MONDAY, MONDAY + 31 * DAY, MONDAY + 60 * DAY]
@@ -114,7 +98,7 @@ def test_months_are_derived_from_days_in_every_format(
 def test_an_offered_timeframe_is_fetched_natively(
     http: httpx.Client, simulator: ExchangeSimulator, exchange: str, symbol: str, timeframe: str
 ) -> None:
-    candles, pages = follow(
+    candles, pages = follow_pages(
         http, exchange=exchange, symbol=symbol, timeframe=timeframe, start=START, end=END
     )
     assert candles == simulator.truth(exchange, symbol, timeframe, START, END)
@@ -166,7 +150,7 @@ def test_a_price_type_series_is_derived_from_its_own_base(
 ) -> None:
     perpetual = "BTC/USDT:USDT"
     query = {"exchange": "binance", "symbol": perpetual, "price": "mark", "timeframe": "2d"}
-    candles, pages = follow(http, **query, start=START, end=END, limit=5)
+    candles, pages = follow_pages(http, **query, start=START, end=END, limit=5)
     truth = simulator.truth("binance", perpetual, "1d", START, END + 2 * DAY, price="mark")
     two_days = aggregated(truth, lambda t: t - t % (2 * DAY), lambda b: START <= b < END)
     assert_same_candles(candles, two_days)

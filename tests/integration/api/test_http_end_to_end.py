@@ -16,6 +16,7 @@ from cbtrade.models import Candle
 from tests.exchange_simulator import ExchangeSimulator
 from tests.fixtures.azurite import AzuriteInstanceFactory
 from tests.fixtures.http_server import serve_app
+from tests.fixtures.ohlcv_pages import follow
 from tests.fixtures.service import KEY, service_settings
 
 M5 = 300_000
@@ -24,22 +25,6 @@ START, END = LISTED - 2 * 86_400_000, LISTED + 3 * 86_400_000
 DISCOVERY_CALLS = 24
 """At most the calls a search for a listing costs beyond a fill's own (about log2 of the
 years searched in one call's spans, plus the checks)."""
-
-
-def follow(http: httpx.Client, **params: Any) -> tuple[list[Candle], int]:
-    """Every candle of a query over HTTP, following next_link; and the number of pages."""
-    response = http.get("/api/v1/ohlcv", params=params)
-    pages = 0
-    candles: list[Candle] = []
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        pages += 1
-        candles.extend(Candle(**candle) for candle in body["candles"])
-        if body["next_link"] is None:
-            assert body["continuation_token"] is None
-            return candles, pages
-        response = http.get(body["next_link"])
 
 
 @pytest.mark.parametrize(

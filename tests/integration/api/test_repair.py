@@ -16,8 +16,9 @@ from cbtrade.models import Candle, TimeRange
 from cbtrade.storage.manager import create_storage_manager
 from tests.exchange_simulator import ExchangeSimulator
 from tests.fixtures.http_server import serve_app
+from tests.fixtures.ohlcv_pages import follow
 from tests.fixtures.service import service_settings
-from tests.integration.api.test_http_end_to_end import LISTED, M5, follow
+from tests.integration.api.test_http_end_to_end import LISTED, M5
 
 ADMIN_KEY = "admin-key"
 SERIES = {"exchange": "cryptocom", "symbol": "BTC/USD"}
