@@ -97,9 +97,11 @@ PAGE_TIMEFRAME_SCHEMA: dict[str, Any] = {
     "maxLength": 5,
     "default": DEFAULT_TIMEFRAME,
     "description": (
-        f"candle length: one the exchange offers ({', '.join(TIMEFRAME_MS)}, those it offers), "
-        f"fetched natively; or one derived from those: {DERIVABLE_TEXT}. A derived page names "
-        "its base in derived_from and X-Derived-From. Another is a 400 naming what is offered"
+        f"candle length: one the exchange offers ({', '.join(TIMEFRAME_MS)}, those it offers, "
+        "and its own calendar candles such as Binance's 3d, 1w and 1M, on the exchange's own "
+        f"grid), fetched natively; or one derived from those: {DERIVABLE_TEXT}. A derived page "
+        "names its base in derived_from and X-Derived-From. Another is a 400 naming what is "
+        "offered"
     ),
     "examples": [DEFAULT_TIMEFRAME, "8h", "1w", "1M"],
 }

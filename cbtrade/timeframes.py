@@ -56,7 +56,13 @@ def unsupported_timeframe(
     if exchange is None or offered is None:
         supported = ", ".join(supported_timeframes())
         return InvalidTimeframeError(f"unsupported timeframe {timeframe!r}; supported: {supported}")
+    offered = list(offered)
     served = ", ".join(supported_timeframes(offered)) or "none that this service supports"
+    if timeframe in offered:
+        return InvalidTimeframeError(
+            f"{exchange}'s own {timeframe!r} candles (and derived timeframes) are served by "
+            f"GET /api/v1/ohlcv only; here it offers {served}"
+        )
     return InvalidTimeframeError(
         f"{exchange} does not offer {timeframe!r} candles through this service; it offers {served}"
     )

@@ -226,6 +226,9 @@ async def test_timeframe_errors_list_only_what_the_service_serves_for_the_exchan
             await client.fetch_historical_data("BTC/USD", timeframe, T0, T0 + 86_400_000 * 14)
         assert str(caught.value) == (
             f"binance does not offer {timeframe!r} candles through this service; it offers 1m, 5m"
+            if timeframe == "15m"
+            else f"binance's own {timeframe!r} candles (and derived timeframes) are served by "
+            "GET /api/v1/ohlcv only; here it offers 1m, 5m"
         )
         with pytest.raises(InvalidTimeframeError, match=r"it offers 1m, 5m$"):
             await client.check_series("BTC/USD", timeframe)
