@@ -47,8 +47,10 @@ class CandleSpan(ABC):
 
     @abstractmethod
     def unclosed_from(self, moment: int) -> int:
-        """No candle opening at or after this has closed by ``moment``: where a read up to
-        ``moment`` stops, so that the forming candle is not asked for on every read."""
+        """Where a read up to ``moment`` stops, so that the forming candle is not asked for
+        on every read: no candle opening at or after it has closed by ``moment`` (but for a
+        month starting in an exchange's time zone east of UTC, which is served up to
+        MAX_ZONE_OFFSET_MS late)."""
 
     def final_before(self, moment: int) -> int:
         """Every candle opening before this has closed by ``moment``, whatever its grid."""
@@ -97,8 +99,9 @@ class MonthSpan(CandleSpan):
         return month_start(month + self.months) + open_time - month_start(month)
 
     def unclosed_from(self, moment: int) -> int:
-        # A candle opening less than MAX_ZONE_OFFSET_MS before the month that ends after
-        # ``moment`` closes with that month, in its exchange's time zone.
+        # The month that ends after ``moment`` (in UTC) may open up to MAX_ZONE_OFFSET_MS
+        # early in its exchange's time zone; the month before it, in a zone east of UTC,
+        # closes up to that much before the UTC month does and waits until then.
         return month_start(month_of(moment) - self.months + 1) - MAX_ZONE_OFFSET_MS
 
 

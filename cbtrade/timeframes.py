@@ -1,7 +1,10 @@
 """Timeframes the service supports, and millisecond alignment to them.
 
-Only fixed-length timeframes are supported, so candle open times are multiples of the
-timeframe's length in epoch milliseconds (UTC), as exchanges align them.
+These are the fixed-length timeframes whose candle open times are multiples of the
+timeframe's length in epoch milliseconds (UTC), as exchanges align them: the grids the
+candle store and fetcher work on. An exchange's own calendar timeframes (``1w``, ``1M``) are
+stored by their open times instead (:mod:`cbtrade.calendar_timeframes`), and others are
+derived (:mod:`cbtrade.derived_timeframes`).
 """
 
 from __future__ import annotations
@@ -50,9 +53,9 @@ def supported_timeframes(offered: Iterable[str] | None = None) -> list[str]:
 def unsupported_timeframe(
     timeframe: str, *, exchange: str | None = None, offered: Iterable[str] | None = None
 ) -> InvalidTimeframeError:
-    """The error for a timeframe that is not served, listing those that are: for
-    ``exchange``, those of the service it ``offered`` (an exchange's own, such as ``1w``, are
-    left out: the service would refuse them)."""
+    """The error for a timeframe that is not served on the fixed grids, listing those that
+    are: for ``exchange``, those of the service it ``offered`` (an exchange's own calendar
+    timeframes, such as ``1w``, are served by /api/v1/ohlcv only, and the error says so)."""
     if exchange is None or offered is None:
         supported = ", ".join(supported_timeframes())
         return InvalidTimeframeError(f"unsupported timeframe {timeframe!r}; supported: {supported}")

@@ -119,7 +119,7 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         deadline = time.monotonic() + self._page_time_budget_seconds
         sealed = False
         if plan.span is not None:
-            assert self._calendar is not None, "plan_timeframe refuses calendar timeframes"
+            assert self._calendar is not None, "without a store, plan_timeframe refuses them"
             candles, next_cursor = await self._calendar.read_page(
                 query, plan.span, page_limit, deadline=deadline
             )

@@ -124,9 +124,12 @@ class ExchangeProfile:
     funding_fill: Literal["start", "end"] = "start"
     """Which end of a window an over-full funding-history answer is filled from: its
     ``start`` (the oldest events, as Binance) or its ``end`` (the newest)."""
-    misnamed_timeframes: tuple[str, ...] = ()
-    """ccxt timeframe names whose candles are not what the name says (Kraken's interval 21600
-    is 15 days, which ccxt calls ``2w``): not offered, so the service's own is derived."""
+    calendar_timeframes: tuple[str, ...] = ()
+    """The exchange's own calendar timeframes (``3d``, ``1w``, ``1M``) whose candles are as
+    long as their names say, served natively on its grid. Other calendar names ccxt lists
+    are not taken as offered, so the service derives its own: their candles may be
+    something else (Kraken's interval 21600 is 15 days, which ccxt calls ``2w``; Bitstamp's
+    ``1w`` is 3 days)."""
     errors_without_envelope_by_status: bool = False
     """ccxt's adapter reads any error answer without the exchange's JSON envelope (an object
     with a ``code``), such as a gateway's 502 page, as a permanent error; judge such an answer
@@ -146,6 +149,7 @@ PROFILES: dict[str, ExchangeProfile] = {
         # public/get-valuations answers the newest ``count`` values of its window.
         funding_per_call=300,
         funding_fill="end",
+        calendar_timeframes=("1w", "2w", "1M"),
     ),
     # Spot markets first: one exchangeInfo call instead of three (spot, USD-M, COIN-M); the
     # USD-M contracts' one when a request first names a contract. COIN-M (inverse) contracts
@@ -159,9 +163,10 @@ PROFILES: dict[str, ExchangeProfile] = {
         # Binance's fundingRate answers at most 1000, the oldest of the window first.
         funding_per_call=1000,
         funding_fill="start",
+        calendar_timeframes=("3d", "1w", "1M"),
     ),
     "kraken": ExchangeProfile(
-        ccxt_id="kraken", max_per_call=720, history_depth=720, misnamed_timeframes=("2w",)
+        ccxt_id="kraken", max_per_call=720, history_depth=720, calendar_timeframes=("1w",)
     ),
     # Coinbase documents that a window of more candles than one call returns is rejected.
     "coinbase": ExchangeProfile(ccxt_id="coinbase", max_per_call=300, wide_windows=False),
@@ -400,7 +405,10 @@ class CCXTExchangeClient(IExchangeAPIClient):
             raise InvalidInputError(f"window [{start}, {end}) is empty")
         exchange = await self._offered(symbol, timeframe, calendar=True)
         per_call = self._profile.max_per_call
-        end = min(end, start + per_call * span.min_ms)
+        # Two slots to spare: an exchange may answer the candle holding ``start`` (opening
+        # before it) or stamp a first candle at its listing, closer than the shortest span;
+        # an answer filling the last slot too may have been cut short.
+        end = min(end, start + (per_call - 2) * span.min_ms)
         expiry = (exchange.markets.get(split_series_symbol(symbol)[0]) or {}).get("expiry")
         if expiry is not None and start >= int(expiry):
             return CandleWindow([], TimeRange(start, end))
@@ -414,12 +422,18 @@ class CCXTExchangeClient(IExchangeAPIClient):
                     f"candles, from about {earliest} (epoch ms) on; asked from {start}",
                     earliest_available=earliest,
                 )
-        limit = min(per_call, -(-(end - start) // span.min_ms))
+        opens = -(-(end - start) // span.min_ms)
+        limit = opens + 2
         rows = await self._fetch_rows(exchange, symbol, timeframe, start, end, limit)
-        by_time = {}
-        for candle in map(_to_candle, rows):
-            if candle is not None and start <= candle.timestamp < end:
-                by_time[candle.timestamp] = candle
+        candles = [c for c in map(_to_candle, rows) if c is not None and c.timestamp < end]
+        if len(candles) >= limit:
+            # More candles than the window can hold: the answer may be cut short, and
+            # nothing of it is recorded as fetched.
+            raise ExchangeError(
+                f"{self._exchange_id} answered {len(candles)} {timeframe} candles of {symbol} "
+                f"for [{start}, {end}), a window that holds at most {opens} (and one before)"
+            )
+        by_time = {c.timestamp: c for c in candles if start <= c.timestamp}
         return CandleWindow([by_time[t] for t in sorted(by_time)], TimeRange(start, end))
 
     async def _contract(self, symbol: str) -> Any:
@@ -486,11 +500,15 @@ class CCXTExchangeClient(IExchangeAPIClient):
         return await self._offered(symbol, timeframe), timeframe_ms
 
     def offered_timeframes(self) -> list[str]:
-        """ccxt's timeframes of the exchange but those it misnames (imports ccxt, but needs
-        no request)."""
+        """ccxt's timeframes of the exchange, of its calendar ones only those its profile
+        declares (imports ccxt, but needs no request)."""
         exchange = self._exchange or self._create_exchange()
-        misnamed = self._profile.misnamed_timeframes
-        return [name for name in exchange.timeframes or {} if name not in misnamed]
+        declared = self._profile.calendar_timeframes
+        return [
+            name
+            for name in exchange.timeframes or {}
+            if calendar_span(name) is None or name in declared
+        ]
 
     async def _offered(self, symbol: str, timeframe: str, *, calendar: bool = False) -> Any:
         """The loaded exchange, if it offers ``timeframe`` candles, the service supports

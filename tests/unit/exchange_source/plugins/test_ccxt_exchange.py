@@ -226,7 +226,7 @@ async def test_timeframe_errors_list_only_what_the_service_serves_for_the_exchan
             await client.fetch_historical_data("BTC/USD", timeframe, T0, T0 + 86_400_000 * 14)
         assert str(caught.value) == (
             f"binance does not offer {timeframe!r} candles through this service; it offers 1m, 5m"
-            if timeframe == "15m"
+            if timeframe in ("15m", "2w")  # binance's profile declares no 2w
             else f"binance's own {timeframe!r} candles (and derived timeframes) are served by "
             "GET /api/v1/ohlcv only; here it offers 1m, 5m"
         )
@@ -455,3 +455,57 @@ async def test_an_expired_future_is_asked_nothing_after_its_expiry() -> None:
     assert [call[4] for call in fake.calls] == [{"until": T0 + 101 * M5 - 1}]
     assert not await client.check_coin_trading(future)
     assert await client.check_coin_trading("BTC/USD:USD")
+
+
+@pytest.mark.parametrize(
+    ("exchange_id", "offered"),
+    [
+        ("binance", ["1m", "3d", "1w", "1M", "1s"]),
+        ("kraken", ["1m", "1w", "1s"]),  # its "2w" is a 15-day interval
+        ("bitstamp", ["1m", "1s"]),  # its "1w" is a 3-day interval
+    ],
+)
+def test_only_the_calendar_timeframes_a_profile_declares_are_offered(
+    exchange_id: str, offered: list[str]
+) -> None:
+    fake = FakeCcxtExchange()
+    fake.timeframes = {name: name for name in ("1m", "3d", "1w", "2w", "1M", "1s")}
+    assert client_for(exchange_id, fake).offered_timeframes() == offered
+
+
+class WeeklyExchange(FakeCcxtExchange):
+    """Answers weekly candles opening every ``spacing`` ms from ``first`` through its window's
+    end (inclusive), whatever the limit asked."""
+
+    def __init__(self, first: int, spacing: int) -> None:
+        super().__init__()
+        self.timeframes = {"1m": "1m", "1w": "1w"}
+        self.first, self.spacing = first, spacing
+
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: int, limit: int, params: dict[str, Any]
+    ) -> list[list[Any]]:
+        self.calls.append((symbol, timeframe, since, limit, params))
+        last = params["until"]
+        return [[t, 1, 2, 0.5, 1.5, 3] for t in range(self.first, last + 1, self.spacing)]
+
+
+async def test_a_calendar_window_has_a_slot_to_spare_and_refuses_an_overfull_answer() -> None:
+    week = 7 * 86_400_000
+    start = NOW - 30 * week + 86_400_000  # a day into a week
+    # The exchange answers the week holding start too: one more than the window's opens.
+    held = WeeklyExchange(start - 86_400_000, week)
+    window = await client_for("binance", held).fetch_calendar_window(
+        "BTC/USD", "1w", start, start + 3 * week
+    )
+    assert [c.timestamp for c in window.candles] == [
+        start + 6 * 86_400_000 + k * week for k in range(3)
+    ]
+    assert window.covered == (start, start + 3 * week)
+    assert held.calls[0][3] == 5  # the window's three opens and two to spare
+    # Opens a day apart cannot be weekly candles: the answer may be cut, so nothing is kept.
+    daily = WeeklyExchange(start, 86_400_000)
+    with pytest.raises(ExchangeError, match="holds at most 3"):
+        await client_for("binance", daily).fetch_calendar_window(
+            "BTC/USD", "1w", start, start + 3 * week
+        )
