@@ -23,6 +23,7 @@ from cbtrade.timeframes import TIMEFRAME_MS, month_of, month_start
 DAY_MS = 86_400_000
 _CALENDAR = re.compile(r"^([1-9][0-9]{0,3})([dwM])$")
 _UNIT_DAYS = {"d": 1, "w": 7}
+AVERAGE_MONTH_MS = 365.2425 * DAY_MS / 12
 MAX_ZONE_OFFSET_MS = 15 * 3_600_000
 """Months may start in an exchange's own time zone: at most this far from 00:00 UTC (time
 zones run from UTC-12 to UTC+14)."""
@@ -52,6 +53,10 @@ class CandleSpan(ABC):
         month starting in an exchange's time zone east of UTC, which is served up to
         MAX_ZONE_OFFSET_MS late)."""
 
+    @abstractmethod
+    def periods(self, earlier: int, later: int) -> int:
+        """How many candle periods lie from the open ``earlier`` to the open ``later``."""
+
     def final_before(self, moment: int) -> int:
         """Every candle opening before this has closed by ``moment``, whatever its grid."""
         return moment - self.max_ms + 1
@@ -77,6 +82,9 @@ class FixedSpan(CandleSpan):
     def unclosed_from(self, moment: int) -> int:
         return moment - self.length + 1
 
+    def periods(self, earlier: int, later: int) -> int:
+        return round((later - earlier) / self.length)
+
 
 @dataclass(frozen=True)
 class MonthSpan(CandleSpan):
@@ -97,6 +105,9 @@ class MonthSpan(CandleSpan):
         if month_start(month + 1) - open_time < open_time - month_start(month):
             month += 1  # it opened before its month began, in the exchange's time zone
         return month_start(month + self.months) + open_time - month_start(month)
+
+    def periods(self, earlier: int, later: int) -> int:
+        return round((later - earlier) / (self.months * AVERAGE_MONTH_MS))
 
     def unclosed_from(self, moment: int) -> int:
         # The month that ends after ``moment`` (in UTC) may open up to MAX_ZONE_OFFSET_MS

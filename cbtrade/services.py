@@ -53,6 +53,7 @@ class ServiceContainer:
     storage: IStorageManager
     connector: IDataSourceConnector
     history: HistoricalDataManagerImpl
+    calendar: CalendarCandles
     funding: FundingHistory
     topup: TopUpRunner
     repair: RangeRepairer
@@ -118,6 +119,7 @@ class ServiceContainer:
             storage=storage,
             connector=connector,
             history=history,
+            calendar=calendar,
             funding=funding,
             topup=topup,
             repair=RangeRepairer(fetcher, storage, connector, max_candles=settings.page_max_limit),

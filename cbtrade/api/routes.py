@@ -54,6 +54,7 @@ from cbtrade.models import (
 )
 from cbtrade.price_types import DEFAULT_PRICE, split_series_symbol
 from cbtrade.services import ServiceContainer
+from cbtrade.storage.catalog import catalog_order
 from cbtrade.storage.interfaces import SeriesSummary
 from cbtrade.timeframes import DEFAULT_TIMEFRAME
 
@@ -266,9 +267,13 @@ async def list_series(
 ) -> Response:
     """What is stored for an exchange (or one symbol, all its price types): per series its
     first and last candle, how many, the ranges between them never fetched and the quiet
-    slots. Reads the series' summaries and only the objects changed since they were made."""
+    slots. Reads the series' summaries and only the objects changed since they were made
+    (the exchange's own calendar candle series: their few objects, when changed)."""
     services.connector.get_client(exchange)
-    found = await services.storage.list_series(exchange, normalize_symbol(symbol))
+    symbol = normalize_symbol(symbol)
+    found = await services.storage.list_series(exchange, symbol)
+    found += await services.calendar.list_series(exchange, symbol)
+    found.sort(key=catalog_order)
     return _json({"exchange": exchange, "series": [_catalog_entry(one) for one in found]})
 
 

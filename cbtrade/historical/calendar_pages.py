@@ -23,10 +23,12 @@ from cbtrade.historical.timed_pages import FetchedWindow, read_timed_page
 from cbtrade.historical.tokens import PageCursor
 from cbtrade.models import TimeRange
 from cbtrade.storage.calendar_store import CalendarCandleStore
+from cbtrade.storage.interfaces import SeriesSummary
 
 
 class CalendarCandles:
-    """Serves an exchange's own calendar candles page by page, stored by open time."""
+    """Serves an exchange's own calendar candles page by page, stored by open time, and
+    their catalog entries."""
 
     def __init__(
         self,
@@ -69,6 +71,13 @@ class CalendarCandles:
             deadline=deadline,
         )
         return CandleTable.from_arrow(rows), next_cursor
+
+    async def list_series(
+        self, exchange_name: str, coin_symbol: str | None = None
+    ) -> list[SeriesSummary]:
+        """The catalog entries of the exchange's stored calendar candle series (or one
+        symbol's)."""
+        return await self._store.list_series(exchange_name, coin_symbol)
 
     def _settled(self, window: CandleWindow, span: CandleSpan, now: int) -> list[TimeRange]:
         """The part of ``window`` that may be recorded as fetched (see the module)."""

@@ -25,14 +25,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 import orjson
 
+from cbtrade.calendar_timeframes import CandleSpan, calendar_span
 from cbtrade.candle_table import CandleTable
 from cbtrade.models import TimeRange
+from cbtrade.price_types import PRICE_TYPES, split_series_symbol
 from cbtrade.storage.interfaces import SeriesSummary
 from cbtrade.time_ranges import clip_ranges, merge_ranges, subtract_ranges
+from cbtrade.timeframes import TIMEFRAME_MS
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +100,46 @@ def summarize_series(
         first,
         last,
         candles,
+        subtract_ranges(life, covered),
+        missing,
+    )
+
+
+def catalog_order(summary: SeriesSummary) -> tuple[str, int, int]:
+    """Catalog entries by symbol, price type and candle length."""
+    symbol, price = split_series_symbol(summary.coin_symbol)
+    span = calendar_span(summary.timeframe)
+    length = TIMEFRAME_MS.get(summary.timeframe) or (span.max_ms if span else 0)
+    return symbol, PRICE_TYPES.index(price), length
+
+
+def summarize_calendar_series(
+    exchange_name: str,
+    coin_symbol: str,
+    timeframe: str,
+    span: CandleSpan,
+    candles: CandleTable,
+    covered: list[TimeRange],
+) -> SeriesSummary:
+    """The catalog entry of a series of an exchange's own calendar candles, from all of its
+    candles and coverage: its quiet periods are counted on the exchange's grid, by the
+    candles' length, between consecutive candles whose interval was fetched."""
+    stamps = candles.arrow.column("timestamp").to_pylist()
+    if not stamps:
+        return SeriesSummary(exchange_name, coin_symbol, timeframe, None, None, 0, [], 0)
+    missing = sum(
+        span.periods(earlier, later) - 1
+        for earlier, later in pairwise(stamps)
+        if clip_ranges(covered, TimeRange(earlier, later)) == [TimeRange(earlier, later)]
+    )
+    life = TimeRange(stamps[0], stamps[-1] + 1)
+    return SeriesSummary(
+        exchange_name,
+        coin_symbol,
+        timeframe,
+        stamps[0],
+        stamps[-1],
+        len(stamps),
         subtract_ranges(life, covered),
         missing,
     )

@@ -69,9 +69,10 @@ from cbtrade.errors import (
     StorageError,
 )
 from cbtrade.models import Candle, TimeRange
-from cbtrade.price_types import PRICE_TYPES, split_series_symbol
+from cbtrade.price_types import split_series_symbol
 from cbtrade.storage.catalog import (
     ObjectSummary,
+    catalog_order,
     decode_summary,
     encode_summary,
     summarize_object,
@@ -430,7 +431,7 @@ class ObjectRawDataStorage(IRawDataStorage):
                 continue
             if coin_symbol in (None, symbol, parsed.coin_symbol):
                 by_series.setdefault((parsed.coin_symbol, parsed.timeframe), {})[key] = etag
-        series = sorted(by_series, key=_catalog_order)
+        series = sorted(by_series, key=lambda found: (found[0], timeframe_to_ms(found[1])))
         summary_keys = [
             self._paths.get_series_summary_key(exchange_name, symbol, timeframe)
             for symbol, timeframe in series
@@ -459,13 +460,14 @@ class ObjectRawDataStorage(IRawDataStorage):
             for key, (etag, before), now in zip(summary_keys, stored, entries, strict=True)
             if now != before
         )
-        return [
+        summaries = [
             summarize_series(
                 exchange_name, symbol, timeframe, timeframe_to_ms(timeframe), now.values()
             )
             for (symbol, timeframe), now in zip(series, entries, strict=True)
             if now
         ]
+        return sorted(summaries, key=catalog_order)
 
     async def check_coin_exists(
         self, exchange_name: str, coin_symbol: str, timeframe: str | None = None
@@ -836,12 +838,6 @@ class ObjectRawDataStorage(IRawDataStorage):
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
         return [task.result() for task in tasks]
-
-
-def _catalog_order(series: tuple[str, str]) -> tuple[str, int, int]:
-    """Series ``(series symbol, timeframe)`` by symbol, price type and timeframe."""
-    symbol, price = split_series_symbol(series[0])
-    return symbol, PRICE_TYPES.index(price), timeframe_to_ms(series[1])
 
 
 def encode_columns(

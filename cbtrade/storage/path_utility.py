@@ -50,6 +50,7 @@ from calendar import isleap, monthrange
 from datetime import date
 from typing import Literal, NamedTuple
 
+from cbtrade.calendar_timeframes import calendar_span
 from cbtrade.errors import InvalidPathComponentError
 from cbtrade.models import TimeRange
 from cbtrade.price_types import SEPARATOR, split_series_symbol
@@ -81,7 +82,6 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 MAX_TIMESTAMP = (date(9999, 12, 31).toordinal() + 1 - _EPOCH_ORDINAL) * DAY_MS
 """Exclusive upper bound of storable timestamps (the year must have four digits)."""
 
-_CALENDAR_TIMEFRAME = re.compile(r"[1-9][0-9]{0,3}[dwM]")
 _EXCHANGE_ID = re.compile(r"[a-z0-9]{1,32}")
 _SYMBOL_CHARS = re.compile(r"[A-Za-z0-9._/:-]+")
 _DOCUMENT_PATH = re.compile(r"(?:[a-z0-9][a-z0-9._-]{0,62}/){0,7}[a-z0-9][a-z0-9._-]{0,62}")
@@ -293,9 +293,31 @@ class StoragePathUtility:
     def get_calendar_prefix(self, exchange_name: str, coin_symbol: str, timeframe: str) -> str:
         """Key prefix of a series of an exchange's own calendar candles (ends with ``/``)."""
         exchange = self.validate_exchange(exchange_name)
-        if not isinstance(timeframe, str) or not _CALENDAR_TIMEFRAME.fullmatch(timeframe):
+        if calendar_span(timeframe) is None:
             raise InvalidPathComponentError(f"{timeframe!r} is not a calendar timeframe")
         return f"{CALENDAR_ROOT}/{exchange}/{self.encode_symbol(coin_symbol)}/{timeframe}/"
+
+    def get_calendar_base(self, exchange_name: str, coin_symbol: str | None = None) -> str:
+        """Key prefix of an exchange's calendar candle series (ending with ``/``), or of one
+        symbol's (not ending with ``/``: its price types' folders share it)."""
+        prefix = f"{CALENDAR_ROOT}/{self.validate_exchange(exchange_name)}/"
+        return prefix if coin_symbol is None else prefix + self.encode_symbol(coin_symbol)
+
+    def parse_calendar_key(self, key: str) -> ParsedRawDataPath:
+        """Split the key of a calendar candle object (``calendar/{exchange}/{encoded_symbol}/
+        {timeframe}/{yyyy}.arrow``) into its parts; reject anything else."""
+        parts = key.split("/") if isinstance(key, str) else []
+        if (
+            len(parts) != 5
+            or parts[0] != CALENDAR_ROOT
+            or calendar_span(parts[3]) is None
+            or not _DIGITS["yyyy"].fullmatch(parts[4].removesuffix(OBJECT_SUFFIX))
+            or not parts[4].endswith(OBJECT_SUFFIX)
+        ):
+            raise InvalidPathComponentError(f"not a calendar candle key: {key!r}")
+        exchange = self.validate_exchange(parts[1])
+        period = _period_of_day(date(int(parts[4][:4]), 1, 1), "year")
+        return ParsedRawDataPath(exchange, self.decode_symbol(parts[2]), parts[3], period)
 
     def year_objects_spanning(
         self, prefix: str, start_time: int, end_time: int

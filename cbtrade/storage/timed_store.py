@@ -104,6 +104,10 @@ class TimedRowStore:
         """No rows, in this store's schema."""
         return self._schema.empty_table()
 
+    async def list_keys(self, prefix: str) -> list[str]:
+        """The keys of the data objects under ``prefix``, in one listing."""
+        return sorted(await self._backend.list_object_etags(prefix))
+
     async def read_rows(self, folder: str, start: int, end: int) -> TimedSlice:
         """Stored rows and coverage of ``[start, end)`` under ``folder`` (a series' key prefix,
         ending with ``/``). Years recorded empty cost no request; the folder is listed once

@@ -149,3 +149,31 @@ def test_calendar_pages_in_csv_and_arrow_hold_the_json_candles(
     assert arrow.status_code == 200, arrow.text
     table = pa.ipc.open_stream(io.BytesIO(arrow.content)).read_all()
     assert [Candle(*row.values()) for row in table.to_pylist()] == candles
+
+
+def test_the_catalog_lists_calendar_series_with_their_quiet_periods(
+    http: httpx.Client, simulator: ExchangeSimulator
+) -> None:
+    spot = {"exchange": "binance", "symbol": "BTC/USDT"}
+    follow_pages(http, **spot, timeframe="1w", start=0, end=END)
+    follow_pages(http, **spot, timeframe="1M", start=LISTED, end=END)
+    follow_pages(http, **spot, timeframe="5m", start=LISTED, end=LISTED + DAY)
+    response = http.get("/api/v1/series", params={"exchange": "binance", "symbol": "BTC/USDT"})
+    assert response.status_code == 200, response.text
+    entries = response.json()["series"]
+    assert [(e["symbol"], e["timeframe"]) for e in entries] == [
+        ("BTC/USDT", "5m"), ("BTC/USDT", "1w"), ("BTC/USDT", "1M")
+    ]  # fmt: skip
+    week, month = entries[1], entries[2]
+    weeks = simulator.truth("binance", "BTC/USDT", "1w", 0, week["last"] + 1)
+    assert (week["first"], week["last"], week["candles"]) == (
+        LISTED, weeks[-1].timestamp, len(weeks)
+    )  # fmt: skip
+    assert week["not_covered"] == []
+    # Quiet weeks (the simulator's 2025-10-13 among them) are the grid's weeks without one.
+    assert week["missing_candles"] == (week["last"] - LISTED) // WEEK + 1 - len(weeks) > 0
+    months = simulator.truth("binance", "BTC/USDT", "1M", 0, month["last"] + 1)
+    assert (month["first"], month["candles"]) == (LISTED, len(months))
+    last = datetime.fromtimestamp(month["last"] / 1000, UTC)
+    assert month["missing_candles"] == (last.year - 2024) * 12 + last.month - len(months) > 0
+    assert month["first_time"] == "2024-01-01T00:00:00Z"

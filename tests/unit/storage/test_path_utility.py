@@ -239,3 +239,37 @@ def test_price_types_of_a_symbol_are_separate_series() -> None:
     assert mark == "raw_data/binance/BTC-USDT%3AUSDT@mark/5m/"
     key = paths.get_raw_data_path("binance", "BTC/USDT:USDT@mark", "5m", 0)
     assert paths.parse_path(key).coin_symbol == "BTC/USDT:USDT@mark"
+
+
+def test_calendar_keys_round_trip_and_share_a_symbol_prefix_with_its_price_types() -> None:
+    paths = StoragePathUtility()
+    folder = paths.get_calendar_prefix("binance", "BTC/USDT:USDT@mark", "1w")
+    assert folder == "calendar/binance/BTC-USDT%3AUSDT@mark/1w/"
+    [year] = paths.year_objects_spanning(folder, 1_704_067_200_000, 1_704_067_200_001)
+    assert year.key == folder + "2024.arrow"
+    parsed = paths.parse_calendar_key(year.key)
+    assert parsed == ("binance", "BTC/USDT:USDT@mark", "1w", year.period)
+    assert folder.startswith(paths.get_calendar_base("binance", "BTC/USDT:USDT"))
+    assert paths.get_calendar_base("binance") == "calendar/binance/"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "calendar/binance/BTC-USDT/5m/2024.arrow",  # a fixed-grid timeframe
+        "calendar/binance/BTC-USDT/1w/2024/01.arrow",
+        "calendar/binance/BTC-USDT/1w/24.arrow",
+        "calendar/binance/BTC-USDT/1w/empty_years.json",
+        "raw_data/binance/BTC-USDT/1w/2024.arrow",
+        "calendar/Binance/BTC-USDT/1w/2024.arrow",
+        "calendar/binance/BTC%2FUSDT/1w/2024.arrow",
+    ],
+)
+def test_anything_but_a_calendar_object_key_is_refused(key: str) -> None:
+    with pytest.raises(InvalidPathComponentError):
+        StoragePathUtility().parse_calendar_key(key)
+
+
+def test_a_calendar_prefix_needs_a_calendar_timeframe() -> None:
+    with pytest.raises(InvalidPathComponentError, match="not a calendar timeframe"):
+        StoragePathUtility().get_calendar_prefix("binance", "BTC/USDT", "1d")
