@@ -46,6 +46,15 @@ def test_30_days_of_each_price_of_a_perpetual_are_exact_and_read_again_for_free(
     )
     assert again == candles
     assert simulator.candle_requests("binance") == calls
+    # The catalog lists the series with its first candle (fills may run on past END).
+    listed = http.get("/api/v1/series", params={"exchange": "binance", "symbol": PERPETUAL})
+    assert listed.status_code == 200, listed.text
+    [entry] = listed.json()["series"]
+    assert (entry["symbol"], entry["price"], entry["timeframe"]) == (PERPETUAL, price, "5m")
+    assert entry["first"] == truth[0].timestamp
+    assert entry["last"] >= truth[-1].timestamp
+    assert entry["candles"] >= len(truth)
+    assert entry["not_covered"] == []
 
 
 def test_each_price_type_is_a_series_of_its_own(

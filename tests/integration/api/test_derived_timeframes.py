@@ -56,6 +56,11 @@ def test_a_derived_timeframe_is_the_aggregation_of_its_base_and_a_reread_is_free
     again, _ = follow_pages(http, **query, start=START, end=END)
     assert again == candles
     assert simulator.candle_requests("coinbase") == calls
+    # The catalog lists what is stored: the base series, from the first bucket served on.
+    listed = http.get("/api/v1/series", params={"exchange": "coinbase", "symbol": "BTC/USD"})
+    [entry] = listed.json()["series"]
+    assert (entry["timeframe"], entry["not_covered"]) == (base, [])
+    assert entry["first"] == next(c.timestamp for c in truth if c.timestamp >= candles[0][0])
 
 
 def test_months_are_derived_from_days_in_every_format(
