@@ -141,8 +141,10 @@ class ServiceContainer:
         ]
 
     async def aclose(self) -> None:
-        """Close the exchange sessions, the queue clients and the storage client."""
+        """Stop the reads ahead, close the exchange sessions, the queue clients and the
+        storage client."""
         try:
+            await self.history.fetcher.close()
             await self.connector.close()
         finally:
             try:

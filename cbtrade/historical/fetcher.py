@@ -131,6 +131,15 @@ class HistoricalFetcher:
 
         task.add_done_callback(finished)
 
+    async def close(self) -> None:
+        """Stop the reads ahead still running (at shutdown, before the store closes under
+        them) and wait until they have stopped."""
+        running = list(self._reads_ahead.values())
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+
     async def _after_read_ahead(self, series: _Series) -> None:
         """Wait for the series' read-ahead, if one is running (its outcome does not matter)."""
         task = self._reads_ahead.get(series)

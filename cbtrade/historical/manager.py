@@ -68,6 +68,11 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         self._plans: dict[tuple[str, str], TimeframePlan] = {}
 
     @property
+    def fetcher(self) -> HistoricalFetcher:
+        """The fetcher that reads and gap-fills the native series."""
+        return self._fetcher
+
+    @property
     def token_codec(self) -> ContinuationTokenCodec:
         """The codec of the continuation tokens (shared with other paged routes)."""
         return self._token_codec

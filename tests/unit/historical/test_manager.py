@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from cbtrade.errors import (
@@ -320,6 +322,35 @@ async def test_a_failed_read_ahead_is_left_to_the_page_it_was_for(
     second = await reader.get_page(continuation_token=first.continuation_token, limit=100)
     assert not recording.fail_from  # the read-ahead, which the page waited for, met the fault
     assert first.candles.to_candles() + second.candles.to_candles() == truth(start, end)
+
+
+class _StalledStorage(_RecordingStorage):
+    """A store whose range reads never finish: a read ahead runs until it is stopped."""
+
+    def __init__(self, storage: IStorageManager) -> None:
+        super().__init__(storage)
+        self.stopped = 0
+
+    async def get_range_with_coverage(self, *args: object) -> object:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.stopped += 1
+            raise
+        raise AssertionError("unreachable")
+
+
+async def test_closing_the_fetcher_stops_the_reads_ahead(
+    storage: IStorageManager, exchange: FakeExchangeClient
+) -> None:
+    stalled = _StalledStorage(storage)
+    fetcher = HistoricalFetcher(stalled, fake_connector(exchange), clock=lambda: NOW)  # type: ignore[arg-type]
+    fetcher.read_ahead("fake", "BTC/USD", "5m", LISTED_AT, LISTED_AT + DAY)
+    fetcher.read_ahead("fake", "ETH/USD", "5m", LISTED_AT, LISTED_AT + DAY)
+    await asyncio.sleep(0)  # both reads start, and wait on the store
+    await fetcher.close()
+    assert stalled.stopped == 2
+    await fetcher.close()  # nothing left to stop
 
 
 async def test_most_recent_timestamp_refuses_what_the_exchange_does_not_serve(
