@@ -268,12 +268,14 @@ async def list_series(
     """What is stored for an exchange (or one symbol, all its price types): per series its
     first and last candle, how many, the ranges between them never fetched and the quiet
     slots. Reads the series' summaries and only the objects changed since they were made
-    (the exchange's own calendar candle series: their few objects, when changed)."""
+    (the exchange's own calendar candle series: their few objects, decoded when changed)."""
     services.connector.get_client(exchange)
     symbol = normalize_symbol(symbol)
-    found = await services.storage.list_series(exchange, symbol)
-    found += await services.calendar.list_series(exchange, symbol)
-    found.sort(key=catalog_order)
+    fixed, calendar = await asyncio.gather(
+        services.storage.list_series(exchange, symbol),
+        services.calendar.list_series(exchange, symbol),
+    )
+    found = sorted([*fixed, *calendar], key=catalog_order)
     return _json({"exchange": exchange, "series": [_catalog_entry(one) for one in found]})
 
 

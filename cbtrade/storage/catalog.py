@@ -128,7 +128,8 @@ def summarize_calendar_series(
     if not stamps:
         return SeriesSummary(exchange_name, coin_symbol, timeframe, None, None, 0, [], 0)
     missing = sum(
-        span.periods(earlier, later) - 1
+        # A first candle stamped at a listing may open less than a period before the next.
+        max(span.periods(earlier, later) - 1, 0)
         for earlier, later in pairwise(stamps)
         if clip_ranges(covered, TimeRange(earlier, later)) == [TimeRange(earlier, later)]
     )

@@ -316,6 +316,8 @@ class StoragePathUtility:
         ):
             raise InvalidPathComponentError(f"not a calendar candle key: {key!r}")
         exchange = self.validate_exchange(parts[1])
+        if int(parts[4][:4]) < 1970:
+            raise InvalidPathComponentError(f"not a calendar candle key: {key!r} (before 1970)")
         period = _period_of_day(date(int(parts[4][:4]), 1, 1), "year")
         return ParsedRawDataPath(exchange, self.decode_symbol(parts[2]), parts[3], period)
 

@@ -18,8 +18,8 @@ every read.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import orjson
@@ -39,6 +39,7 @@ from cbtrade.time_ranges import clip_ranges, merge_ranges
 EMPTY_YEARS_NAME = "empty_years.json"
 """Beside a series' year objects: ``{"empty_years": [[start, end], ...]}``, the years
 fetched wholly and found without a row (before its listing), which get no object."""
+_T = TypeVar("_T")
 DEFAULT_CACHED_OBJECTS = 256
 """Decoded objects kept: a year of hourly funding is 8,784 rows, 140 kB of columns."""
 
@@ -104,9 +105,14 @@ class TimedRowStore:
         """No rows, in this store's schema."""
         return self._schema.empty_table()
 
-    async def list_keys(self, prefix: str) -> list[str]:
-        """The keys of the data objects under ``prefix``, in one listing."""
-        return sorted(await self._backend.list_object_etags(prefix))
+    async def gather_bounded(self, awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
+        """Await all, at most the backend's concurrency at once."""
+        return await self._backend.gather_bounded(awaitables)
+
+    async def list_objects(self, prefix: str) -> dict[str, str | None]:
+        """The data objects under ``prefix``, each with its ETag if the listing tells it, in
+        one listing."""
+        return await self._backend.list_object_etags(prefix)
 
     async def read_rows(self, folder: str, start: int, end: int) -> TimedSlice:
         """Stored rows and coverage of ``[start, end)`` under ``folder`` (a series' key prefix,
@@ -121,19 +127,31 @@ class TimedRowStore:
         listed: dict[str, str | None] | None = None
         if len(objects) >= LIST_FOLDER_AT:
             listed = await self._backend.list_object_etags(folder)
+        slice_ = await self.read_listed(objects, listed, TimeRange(start, end))
+        covered = clip_ranges([*empty_years, *slice_.covered], TimeRange(start, end))
+        return TimedSlice(slice_.rows, covered)
+
+    async def read_listed(
+        self,
+        objects: list[RawDataObject],
+        listed: dict[str, str | None] | None,
+        window: TimeRange,
+    ) -> TimedSlice:
+        """The rows and coverage of ``objects`` within ``window`` (years recorded empty left
+        out): those ``listed`` (keys with their listed ETags; None: not listed, each object
+        is asked for) are decoded once per ETag, and a cached one whose ETag the listing
+        shows costs no request."""
+        start, end = window
         to_load = [obj for obj in objects if listed is None or obj.key in listed]
         loaded = await self._backend.gather_bounded(
             self._load(obj.key, None if listed is None else listed[obj.key]) for obj in to_load
         )
-        window = TimeRange(start, end)
         rows = (
             pa.concat_tables([rows_between(table, start, end) for table, _ in loaded])
             if loaded
             else self.empty()
         )
-        covered = clip_ranges(
-            [*empty_years, *(r for _, obj_covered in loaded for r in obj_covered)], window
-        )
+        covered = clip_ranges([r for _, obj_covered in loaded for r in obj_covered], window)
         return TimedSlice(rows, covered)
 
     async def save_rows(self, folder: str, rows: pa.Table, *, covered: Sequence[TimeRange]) -> None:

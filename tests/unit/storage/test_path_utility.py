@@ -259,6 +259,8 @@ def test_calendar_keys_round_trip_and_share_a_symbol_prefix_with_its_price_types
         "calendar/binance/BTC-USDT/5m/2024.arrow",  # a fixed-grid timeframe
         "calendar/binance/BTC-USDT/1w/2024/01.arrow",
         "calendar/binance/BTC-USDT/1w/24.arrow",
+        "calendar/binance/BTC-USDT/1w/0000.arrow",
+        "calendar/binance/BTC-USDT/1w/1969.arrow",
         "calendar/binance/BTC-USDT/1w/empty_years.json",
         "raw_data/binance/BTC-USDT/1w/2024.arrow",
         "calendar/Binance/BTC-USDT/1w/2024.arrow",
