@@ -392,10 +392,10 @@ class CCXTExchangeClient(IExchangeAPIClient):
         self, symbol: str, timeframe: str, start: int, end: int
     ) -> CandleWindow:
         """The ``timeframe`` candles (an offered calendar timeframe) opening in ``[start,
-        end)``, as the exchange aligns them, from one call: the window is cut to as many of
-        the shortest such candles as a call returns, so the answer is its whole whichever
-        end the exchange fills from. The forming candle is among them; nothing is asked
-        from a dated future's expiry on."""
+        end)``, as the exchange aligns them, from one call: the window is cut to two fewer
+        of the shortest such candles than a call returns, so the answer is its whole
+        whichever end the exchange fills from (an answer filling the call is refused). The
+        forming candle is among them; nothing is asked from a dated future's expiry on."""
         span = calendar_span(timeframe)
         if span is None:
             raise unsupported_timeframe(
