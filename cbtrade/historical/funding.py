@@ -21,16 +21,13 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from cbtrade.errors import InvalidContinuationTokenError
 from cbtrade.exchange_source.interfaces import FundingWindow, IDataSourceConnector
 from cbtrade.historical.timed_pages import FetchedWindow, read_timed_page
 from cbtrade.historical.tokens import (
-    FUNDING_SERIES,
     ContinuationTokenCodec,
     PageCursor,
     PageLimits,
-    new_query,
-    resume_query,
+    page_query,
 )
 from cbtrade.models import TimeRange
 from cbtrade.storage.funding_store import FundingStore, funding_table
@@ -89,30 +86,18 @@ class FundingHistory:
         """The first page of a query (``end`` defaults to now, fixed for the query), or the
         next one for ``continuation_token``, which keeps the query's ``limit``."""
         self._limits.check(limit)
-        if continuation_token is not None:
-            query = resume_query(
-                self._token_codec,
-                continuation_token,
-                exchange_name=exchange_name,
-                coin_symbol=coin_symbol,
-                timeframe=None,
-                start_time=start_time,
-                end_time=end_time,
-                limit=limit,
-            )
-            if query.timeframe != FUNDING_SERIES:
-                raise InvalidContinuationTokenError(
-                    "continuation_token is one of GET /api/v1/ohlcv, not of /api/v1/funding"
-                )
-        else:
-            query = new_query(
-                exchange_name=exchange_name,
-                coin_symbol=coin_symbol,
-                timeframe=FUNDING_SERIES,
-                start_time=start_time,
-                end=self._clock() if end_time is None else end_time,
-                limit=limit,
-            )
+        query = page_query(
+            self._token_codec,
+            continuation_token,
+            funding=True,
+            exchange_name=exchange_name,
+            coin_symbol=coin_symbol,
+            timeframe=None,
+            start_time=start_time,
+            end_time=end_time,
+            limit=limit,
+            now=self._clock,
+        )
         page_limit = self._limits.of(query.limit, default_limit)
         events, next_cursor = await self._read_page(query, page_limit)
         token = None

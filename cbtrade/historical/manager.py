@@ -6,7 +6,7 @@ import time
 
 from cbtrade.candle_table import CandleTable
 from cbtrade.derived_timeframes import TimeframePlan, plan_timeframe
-from cbtrade.errors import CbTradeError, InvalidContinuationTokenError, InvalidTimeframeError
+from cbtrade.errors import CbTradeError, InvalidTimeframeError
 from cbtrade.exchange_source.interfaces import IDataSourceConnector
 from cbtrade.historical.calendar_pages import CalendarCandles
 from cbtrade.historical.current_fetcher import CurrentDataFetcher
@@ -14,12 +14,10 @@ from cbtrade.historical.derived_pages import read_derived_page
 from cbtrade.historical.fetcher import HistoricalFetcher, closed_end
 from cbtrade.historical.interfaces import IHistoricalDataManager, OhlcvPage
 from cbtrade.historical.tokens import (
-    FUNDING_SERIES,
     ContinuationTokenCodec,
     PageCursor,
     PageLimits,
-    new_query,
-    resume_query,
+    page_query,
 )
 from cbtrade.timeframes import DEFAULT_TIMEFRAME, align_up, timeframe_to_ms
 
@@ -98,26 +96,27 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
         (the manager's default when None).
         """
         self._limits.check(limit)
-        if continuation_token is not None:
-            query = resume_query(
-                self._token_codec,
-                continuation_token,
-                exchange_name=exchange_name,
-                coin_symbol=coin_symbol,
-                timeframe=timeframe,
-                start_time=start_time,
-                end_time=end_time,
-                limit=limit,
-                price=price,
-            )
-            if query.timeframe == FUNDING_SERIES:
-                raise InvalidContinuationTokenError(
-                    "continuation_token is one of GET /api/v1/funding, not of /api/v1/ohlcv"
-                )
-        else:
-            query = self._new_query(
-                exchange_name, coin_symbol, timeframe, start_time, end_time, limit
-            )
+        if (
+            continuation_token is None
+            and exchange_name is not None
+            and coin_symbol is not None
+            and start_time is not None
+        ):
+            # A bad timeframe is named before any other problem of the query.
+            self.plan_timeframe(exchange_name, timeframe or DEFAULT_TIMEFRAME)
+        query = page_query(
+            self._token_codec,
+            continuation_token,
+            funding=False,
+            exchange_name=exchange_name,
+            coin_symbol=coin_symbol,
+            timeframe=timeframe,
+            start_time=start_time,
+            end_time=end_time,
+            limit=limit,
+            price=price,
+            now=self._fetcher.now,
+        )
         # Unknown exchanges and timeframes fail here, before any storage or exchange I/O.
         plan = self.plan_timeframe(query.exchange, query.timeframe)
         page_limit = self._limits.of(query.limit, default_limit)
@@ -231,28 +230,6 @@ class HistoricalDataManagerImpl(IHistoricalDataManager):
             return await self._fetcher.sealed_epoch(*series)
         except CbTradeError:
             return None
-
-    def _new_query(
-        self,
-        exchange_name: str | None,
-        coin_symbol: str | None,
-        timeframe: str | None,
-        start_time: int | None,
-        end_time: int | None,
-        limit: int | None,
-    ) -> PageCursor:
-        timeframe = timeframe or DEFAULT_TIMEFRAME
-        if exchange_name is not None and coin_symbol is not None and start_time is not None:
-            self.plan_timeframe(exchange_name, timeframe)
-        end = self._fetcher.now() if end_time is None else end_time
-        return new_query(
-            exchange_name=exchange_name,
-            coin_symbol=coin_symbol,
-            timeframe=timeframe,
-            start_time=start_time,
-            end=end,
-            limit=limit,
-        )
 
     async def _read_page(
         self, query: PageCursor, limit: int

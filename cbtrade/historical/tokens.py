@@ -13,12 +13,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Callable
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cbtrade.errors import InvalidContinuationTokenError, InvalidInputError
 from cbtrade.price_types import split_series_symbol
+from cbtrade.timeframes import DEFAULT_TIMEFRAME
 
 FUNDING_SERIES = "funding"
 """What a funding page's continuation token carries as its series' timeframe: a candle
@@ -168,6 +170,55 @@ def new_query(
         cursor=start_time,
         limit=limit,
     )
+
+
+def page_query(
+    codec: ContinuationTokenCodec,
+    continuation_token: str | None,
+    *,
+    funding: bool,
+    exchange_name: str | None,
+    coin_symbol: str | None,
+    timeframe: str | None,
+    start_time: int | None,
+    end_time: int | None,
+    limit: int | None,
+    price: str | None = None,
+    now: Callable[[], int],
+) -> PageCursor:
+    """The query of a candle page (or, if ``funding``, of a funding page): the one
+    ``continuation_token`` carries (:func:`resume_query`), which must be of the same route,
+    or a new one (:func:`new_query`: the default timeframe for candles, and ``end`` now when
+    the client gave none)."""
+    if continuation_token is not None:
+        query = resume_query(
+            codec,
+            continuation_token,
+            exchange_name=exchange_name,
+            coin_symbol=coin_symbol,
+            timeframe=timeframe,
+            start_time=start_time,
+            end_time=end_time,
+            limit=limit,
+            price=price,
+        )
+        if (query.timeframe == FUNDING_SERIES) != funding:
+            issued, asked = _ROUTES[not funding], _ROUTES[funding]
+            raise InvalidContinuationTokenError(
+                f"continuation_token is one of GET {issued}, not of {asked}"
+            )
+        return query
+    return new_query(
+        exchange_name=exchange_name,
+        coin_symbol=coin_symbol,
+        timeframe=FUNDING_SERIES if funding else timeframe or DEFAULT_TIMEFRAME,
+        start_time=start_time,
+        end=now() if end_time is None else end_time,
+        limit=limit,
+    )
+
+
+_ROUTES = {False: "/api/v1/ohlcv", True: "/api/v1/funding"}
 
 
 class PageLimits:
